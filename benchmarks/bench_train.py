@@ -1,0 +1,93 @@
+"""Training throughput of each preset against this machine's fp32 matmul rate, measured in one run.
+
+Prints, per preset: samples/s of a full training step (D phase + G phase, the code `gan3d train`
+runs), the achieved GFLOP/s (convolution multiply-adds counted from the architecture), and the
+ratio of that to the fp32 matmul GFLOP/s measured just before, with the same thread count.
+
+    python benchmarks/bench_train.py [--threads 2] [--presets cpu32 paper64 tiny] [--seconds 20]
+
+FLOPs per sample: G forward F_G, D forward F_D. One step runs G forward, D on real and fake
+(forward + weight and input gradients, about 3 F_D each, less the unneeded input gradient of the
+first layer, ignored), and the G phase's D forward + backward (3 F_D) and G backward (2 F_G):
+3 F_G + 9 F_D. Both with and without channels_last_3d are timed; the ratio to matmul uses the faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from gan3d.models import build, conv_flops
+from gan3d.presets import PRESETS
+from gan3d.training import draw_latents, gan_step, step_generator
+
+
+def matmul_gflops(seconds: float = 3.0, n: int = 2048) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(2):
+        a @ b
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        reps += 1
+    return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
+
+
+def train_rate(preset: str, batch: int, channels_last: bool, seconds: float) -> float:
+    p = PRESETS[preset]
+    torch.manual_seed(0)
+    g, d = build(p.model)
+    fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
+    g.to(memory_format=fmt), d.to(memory_format=fmt)
+    og = torch.optim.Adam(g.parameters(), 1e-4, betas=(0.5, 0.999))
+    od = torch.optim.Adam(d.parameters(), 1e-4, betas=(0.5, 0.999))
+    r = p.model.resolution
+    real = (torch.rand(batch, 1, r, r, r) > 0.95).float().contiguous(memory_format=fmt)
+    step = 0
+
+    def one():
+        nonlocal step
+        z = draw_latents(batch, p.model.z_dim, "uniform", step_generator(0, step, 1))
+        gan_step(g, d, og, od, real, z, d_gate=1.0)
+        step += 1
+
+    one()  # warm-up
+    times = []
+    t_end = time.perf_counter() + seconds
+    while time.perf_counter() < t_end or len(times) < 3:
+        t0 = time.perf_counter()
+        one()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return batch / times[len(times) // 2]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--presets", nargs="+", default=["tiny", "cpu32", "paper64"], choices=list(PRESETS))
+    ap.add_argument("--seconds", type=float, default=15.0, help="timing budget per preset and layout")
+    ap.add_argument("--paper-batch", type=int, default=8, help="batch for paper64 (its recipe's 100 takes minutes per step here)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    peak = matmul_gflops()
+    print(f"torch {torch.__version__}, {args.threads} threads; fp32 matmul 2048^2: {peak:.1f} GFLOP/s")
+    print(f"{'preset':8s} {'batch':>5s} {'layout':>13s} {'samples/s':>10s} {'GFLOP/s':>8s} {'vs matmul':>9s}")
+    for name in args.presets:
+        p = PRESETS[name]
+        batch = args.paper_batch if name == "paper64" else int(p.recipe.get("batch_size", 32))
+        f = conv_flops(p.model)
+        per_sample = 3 * f["G"] + 9 * f["D"]
+        best = 0.0
+        for cl in (False, True):
+            rate = train_rate(name, batch, cl, args.seconds)
+            gf = rate * per_sample / 1e9
+            best = max(best, gf)
+            print(f"{name:8s} {batch:5d} {'channels_last' if cl else 'contiguous':>13s} {rate:10.2f} {gf:8.1f} {gf / peak:9.2f}")
+        print(f"{name:8s} best achieved / matmul peak = {best / peak:.2f}")
+
+
+if __name__ == "__main__":
+    main()

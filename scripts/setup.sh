@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Set up gan3d in ./.venv from a fresh clone. Idempotent: a second run only checks.
+# PyTorch: installs the tested CPU build (torch==2.13.0) unless the venv already has a torch.
+# A CUDA user can pre-install their own build in .venv, or set GAN3D_TORCH="torch==X+cuYYY".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+VPY=.venv/bin/python
+if ! "$VPY" -c "import torch" 2>/dev/null; then
+  "$VPY" -m pip install -q "${GAN3D_TORCH:-torch==2.13.0}"
+fi
+if ! "$VPY" -c "import gan3d, pytest, sklearn" 2>/dev/null || [ pyproject.toml -nt .venv/.gan3d-installed ]; then
+  "$VPY" -m pip install -q -e ".[test,eval]"
+  touch .venv/.gan3d-installed
+fi
+"$VPY" -c "import torch, gan3d; print(f'gan3d {gan3d.__version__} ready: torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}')"

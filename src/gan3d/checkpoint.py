@@ -1,0 +1,90 @@
+"""Checkpoints: tensors and plain values only, so ``torch.load(path, weights_only=True)`` reads them
+and loading never runs code.
+
+Two kinds, both written to a temporary file and renamed into place:
+
+* a **training state** (``kind == "train"``): G, D, both optimizers, step, epoch, RNG states,
+  model and training configs as dicts, package version; ``gan3d train --resume`` continues from it.
+* a **snapshot** (``kind == "snapshot"``): G (and D) weights plus the configs; all that sampling,
+  export and evaluation need.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import __version__
+from .errors import Gan3dError
+from .fileio import atomic_path
+from .models import Discriminator, Generator, ModelConfig
+
+FORMAT = "gan3d-checkpoint"
+FORMAT_VERSION = 1
+
+
+def save(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+    """Write ``payload`` (plus format and version stamps) atomically to ``path``."""
+    data = {"format": FORMAT, "format_version": FORMAT_VERSION, "gan3d_version": __version__, **payload}
+    with atomic_path(path) as tmp:
+        torch.save(data, tmp)
+
+
+def load(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True``; any problem is one Gan3dError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise Gan3dError("no such checkpoint file", path)
+    if path.stat().st_size == 0:
+        raise Gan3dError("checkpoint file is empty", path)
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises many types for truncated or foreign files
+        raise Gan3dError(f"not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:120]})", path) from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise Gan3dError("not a gan3d checkpoint (no 'format: gan3d-checkpoint' stamp)", path)
+    if int(data.get("format_version", -1)) > FORMAT_VERSION:
+        raise Gan3dError(
+            f"checkpoint format version {data['format_version']} is newer than this gan3d reads ({FORMAT_VERSION})", path
+        )
+    for key in ("model_config", "G"):
+        if key not in data:
+            raise Gan3dError(f"checkpoint has no '{key}' entry", path)
+    return data
+
+
+def model_config(data: dict[str, Any], path: str | os.PathLike = "") -> ModelConfig:
+    try:
+        return ModelConfig.from_dict(data["model_config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise Gan3dError(f"checkpoint has an invalid model config: {e}", path or None) from None
+
+
+def load_state(module: torch.nn.Module, state: dict, what: str, path: str | os.PathLike) -> None:
+    """``module.load_state_dict(state)`` with a one-line error when shapes or keys differ."""
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as e:
+        first = str(e).splitlines()
+        detail = " ".join(s.strip() for s in first[1:3]) if len(first) > 1 else first[0]
+        raise Gan3dError(f"{what} weights do not fit the model: {detail[:200]}", path) from None
+
+
+def load_generator(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> tuple[Generator, dict]:
+    """Generator in eval mode on ``device`` rebuilt from the checkpoint alone, and the checkpoint dict."""
+    data = load(path)
+    g = Generator(model_config(data, path))
+    load_state(g, data["G"], "generator", path)
+    return g.to(device).eval(), data
+
+
+def load_discriminator(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> tuple[Discriminator, dict]:
+    data = load(path)
+    if "D" not in data:
+        raise Gan3dError("checkpoint has no discriminator weights", path)
+    d = Discriminator(model_config(data, path))
+    load_state(d, data["D"], "discriminator", path)
+    return d.to(device).eval(), data

@@ -1,0 +1,202 @@
+"""3D-GAN generator and discriminator (Wu et al., NIPS 2016), and the named model presets.
+
+Paper architecture at 64^3: z (200) reshaped to 200x1x1x1, then five 4x4x4 transposed
+convolutions, the first to 4^3 (stride 1, no padding), the rest stride 2 with padding 1 up to
+8, 16, 32, 64; channels 512-256-128-64-1; BatchNorm and ReLU after each but the last; Sigmoid out.
+The generator's convolutions have no bias, as in the official release. The discriminator mirrors
+it: 4x4x4 stride-2 convolutions 1-64-128-256-512 with BatchNorm and LeakyReLU(0.2), then a 4x4x4
+convolution to one score per shape. The discriminator returns a *logit*; the loss applies the
+sigmoid (BCE-with-logits), which is the paper's cross-entropy loss in a numerically stable form.
+
+Other resolutions (a power of two times 4) use one stride-2 layer per doubling, so a 32^3 model
+has four transposed convolutions and a 16^3 one three; ``channels`` lists the hidden widths from the
+z side, one per hidden layer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    resolution: int = 64  # edge of the cubic voxel grid; 4 * 2^k
+    z_dim: int = 200  # latent size
+    channels: tuple[int, ...] = (512, 256, 128, 64)  # generator hidden widths from the z side; D mirrors them
+
+    def __post_init__(self):
+        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+        k = math.log2(self.resolution / 4) if self.resolution >= 4 else -1
+        if k < 1 or k != int(k):
+            raise ValueError(f"resolution must be 4 * 2^k with k >= 1 (8, 16, 32, 64, ...), got {self.resolution}")
+        if len(self.channels) != int(k):
+            raise ValueError(
+                f"resolution {self.resolution} needs {int(k)} hidden channel widths, got {len(self.channels)}: {self.channels}"
+            )
+        if self.z_dim < 1 or min(self.channels) < 1:
+            raise ValueError("z_dim and channels must be positive")
+
+    def scaled(self, width: float) -> "ModelConfig":
+        """The same architecture with every hidden width multiplied by ``width`` (at least 1 channel)."""
+        return dataclasses.replace(self, channels=tuple(max(1, round(c * width)) for c in self.channels))
+
+    def to_dict(self) -> dict:
+        return {"resolution": self.resolution, "z_dim": self.z_dim, "channels": list(self.channels)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        return cls(resolution=int(d["resolution"]), z_dim=int(d["z_dim"]), channels=tuple(d["channels"]))
+
+
+class Generator(nn.Module):
+    """z (N, z_dim) -> occupancy (N, 1, R, R, R), float in (0, 1)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        widths = [cfg.z_dim, *cfg.channels]
+        layers: list[nn.Module] = []
+        for i, (cin, cout) in enumerate(zip(widths[:-1], widths[1:])):
+            stride, pad = (1, 0) if i == 0 else (2, 1)
+            layers += [
+                nn.ConvTranspose3d(cin, cout, 4, stride, pad, bias=False),
+                nn.BatchNorm3d(cout),
+                nn.ReLU(inplace=True),
+            ]
+        layers += [nn.ConvTranspose3d(widths[-1], 1, 4, 2, 1, bias=False), nn.Sigmoid()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z.reshape(z.shape[0], self.cfg.z_dim, 1, 1, 1))
+
+
+class Discriminator(nn.Module):
+    """Occupancy (N, 1, R, R, R) -> logit (N,). ``features(x)`` gives every hidden layer's response."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        widths = [1, *reversed(cfg.channels)]
+        self.blocks = nn.ModuleList()
+        for cin, cout in zip(widths[:-1], widths[1:]):
+            self.blocks.append(
+                nn.Sequential(
+                    nn.Conv3d(cin, cout, 4, 2, 1, bias=False),
+                    nn.BatchNorm3d(cout),
+                    nn.LeakyReLU(0.2, inplace=True),
+                )
+            )
+        self.out = nn.Conv3d(widths[-1], 1, 4, 1, 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return self.out(x).reshape(x.shape[0])
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Responses of each hidden block, (N, C_i, R / 2^(i+1), ...) for i = 0..len(channels)-1."""
+        feats = []
+        for block in self.blocks:
+            x = block(x)
+            feats.append(x)
+        return feats
+
+
+@torch.no_grad()
+def layer_summary(G: Generator, D: Discriminator, device: torch.device | str = "cpu") -> list[str]:
+    """Run one latent through G and its output through D; one line per layer with its output shape.
+
+    Fails loudly (at start-up, not mid-run) if G's output does not fit D.
+    """
+    lines: list[str] = []
+    was = G.training, D.training
+    G.eval(), D.eval()
+    x = torch.rand(1, G.cfg.z_dim, device=device).reshape(1, G.cfg.z_dim, 1, 1, 1)
+    for i, layer in enumerate(G.net):
+        x = layer(x)
+        if isinstance(layer, (nn.ConvTranspose3d, nn.Sigmoid)):
+            lines.append(f"G.net.{i:<2d} {type(layer).__name__:16s} -> {tuple(x.shape[1:])}")
+    for i, block in enumerate(D.blocks):
+        x = block(x)
+        lines.append(f"D.blocks.{i} {'Conv3d+BN+LReLU':16s} -> {tuple(x.shape[1:])}")
+    x = D.out(x)
+    lines.append(f"D.out      {'Conv3d':16s} -> {tuple(x.shape[1:])} (one logit per shape)")
+    G.train(was[0]), D.train(was[1])
+    return lines
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(G: Generator, z: torch.Tensor, *, batch_size: int = 64) -> None:
+    """Re-estimate G's BatchNorm running statistics as the plain average over latents ``z``.
+
+    Running averages with momentum lag a generator that changes quickly; sampling in eval mode
+    (needed so a seed's shape does not depend on its batch) then gives worse shapes than training
+    sees. Call on a copy of G (e.g. ``copy.deepcopy``) to leave the training state untouched.
+    """
+    bns = [m for m in G.modules() if isinstance(m, nn.BatchNorm3d)]
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    G.train()
+    for i in range(0, len(z), batch_size):
+        G(z[i : i + batch_size])
+    for m, mom in zip(bns, momenta):
+        m.momentum = mom
+    G.eval()
+
+
+def init_weights(module: nn.Module) -> None:
+    """DCGAN-style initialisation: conv weights N(0, 0.02), BatchNorm scale N(1, 0.02), biases 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv3d, nn.ConvTranspose3d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm3d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+def build(cfg: ModelConfig) -> tuple[Generator, Discriminator]:
+    """Freshly initialised (G, D) for ``cfg``; the caller seeds torch first for reproducible weights."""
+    g, d = Generator(cfg), Discriminator(cfg)
+    init_weights(g)
+    init_weights(d)
+    return g, d
+
+
+def conv_flops(cfg: ModelConfig) -> dict[str, float]:
+    """Multiply-add FLOPs (2 per MAC) of one forward pass per sample, for G and D."""
+    widths = [cfg.z_dim, *cfg.channels, 1]
+    g = 0.0
+    edge = 1
+    for i, (cin, cout) in enumerate(zip(widths[:-1], widths[1:])):
+        # a transposed convolution: every input voxel meets every kernel tap
+        g += 2.0 * cin * cout * 64 * edge**3
+        edge = 4 if i == 0 else edge * 2
+    dwidths = [1, *reversed(cfg.channels)]
+    d = 0.0
+    edge = cfg.resolution
+    for cin, cout in zip(dwidths[:-1], dwidths[1:]):
+        edge //= 2
+        d += 2.0 * cin * cout * 64 * edge**3
+    d += 2.0 * dwidths[-1] * 64  # final 4^3 convolution to one score
+    return {"G": g, "D": d}
+
+
+def with_resolution(cfg: ModelConfig, resolution: int) -> ModelConfig:
+    """The same model family at another resolution: drop trailing widths, or append halved ones."""
+    k = math.log2(resolution / 4) if resolution >= 8 else 0
+    if k < 1 or k != int(k):
+        raise ValueError(f"resolution must be 4 * 2^k with k >= 1 (8, 16, 32, 64, ...), got {resolution}")
+    ch = list(cfg.channels)[: int(k)]
+    while len(ch) < int(k):
+        ch.append(max(1, ch[-1] // 2))
+    return dataclasses.replace(cfg, resolution=resolution, channels=tuple(ch))

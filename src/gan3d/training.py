@@ -1,0 +1,530 @@
+"""3D-GAN training: one plain ``training_loop(cfg)`` that the CLI and the tests both call.
+
+A step is two explicit phases, each with only its own module trainable:
+
+1. **D phase**: score a batch of real shapes and ``G(z)``; record D's accuracy on that batch
+   (real scored > 0, fake scored < 0 in logit terms). D is updated only if that recorded accuracy is
+   at most ``d_gate`` (the paper's 80% rule); the statistic ``d_updated`` says whether it was.
+2. **G phase**: D's parameters are frozen; G is updated to make D call the same fakes real.
+
+Every random draw of step ``s`` comes from generators seeded by ``(seed, s)`` (batch order from
+``(seed, epoch)``), so a run stopped at step k and resumed reaches the same weights at step n as
+one that never stopped (exactly so in deterministic CPU mode).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import __version__
+from . import checkpoint as ckpt
+from .errors import Gan3dError
+from .models import Discriminator, Generator, ModelConfig, build, layer_summary, recalibrate_batchnorm, with_resolution
+from . import datasets
+from .presets import get as get_preset
+
+LOSSES = ("bce", "hinge", "lsgan")
+Z_DISTS = ("uniform", "normal")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    preset: str = "cpu32"  # model preset (gan3d.presets.PRESETS); its recipe fills unset fields
+    data: str = "builtin"  # prepared dataset (.npz from `gan3d data prepare`) or "builtin"
+    out: str = "runs"  # parent folder of the auto-numbered run folders
+    steps: int = 4000  # total training steps (one D phase + one G phase each)
+    batch_size: int = 32  # shapes per batch
+    lr_g: float = 0.0025  # generator Adam learning rate
+    lr_d: float = 0.001  # discriminator Adam learning rate
+    beta1: float = 0.5  # Adam beta1 for both
+    beta2: float = 0.999  # Adam beta2 for both
+    d_gate: float = 0.8  # update D only if its accuracy on the batch was <= this (1.0 = always)
+    loss: str = "bce"  # bce (the paper's, non-saturating for G), hinge or lsgan
+    z_dist: str = "uniform"  # latent prior: uniform on [0,1]^z (paper) or standard normal
+    width: float = 1.0  # multiplies every hidden width of the preset
+    resolution: int = 0  # model resolution; 0 = the data's resolution (builtin: the preset's)
+    classes: tuple[str, ...] = ()  # train on these classes only (empty = all)
+    augment: bool = False  # random 90-degree turns about the up axis and mirror flips of x
+    builtin_count: int = 600  # shapes generated for --data builtin
+    seed: int = 0  # seeds weights, batch order, augmentation and latents
+    device: str = "auto"  # auto (CUDA if present, else CPU), cpu, cuda, cuda:1, ...
+    deterministic: bool = False  # deterministic algorithms (exact resume on CPU; slower on GPU)
+    channels_last: bool = True  # channels_last_3d memory format (10-20% faster on CPU)
+    log_every: int = 50  # steps per statistics line
+    snapshot_every: int = 500  # steps per checkpoint + sample picture
+    n_preview: int = 16  # fixed latents (seeds 0..n-1) rendered at each snapshot
+    bn_samples: int = 512  # latents used to re-estimate G's BatchNorm statistics for each snapshot
+    run_name: str = ""  # name the run folder (default: auto-numbered <nnnnn>-<preset>-<data>)
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.z_dist not in Z_DISTS:
+            raise ValueError(f"z_dist must be one of {Z_DISTS}, got {self.z_dist!r}")
+        for name in ("steps", "batch_size", "log_every", "snapshot_every", "builtin_count"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not (0.0 < self.d_gate <= 1.0):
+            raise ValueError(f"d_gate must be in (0, 1], got {self.d_gate}")
+        if self.lr_g <= 0 or self.lr_d <= 0 or self.width <= 0:
+            raise ValueError("learning rates and width must be positive")
+        object.__setattr__(self, "classes", tuple(self.classes))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["classes"] = list(self.classes)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: (tuple(v) if k == "classes" else v) for k, v in d.items() if k in names})
+
+
+def make_config(preset: str = "cpu32", **overrides: Any) -> TrainConfig:
+    """A TrainConfig with the preset's recipe, then ``overrides`` (None values are ignored)."""
+    p = get_preset(preset)
+    values = {**p.recipe, **{k: v for k, v in overrides.items() if v is not None}}
+    return TrainConfig(preset=preset, **values)
+
+
+# --- devices, seeds, determinism -----------------------------------------------------------------
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """CUDA when present and ``name`` is auto, else CPU; an explicit name is checked."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise Gan3dError(f"--device {name}: CUDA is not available on this machine (use cpu or auto)")
+    return dev
+
+
+def set_determinism(deterministic: bool) -> None:
+    """The one place that sets determinism flags."""
+    torch.use_deterministic_algorithms(deterministic, warn_only=False)
+    if torch.backends.cudnn.is_available():
+        torch.backends.cudnn.deterministic = deterministic
+        torch.backends.cudnn.benchmark = not deterministic
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+def step_generator(seed: int, step: int, stream: int) -> torch.Generator:
+    """A CPU torch generator for one step's draws, independent of every other step and stream."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step, stream]).generate_state(1)[0]))
+
+
+def draw_latents(n: int, z_dim: int, dist: str, generator: torch.Generator) -> torch.Tensor:
+    """(n, z_dim) float32 latents on the CPU: U[0,1] (the paper) or N(0, 1)."""
+    if dist == "uniform":
+        return torch.rand(n, z_dim, generator=generator)
+    return torch.randn(n, z_dim, generator=generator)
+
+
+# --- losses --------------------------------------------------------------------------------------
+
+
+def d_loss(loss: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Discriminator loss on logits (N,). ``bce`` is the paper's cross-entropy."""
+    if loss == "bce":
+        return F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits)) + F.binary_cross_entropy_with_logits(
+            fake_logits, torch.zeros_like(fake_logits)
+        )
+    if loss == "hinge":
+        return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+    return ((real_logits - 1) ** 2).mean() + (fake_logits**2).mean()
+
+
+def g_loss(loss: str, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Generator loss on D's logits for G(z): non-saturating BCE, hinge or least squares."""
+    if loss == "bce":
+        return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+    if loss == "hinge":
+        return -fake_logits.mean()
+    return ((fake_logits - 1) ** 2).mean()
+
+
+def gan_step(
+    G: Generator,
+    D: Discriminator,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+    real: torch.Tensor,
+    z: torch.Tensor,
+    *,
+    loss: str = "bce",
+    d_gate: float = 0.8,
+) -> dict[str, float]:
+    """One training step on real shapes (N, 1, R, R, R) and latents (N, z_dim); returns statistics.
+
+    D phase: D scores ``real`` and ``G(z)`` (detached); its accuracy on this batch is recorded, and
+    D is stepped only if that accuracy is <= ``d_gate``. G phase: D frozen, G stepped on the
+    generator loss for the same fakes (reusing the forward pass of the D phase).
+    """
+    fake = G(z)
+    real_logits = D(real)
+    fake_logits = D(fake.detach())
+    loss_d = d_loss(loss, real_logits, fake_logits)
+    acc_real = (real_logits > 0).float().mean().item()
+    acc_fake = (fake_logits < 0).float().mean().item()
+    d_acc = 0.5 * (acc_real + acc_fake)
+    d_updated = d_acc <= d_gate
+    if d_updated:
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+
+    D.requires_grad_(False)
+    try:
+        loss_g = g_loss(loss, D(fake))
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+    finally:
+        D.requires_grad_(True)
+    with torch.no_grad():
+        fake_occupancy = (fake.detach() >= 0.5).float().mean().item()
+    return dict(
+        loss_d=loss_d.item(),
+        loss_g=loss_g.item(),
+        acc_real=acc_real,
+        acc_fake=acc_fake,
+        d_acc=d_acc,
+        d_updated=d_updated,
+        fake_occupancy=fake_occupancy,
+    )
+
+
+# --- data ----------------------------------------------------------------------------------------
+
+
+def load_training_data(cfg: TrainConfig, model_resolution: int):
+    """The training split as a datasets.VoxelDataset; builtin shapes are made at ``model_resolution``,
+    a prepared file keeps its own resolution."""
+    from . import procedural
+
+    if cfg.data == "builtin":
+        grids, labels = procedural.make_dataset(cfg.builtin_count, model_resolution, seed=cfg.seed)
+        ds = datasets.from_arrays(grids, labels, list(procedural.CLASS_NAMES))
+    else:
+        ds = datasets.load(cfg.data).select(split="train")
+    if cfg.classes:
+        ds = ds.select(classes=list(cfg.classes))
+    if len(ds) < cfg.batch_size:
+        raise Gan3dError(f"the training data has {len(ds)} shapes, fewer than one batch of {cfg.batch_size}", cfg.data)
+    return ds
+
+
+def batch_indices(n: int, batch_size: int, seed: int, step: int) -> tuple[np.ndarray, int]:
+    """Indices of step ``step``'s batch: epochs are seeded permutations cut into whole batches."""
+    per_epoch = n // batch_size
+    epoch, pos = divmod(step, per_epoch)
+    perm = np.random.default_rng([seed, epoch, 7]).permutation(n)
+    return perm[pos * batch_size : (pos + 1) * batch_size], epoch
+
+
+# --- the run folder ------------------------------------------------------------------------------
+
+
+def new_run_dir(cfg: TrainConfig) -> Path:
+    """``<out>/<nnnnn>-<preset>-<data>``, numbered one past the highest existing run."""
+    root = Path(cfg.out)
+    root.mkdir(parents=True, exist_ok=True)
+    if cfg.run_name:
+        run = root / cfg.run_name
+        if run.exists() and any(run.iterdir()):
+            raise Gan3dError("run folder exists and is not empty (use --resume to continue it)", run)
+        run.mkdir(exist_ok=True)
+        return run
+    nums = [int(p.name.split("-")[0]) for p in root.iterdir() if p.is_dir() and p.name.split("-")[0].isdigit()]
+    data_name = "builtin" if cfg.data == "builtin" else Path(cfg.data).stem
+    run = root / f"{max(nums, default=-1) + 1:05d}-{cfg.preset}-{data_name}"
+    run.mkdir()
+    return run
+
+
+class RunLog:
+    """Writes lines to stdout (through tqdm when a bar is open) and to ``log.txt``."""
+
+    def __init__(self, run: Path, quiet: bool = False):
+        self.file = open(run / "log.txt", "a", encoding="utf-8")
+        self.quiet = quiet
+
+    def __call__(self, msg: str) -> None:
+        self.file.write(msg + "\n")
+        self.file.flush()
+        if not self.quiet:
+            from tqdm import tqdm
+
+            tqdm.write(msg, file=sys.stdout)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def write_json(path: Path, obj: Any) -> None:
+    from .fileio import atomic_open
+
+    with atomic_open(path, "w") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+
+
+# --- the loop ------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    interrupted: bool
+    stats: list[dict]
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch_cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["torch_cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch_cpu"])
+    if "torch_cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["torch_cuda"])
+
+
+def _plain_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """State dict with contiguous tensors, so checkpoints do not depend on the memory format."""
+    return {k: v.detach().contiguous().clone() for k, v in module.state_dict().items()}
+
+
+def training_loop(
+    cfg: TrainConfig,
+    *,
+    resume: str | os.PathLike | None = None,
+    stop_after: int | None = None,
+    progress: bool = True,
+    quiet: bool = False,
+    on_stats: Callable[[dict], None] | None = None,
+) -> TrainResult:
+    """Train a 3D-GAN as ``cfg`` says, in a new run folder or (``resume``) in an existing one.
+
+    ``resume`` is a run folder or a training checkpoint; the run continues in that checkpoint's
+    folder with its own config (``cfg`` is ignored except ``steps``, which may extend the run).
+    ``stop_after`` ends this call after that many steps have run in total (tests use it to stop
+    a run part-way). Ctrl-C saves a checkpoint and returns with ``interrupted=True``.
+    """
+    state = None
+    if resume is not None:
+        resume = Path(resume)
+        ckpt_path = resume / "checkpoint.pt" if resume.is_dir() else resume
+        state = ckpt.load(ckpt_path)
+        if state.get("kind") != "train":
+            raise Gan3dError("not a training checkpoint (a sampling snapshot cannot be resumed)", ckpt_path)
+        saved = TrainConfig.from_dict(state["train_config"])
+        cfg = dataclasses.replace(saved, steps=max(cfg.steps, saved.steps) if cfg.steps != saved.steps else saved.steps)
+        run = ckpt_path.parent
+    set_determinism(cfg.deterministic)
+    device = pick_device(cfg.device)
+
+    preset = get_preset(cfg.preset)
+    mcfg = preset.model if cfg.width == 1.0 else preset.model.scaled(cfg.width)
+    if state is not None:
+        mcfg = ckpt.model_config(state, ckpt_path)
+    elif cfg.resolution:
+        mcfg = with_resolution(mcfg, cfg.resolution)
+    data = load_training_data(cfg, mcfg.resolution)
+    if state is None and not cfg.resolution and data.resolution != mcfg.resolution:
+        mcfg = with_resolution(mcfg, data.resolution)  # sizes that come from the data are read from it
+    if data.resolution != mcfg.resolution:
+        raise Gan3dError(
+            f"dataset is {data.resolution}^3 but the model is {mcfg.resolution}^3 "
+            f"(prepare the data with --resolution {mcfg.resolution}, or train with --resolution {data.resolution})",
+            cfg.data,
+        )
+
+    if state is None:
+        run = new_run_dir(cfg)
+    log = RunLog(run, quiet=quiet)
+    torch.manual_seed(cfg.seed)
+    G, D = build(mcfg)
+    G.to(device)
+    D.to(device)
+    if cfg.channels_last:
+        G.to(memory_format=torch.channels_last_3d)
+        D.to(memory_format=torch.channels_last_3d)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
+    step = 0
+    if state is not None:
+        ckpt.load_state(G, state["G"], "generator", ckpt_path)
+        ckpt.load_state(D, state["D"], "discriminator", ckpt_path)
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        _set_rng_state(state["rng"])
+        step = int(state["step"])
+        log(f"resumed {ckpt_path} at step {step}")
+    else:
+        write_json(run / "config.json", {"gan3d_version": __version__, "train": cfg.to_dict(), "model": mcfg.to_dict()})
+        log(f"gan3d {__version__}: run folder {run}")
+        log(f"model {cfg.preset} {mcfg.to_dict()}  G {_count(G):,} params, D {_count(D):,} params")
+        log(f"data {cfg.data}: {len(data)} training shapes at {data.resolution}^3; device {device}")
+        for line in layer_summary(G, D, device):
+            log("  " + line)
+        _save_reals(run, data, cfg)
+
+    memfmt = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
+    z_preview = torch.cat([draw_latents(1, mcfg.z_dim, cfg.z_dist, torch.Generator().manual_seed(s)) for s in range(cfg.n_preview)])
+
+    def save_checkpoint() -> None:
+        payload = dict(
+            kind="train",
+            model_config=mcfg.to_dict(),
+            train_config=cfg.to_dict(),
+            G=_plain_state(G),
+            D=_plain_state(D),
+            opt_g=opt_g.state_dict(),
+            opt_d=opt_d.state_dict(),
+            step=step,
+            epoch=step // max(1, len(data) // cfg.batch_size),
+            rng=_rng_state(),
+        )
+        ckpt.save(run / "checkpoint.pt", payload)
+
+    def snapshot() -> None:
+        save_checkpoint()
+        from .render import render_grid_png
+
+        g_eval = copy.deepcopy(G)  # recalibrate BatchNorm on a copy: the training state is untouched
+        z_bn = draw_latents(cfg.bn_samples, mcfg.z_dim, cfg.z_dist, step_generator(cfg.seed, step, 5)).to(device)
+        recalibrate_batchnorm(g_eval, z_bn)
+        ckpt.save(
+            run / "snapshot.pt",
+            dict(kind="snapshot", model_config=mcfg.to_dict(), train_config=cfg.to_dict(), G=_plain_state(g_eval), D=_plain_state(D), step=step),
+        )
+        with torch.no_grad():
+            grids = g_eval(z_preview.to(device)).squeeze(1).float().cpu().numpy()
+        render_grid_png(grids, run / f"samples_{step:06d}.png", size=96)
+
+    stop_flag = {"stop": False}
+
+    def on_sigint(signum, frame):  # finish the current step, save, and return
+        stop_flag["stop"] = True
+
+    old_handler = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
+    end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+    bar = None
+    if progress and not quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=step, unit="step", dynamic_ncols=True, file=sys.stdout)
+    window: list[tuple[float, ...]] = []
+    all_stats: list[dict] = []
+    stats_file = open(run / "stats.jsonl", "a", encoding="utf-8")
+    t_window = time.perf_counter()
+    interrupted = False
+    try:
+        while step < end:
+            if stop_flag["stop"]:
+                interrupted = True
+                break
+            idx, epoch = batch_indices(len(data), cfg.batch_size, cfg.seed, step)
+            real_np = data.grids(idx)
+            if cfg.augment:
+                real_np = datasets.augment_batch(real_np, np.random.default_rng([cfg.seed, step, 3]))
+            real = torch.from_numpy(np.ascontiguousarray(real_np)).unsqueeze(1).to(device).contiguous(memory_format=memfmt)
+            z = draw_latents(cfg.batch_size, mcfg.z_dim, cfg.z_dist, step_generator(cfg.seed, step, 1)).to(device)
+
+            st = gan_step(G, D, opt_g, opt_d, real, z, loss=cfg.loss, d_gate=cfg.d_gate)
+            ld, lg = st["loss_d"], st["loss_g"]
+            if not (math.isfinite(ld) and math.isfinite(lg)):
+                raise Gan3dError(
+                    f"training diverged at step {step}: loss_d = {ld}, loss_g = {lg}; "
+                    f"the last good checkpoint is kept in {run / 'checkpoint.pt'} (try lower learning rates)"
+                )
+            step += 1
+            window.append(
+                (ld, lg, st["acc_real"], st["acc_fake"], st["d_acc"], float(st["d_updated"]), st["fake_occupancy"], float(real_np.mean()))
+            )
+            if bar is not None:
+                bar.update(1)
+            if step % cfg.log_every == 0 or step == end:
+                dt = time.perf_counter() - t_window
+                m = np.mean(window, axis=0)
+                rec = dict(
+                    step=step,
+                    epoch=epoch,
+                    loss_d=round(float(m[0]), 5),
+                    loss_g=round(float(m[1]), 5),
+                    acc_real=round(float(m[2]), 4),
+                    acc_fake=round(float(m[3]), 4),
+                    d_acc=round(float(m[4]), 4),
+                    d_updated=round(float(m[5]), 4),
+                    fake_occupancy=round(float(m[6]), 5),
+                    real_occupancy=round(float(m[7]), 5),
+                    samples_per_s=round(len(window) * cfg.batch_size / dt, 2),
+                    time=round(time.time(), 1),
+                )
+                stats_file.write(json.dumps(rec) + "\n")
+                stats_file.flush()
+                all_stats.append(rec)
+                if on_stats is not None:
+                    on_stats(rec)
+                if bar is not None:
+                    bar.set_postfix(smp_s=rec["samples_per_s"], d_acc=rec["d_acc"], occ=rec["fake_occupancy"])
+                else:
+                    log(json.dumps(rec))
+                window = []
+                t_window = time.perf_counter()
+            if step % cfg.snapshot_every == 0 or step == cfg.steps:
+                snapshot()
+    finally:
+        if bar is not None:
+            bar.close()
+        stats_file.close()
+        if old_handler is not None:
+            signal.signal(signal.SIGINT, old_handler)
+    if interrupted or (step == end and step % cfg.snapshot_every != 0 and step != cfg.steps):
+        snapshot()
+    if interrupted:
+        log(f"interrupted: saved {run / 'checkpoint.pt'} at step {step}; continue with --resume {run}")
+    else:
+        log(f"done at step {step}: {run / 'snapshot.pt'}")
+    log.close()
+    return TrainResult(run_dir=run, step=step, interrupted=interrupted, stats=all_stats)
+
+
+def _count(m: torch.nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _save_reals(run: Path, data, cfg: TrainConfig) -> None:
+    """Render a fixed handful of training shapes once, for comparison with the samples."""
+    from .render import render_grid_png
+
+    rng = np.random.default_rng([cfg.seed, 99])
+    idx = np.sort(rng.choice(len(data), size=min(cfg.n_preview, len(data)), replace=False))
+    render_grid_png(data.grids(idx), run / "reals.png", size=96)

@@ -1,0 +1,100 @@
+"""The voxel convention, written down once, and the small grid operations every module shares.
+
+Convention (every reader, writer, model, renderer and metric in gan3d follows it):
+
+* A shape is a cubic grid ``grid[x, y, z]`` of shape ``(R, R, R)``: axis 0 is x (left to right),
+  axis 1 is y (front to back), axis 2 is z, the **up** axis; index 0 is the bottom. The axes form a
+  right-handed frame (x cross y = z) when read in this order.
+* Objects face **-y**: a chair's back is at large y, its seat front at small y. This is how the
+  ModelNet10 npz, binvox files of ShapeNet models and rotation 4 of the 3D ShapeNets release already
+  lie; the readers turn every other source to match (see :mod:`gan3d.formats`).
+* Occupancy is ``float32`` in ``[0, 1]``; a voxel is filled when its value is ``>= 0.5``
+  (:data:`THRESHOLD`). Boolean and 0/1 integer grids mean the same thing.
+* Batches are ``(N, R, R, R)``; the models take ``(N, 1, R, R, R)``.
+* In world units voxel ``(i, j, k)`` is the unit cube ``[i, i+1] x [j, j+1] x [k, k+1]``; a mesh
+  exported from a grid lives in those units.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+THRESHOLD = 0.5
+"""Occupancy at or above which a voxel counts as filled."""
+
+UP_AXIS = 2
+"""Index of the vertical axis in ``grid[x, y, z]``."""
+
+
+def binarize(grid: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
+    """Boolean grid, True where ``grid >= threshold``. Any shape; returns the same shape."""
+    return np.asarray(grid) >= threshold
+
+
+def as_occupancy(grid: np.ndarray) -> np.ndarray:
+    """float32 copy of a 0/1, boolean or [0, 1] grid."""
+    return np.asarray(grid, dtype=np.float32)
+
+
+def pad_to(grid: np.ndarray, size: int) -> np.ndarray:
+    """Pad a cubic (R, R, R) grid with empty voxels, evenly on both sides, to (size, size, size).
+
+    3D ShapeNets' 30^3 volumes become 32^3 with one empty voxel on every side.
+    """
+    r = grid.shape[0]
+    if size < r:
+        raise ValueError(f"cannot pad a {r}^3 grid down to {size}^3")
+    before = (size - r) // 2
+    after = size - r - before
+    return np.pad(grid, [(before, after)] * 3)
+
+
+def upsample_nearest(grid: np.ndarray, factor: int) -> np.ndarray:
+    """Repeat every voxel ``factor`` times along each axis: (R, R, R) -> (fR, fR, fR)."""
+    g = np.asarray(grid)
+    for axis in range(3):
+        g = np.repeat(g, factor, axis=axis)
+    return g
+
+
+def resize(grid: np.ndarray, size: int) -> np.ndarray:
+    """Bring a cubic binary grid to (size, size, size), keeping the object's framing.
+
+    Growing: pad by at most 4 empty voxels to a size that divides ``size``, then repeat voxels
+    (30 -> 32 pads by one voxel on each side, as 3D ShapeNets' users do; 32 -> 64 repeats 2x;
+    30 -> 64 pads to 32, then repeats). Shrinking by an integer factor k takes the mean of each
+    k^3 block and thresholds it at 0.5. Any other ratio resamples by trilinear interpolation of the
+    occupancy and thresholds at 0.5. Returns a bool array.
+    """
+    g = np.asarray(grid) >= THRESHOLD
+    r = g.shape[0]
+    if g.ndim != 3 or g.shape != (r, r, r):
+        raise ValueError(f"expected a cubic 3D grid, got shape {g.shape}")
+    if r == size:
+        return g
+    if size > r:
+        for factor in range(size, 0, -1):
+            base = size // factor
+            if size % factor == 0 and 0 <= base - r <= 4:
+                g = pad_to(g, base)
+                return upsample_nearest(g, factor) if factor > 1 else g
+    if r % size == 0:
+        k = r // size
+        blocks = g.reshape(size, k, size, k, size, k).mean(axis=(1, 3, 5))
+        return blocks >= THRESHOLD
+    from scipy.ndimage import zoom
+
+    return zoom(g.astype(np.float32), size / r, order=1, grid_mode=True, mode="grid-constant") >= THRESHOLD
+
+
+def pack(grids: np.ndarray) -> np.ndarray:
+    """Bit-pack binary grids (N, R, R, R) into (N, R^3 / 8) uint8 (C order, numpy bit order)."""
+    g = np.asarray(grids) >= THRESHOLD
+    return np.packbits(g.reshape(g.shape[0], -1), axis=1)
+
+
+def unpack(packed: np.ndarray, resolution: int) -> np.ndarray:
+    """Inverse of :func:`pack`: (N, R^3 / 8) uint8 -> (N, R, R, R) bool."""
+    n = packed.shape[0]
+    bits = np.unpackbits(packed, axis=1, count=resolution**3)
+    return bits.reshape(n, resolution, resolution, resolution).astype(bool)

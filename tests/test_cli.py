@@ -1,0 +1,59 @@
+import subprocess
+import sys
+
+import pytest
+
+from gan3d.cli import COMMANDS, build_parser, main
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "gan3d.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_help_of_every_command_lists_defaults(capsys):
+    for cmd in COMMANDS:
+        with pytest.raises(SystemExit) as e:
+            build_parser().parse_args([cmd, "--help"] if cmd != "data" else ["data", "prepare", "--help"])
+        assert e.value.code == 0
+        out = capsys.readouterr().out
+        assert "usage: gan3d" in out
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "paper64" in out and "(default: 0.5)" in out or "default" in out
+
+
+def test_dry_run_resolves_preset_recipe_and_overrides(capsys):
+    assert main(["train", "--preset", "paper64", "--dry-run"]) == 0
+    import json
+
+    cfg = json.loads(capsys.readouterr().out)
+    assert (cfg["lr_g"], cfg["lr_d"], cfg["batch_size"], cfg["d_gate"], cfg["z_dist"]) == (0.0025, 1e-05, 100, 0.8, "uniform")
+    assert main(["train", "--preset", "paper64", "--lr-d", "0.001", "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["lr_d"] == 0.001
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["sample", "--checkpoint", "nope.pt", "--out", "x"], "nope.pt"),
+        (["train", "--data", "missing.npz"], "missing.npz"),
+        (["train", "--d-gate", "0", "--dry-run"], "d_gate"),
+        (["sample", "--checkpoint", "nope.pt", "--seeds", "9-1", "--out", "x"], "seed"),
+        (["render", "missing.binvox", "--out", "x.png"], "missing.binvox"),
+    ],
+)
+def test_bad_input_gives_one_line_and_exit_2(args, needle, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = run_cli(*args)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in r.stderr
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "x").exists()
+
+
+def test_truncated_checkpoint_one_line(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"PK\x03\x04 truncated zip")
+    r = run_cli("sample", "--checkpoint", str(bad), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "bad.pt" in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,57 @@
+import pytest
+import torch
+
+from gan3d.models import Discriminator, Generator, ModelConfig, build, conv_flops, with_resolution
+from gan3d.presets import PRESETS
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_preset_shapes(name):
+    cfg = PRESETS[name].model
+    torch.manual_seed(0)
+    g, d = build(cfg)
+    g.eval(), d.eval()
+    with torch.no_grad():
+        x = g(torch.rand(2, cfg.z_dim))
+        assert x.shape == (2, 1, cfg.resolution, cfg.resolution, cfg.resolution)
+        assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
+        assert d(x).shape == (2,)
+        feats = d.features(x)
+        assert [f.shape[1] for f in feats] == list(reversed(cfg.channels))
+        assert feats[-1].shape[-1] == 4  # last hidden block is 4^3, scored by a 4^3 convolution
+
+
+def test_paper64_is_the_paper_architecture():
+    g, d = build(PRESETS["paper64"].model)
+    convs = [m for m in g.modules() if isinstance(m, torch.nn.ConvTranspose3d)]
+    assert [tuple(c.weight.shape[:2]) for c in convs] == [(200, 512), (512, 256), (256, 128), (128, 64), (64, 1)]
+    assert all(c.kernel_size == (4, 4, 4) and c.bias is None for c in convs)
+    assert [c.stride[0] for c in convs] == [1, 2, 2, 2, 2]
+    assert [c.padding[0] for c in convs] == [0, 1, 1, 1, 1]
+    assert sum(isinstance(m, torch.nn.BatchNorm3d) for m in g.modules()) == 4
+    assert isinstance(list(g.modules())[-1], torch.nn.Sigmoid)
+    dconvs = [m for m in d.modules() if isinstance(m, torch.nn.Conv3d)]
+    assert [tuple(c.weight.shape[:2]) for c in dconvs] == [(64, 1), (128, 64), (256, 128), (512, 256), (1, 512)]
+    lrelu = [m for m in d.modules() if isinstance(m, torch.nn.LeakyReLU)]
+    assert len(lrelu) == 4 and all(m.negative_slope == 0.2 for m in lrelu)
+
+
+def test_config_validation_and_resolution_change():
+    with pytest.raises(ValueError):
+        ModelConfig(resolution=48, channels=(8, 8, 8))
+    with pytest.raises(ValueError):
+        ModelConfig(resolution=32, channels=(8, 8))
+    c = with_resolution(PRESETS["paper64"].model, 32)
+    assert c.resolution == 32 and c.channels == (512, 256, 128)
+    c = with_resolution(PRESETS["tiny"].model, 64)
+    assert c.channels == (16, 8, 4, 2)
+    assert PRESETS["cpu32"].model.scaled(0.5).channels == (64, 32, 16)
+
+
+def test_flop_count_matches_a_direct_count():
+    # G of the tiny config: 32->16 (1->4^3), 16->8 (4->8), 8->1 (8->16); each input voxel meets 64 taps
+    cfg = ModelConfig(resolution=16, z_dim=32, channels=(16, 8))
+    f = conv_flops(cfg)
+    assert f["G"] == 2 * 64 * (32 * 16 * 1 + 16 * 8 * 4**3 + 8 * 1 * 8**3)
+    # D: 1->8 at 8^3 outputs, 8->16 at 4^3, then 16->1 over one 4^3 window
+    assert f["D"] == 2 * 64 * (1 * 8 * 8**3 + 8 * 16 * 4**3) + 2 * 16 * 64
