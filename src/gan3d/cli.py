@@ -120,9 +120,12 @@ def _add_train(sub) -> None:
     g.add_argument("--d-gate", type=float, default=None, help="update D only when its batch accuracy is <= this; 1 = always (paper: 0.8)")
     g.add_argument("--loss", choices=LOSSES, default=None, help="GAN loss (paper: bce)")
     g.add_argument("--z-dist", choices=Z_DISTS, default=None, help="latent prior (paper: uniform)")
+    g.add_argument("--instance-noise", type=float, default=None, help="std of Gaussian noise on D's inputs (paper: 0)")
+    g.add_argument("--noise-decay-steps", type=int, default=None, help="instance noise falls linearly to 0 over these steps (0 = constant)")
     m = p.add_argument_group("model and data")
     m.add_argument("--width", type=float, default=None, help="multiply every hidden width of the preset")
     m.add_argument("--resolution", type=int, default=None, help="model resolution (default: the data's)")
+    m.add_argument("--minibatch-std", type=_bool, default=None, help="minibatch standard-deviation channel in D (default: the preset's)")
     m.add_argument("--classes", nargs="+", default=None, help="train on these classes only")
     m.add_argument("--augment", type=_bool, default=None, help="random quarter turns about the up axis and x flips")
     m.add_argument("--builtin-count", type=int, default=None, help=f"shapes generated for --data builtin (default {dflt.builtin_count})")
@@ -152,7 +155,10 @@ def _train_config(args):
         d_gate=args.d_gate,
         loss=args.loss,
         z_dist=args.z_dist,
+        instance_noise=args.instance_noise,
+        noise_decay_steps=args.noise_decay_steps,
         width=args.width,
+        minibatch_std=args.minibatch_std,
         resolution=args.resolution,
         classes=tuple(args.classes) if args.classes else None,
         augment=args.augment,
@@ -264,6 +270,24 @@ def _run_render(args) -> int:
     return 0
 
 
+# --- gan3d plot ---------------------------------------------------------------------------------
+
+
+def _add_plot(sub) -> None:
+    p = sub.add_parser("plot", help="plot a run's training curves to a PNG", formatter_class=_Formatter)
+    p.add_argument("run", help="run folder (or its stats.jsonl)")
+    p.add_argument("--out", default=None, help="output PNG (default: RUN/curves.png)")
+
+
+def _run_plot(args) -> int:
+    from .plots import plot_run
+
+    run = Path(args.run)
+    out = args.out or ((run if run.is_dir() else run.parent) / "curves.png")
+    print(f"wrote {plot_run(run, out)}")
+    return 0
+
+
 # --- gan3d demo ----------------------------------------------------------------------------------
 
 
@@ -290,6 +314,7 @@ COMMANDS = {
     "train": (_add_train, _run_train),
     "sample": (_add_sample, _run_sample),
     "render": (_add_render, _run_render),
+    "plot": (_add_plot, _run_plot),
     "demo": (_add_demo, _run_demo),
 }
 

@@ -29,6 +29,7 @@ class ModelConfig:
     resolution: int = 64  # edge of the cubic voxel grid; 4 * 2^k
     z_dim: int = 200  # latent size
     channels: tuple[int, ...] = (512, 256, 128, 64)  # generator hidden widths from the z side; D mirrors them
+    minibatch_std: bool = False  # D sees the batch's feature spread before its last layer (not in the paper)
 
     def __post_init__(self):
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
@@ -47,11 +48,16 @@ class ModelConfig:
         return dataclasses.replace(self, channels=tuple(max(1, round(c * width)) for c in self.channels))
 
     def to_dict(self) -> dict:
-        return {"resolution": self.resolution, "z_dim": self.z_dim, "channels": list(self.channels)}
+        return {"resolution": self.resolution, "z_dim": self.z_dim, "channels": list(self.channels), "minibatch_std": self.minibatch_std}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        return cls(resolution=int(d["resolution"]), z_dim=int(d["z_dim"]), channels=tuple(d["channels"]))
+        return cls(
+            resolution=int(d["resolution"]),
+            z_dim=int(d["z_dim"]),
+            channels=tuple(d["channels"]),
+            minibatch_std=bool(d.get("minibatch_std", False)),
+        )
 
 
 class Generator(nn.Module):
@@ -92,11 +98,13 @@ class Discriminator(nn.Module):
                     nn.LeakyReLU(0.2, inplace=True),
                 )
             )
-        self.out = nn.Conv3d(widths[-1], 1, 4, 1, 0)
+        self.out = nn.Conv3d(widths[-1] + int(cfg.minibatch_std), 1, 4, 1, 0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:
             x = block(x)
+        if self.cfg.minibatch_std:
+            x = append_minibatch_std(x)
         return self.out(x).reshape(x.shape[0])
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -150,6 +158,22 @@ def recalibrate_batchnorm(G: Generator, z: torch.Tensor, *, batch_size: int = 64
     for m, mom in zip(bns, momenta):
         m.momentum = mom
     G.eval()
+
+
+def append_minibatch_std(x: torch.Tensor, group: int = 4) -> torch.Tensor:
+    """(N, C, *S) -> (N, C + 1, *S): one extra channel holding, for each group of ``group`` shapes,
+    the mean over features and positions of the standard deviation across the group (Karras et al.
+    2018). A generator that makes the same shape for every z gives a spread D can see.
+    """
+    n = x.shape[0]
+    g = min(group, n)
+    while n % g:
+        g -= 1
+    y = x.float().reshape(g, n // g, *x.shape[1:])
+    y = (y.var(dim=0, unbiased=False) + 1e-8).sqrt()  # (n/g, C, *S)
+    y = y.mean(dim=tuple(range(1, y.dim())))  # (n/g,)
+    y = y.repeat(g).reshape(n, 1, *([1] * (x.dim() - 2))).expand(n, 1, *x.shape[2:])
+    return torch.cat([x, y.to(x.dtype)], dim=1)
 
 
 def init_weights(module: nn.Module) -> None:

@@ -55,7 +55,10 @@ class TrainConfig:
     d_gate: float = 0.8  # update D only if its accuracy on the batch was <= this (1.0 = always)
     loss: str = "bce"  # bce (the paper's, non-saturating for G), hinge or lsgan
     z_dist: str = "uniform"  # latent prior: uniform on [0,1]^z (paper) or standard normal
+    instance_noise: float = 0.0  # std of Gaussian noise added to D's real and fake inputs (0 = off, the paper)
+    noise_decay_steps: int = 0  # the noise falls linearly to 0 over this many steps (0 = constant)
     width: float = 1.0  # multiplies every hidden width of the preset
+    minibatch_std: bool | None = None  # D's minibatch standard-deviation channel (None = the preset's choice)
     resolution: int = 0  # model resolution; 0 = the data's resolution (builtin: the preset's)
     classes: tuple[str, ...] = ()  # train on these classes only (empty = all)
     augment: bool = False  # random 90-degree turns about the up axis and mirror flips of x
@@ -80,6 +83,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not (0.0 < self.d_gate <= 1.0):
             raise ValueError(f"d_gate must be in (0, 1], got {self.d_gate}")
+        if self.instance_noise < 0 or self.noise_decay_steps < 0:
+            raise ValueError("instance_noise and noise_decay_steps must be >= 0")
         if self.lr_g <= 0 or self.lr_d <= 0 or self.width <= 0:
             raise ValueError("learning rates and width must be positive")
         object.__setattr__(self, "classes", tuple(self.classes))
@@ -137,6 +142,15 @@ def draw_latents(n: int, z_dim: int, dist: str, generator: torch.Generator) -> t
     return torch.randn(n, z_dim, generator=generator)
 
 
+def noise_std(cfg: "TrainConfig", step: int) -> float:
+    """Instance-noise std at ``step``: constant, or linear decay to 0 over ``noise_decay_steps``."""
+    if cfg.instance_noise <= 0:
+        return 0.0
+    if cfg.noise_decay_steps <= 0:
+        return cfg.instance_noise
+    return cfg.instance_noise * max(0.0, 1.0 - step / cfg.noise_decay_steps)
+
+
 # --- losses --------------------------------------------------------------------------------------
 
 
@@ -170,16 +184,19 @@ def gan_step(
     *,
     loss: str = "bce",
     d_gate: float = 0.8,
+    noise: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """One training step on real shapes (N, 1, R, R, R) and latents (N, z_dim); returns statistics.
 
     D phase: D scores ``real`` and ``G(z)`` (detached); its accuracy on this batch is recorded, and
     D is stepped only if that accuracy is <= ``d_gate``. G phase: D frozen, G stepped on the
     generator loss for the same fakes (reusing the forward pass of the D phase).
+    ``noise``: instance noise (two tensors shaped like ``real``) added to D's real and fake inputs.
     """
     fake = G(z)
-    real_logits = D(real)
-    fake_logits = D(fake.detach())
+    fake_in = fake if noise is None else fake + noise[1]
+    real_logits = D(real if noise is None else real + noise[0])
+    fake_logits = D(fake_in.detach())
     loss_d = d_loss(loss, real_logits, fake_logits)
     acc_real = (real_logits > 0).float().mean().item()
     acc_fake = (fake_logits < 0).float().mean().item()
@@ -192,7 +209,7 @@ def gan_step(
 
     D.requires_grad_(False)
     try:
-        loss_g = g_loss(loss, D(fake))
+        loss_g = g_loss(loss, D(fake_in))
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
@@ -346,6 +363,8 @@ def training_loop(
 
     preset = get_preset(cfg.preset)
     mcfg = preset.model if cfg.width == 1.0 else preset.model.scaled(cfg.width)
+    if cfg.minibatch_std is not None:
+        mcfg = dataclasses.replace(mcfg, minibatch_std=cfg.minibatch_std)
     if state is not None:
         mcfg = ckpt.model_config(state, ckpt_path)
     elif cfg.resolution:
@@ -452,7 +471,12 @@ def training_loop(
             real = torch.from_numpy(np.ascontiguousarray(real_np)).unsqueeze(1).to(device).contiguous(memory_format=memfmt)
             z = draw_latents(cfg.batch_size, mcfg.z_dim, cfg.z_dist, step_generator(cfg.seed, step, 1)).to(device)
 
-            st = gan_step(G, D, opt_g, opt_d, real, z, loss=cfg.loss, d_gate=cfg.d_gate)
+            sigma = noise_std(cfg, step)
+            noise = None
+            if sigma > 0:
+                gen = step_generator(cfg.seed, step, 2)
+                noise = tuple((sigma * torch.randn(real.shape, generator=gen)).to(device).contiguous(memory_format=memfmt) for _ in range(2))
+            st = gan_step(G, D, opt_g, opt_d, real, z, loss=cfg.loss, d_gate=cfg.d_gate, noise=noise)
             ld, lg = st["loss_d"], st["loss_g"]
             if not (math.isfinite(ld) and math.isfinite(lg)):
                 raise Gan3dError(
@@ -480,6 +504,7 @@ def training_loop(
                     fake_occupancy=round(float(m[6]), 5),
                     real_occupancy=round(float(m[7]), 5),
                     samples_per_s=round(len(window) * cfg.batch_size / dt, 2),
+                    instance_noise=round(noise_std(cfg, step), 5),
                     time=round(time.time(), 1),
                 )
                 stats_file.write(json.dumps(rec) + "\n")
