@@ -55,3 +55,20 @@ def test_flop_count_matches_a_direct_count():
     assert f["G"] == 2 * 64 * (32 * 16 * 1 + 16 * 8 * 4**3 + 8 * 1 * 8**3)
     # D: 1->8 at 8^3 outputs, 8->16 at 4^3, then 16->1 over one 4^3 window
     assert f["D"] == 2 * 64 * (1 * 8 * 8**3 + 8 * 16 * 4**3) + 2 * 16 * 64
+
+
+def test_minibatch_std_discriminator_and_layer_summary():
+    from gan3d.models import layer_summary
+
+    cfg = ModelConfig(resolution=16, z_dim=8, channels=(8, 4), minibatch_std=True)
+    g, d = build(cfg)
+    lines = layer_summary(g, d)
+    assert lines[-1].startswith("D.out") and "(1, 1, 1, 1)" in lines[-1]
+    assert any("minibatch std" in l and "(9, 4, 4, 4)" in l for l in lines)
+    # the extra channel carries the batch spread: identical shapes give (almost) zero
+    x = torch.rand(1, 1, 16, 16, 16).repeat(4, 1, 1, 1, 1)
+    from gan3d.models import append_minibatch_std
+
+    feats = d.features(x)[-1]
+    assert float(append_minibatch_std(feats)[:, -1].max()) < 1e-3
+    assert float(append_minibatch_std(torch.randn(4, 3, 2, 2, 2))[:, -1].min()) > 0.5

@@ -136,6 +136,8 @@ def _add_train(sub) -> None:
     r.add_argument("--channels-last", type=_bool, default=None, help="channels_last_3d memory format")
     r.add_argument("--log-every", type=int, default=None, help=f"steps per statistics line (default {dflt.log_every})")
     r.add_argument("--snapshot-every", type=int, default=None, help=f"steps per checkpoint and sample picture (default {dflt.snapshot_every})")
+    r.add_argument("--eval-every", type=int, default=None, help="steps per in-training evaluation (IoU 1-NNA, MMD, COV, diversity); 0 = off")
+    r.add_argument("--eval-samples", type=int, default=None, help="generated and reference shapes per in-training evaluation (default 200)")
     r.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     r.add_argument("--quiet", action="store_true", help="no progress bar; statistics lines only in the log")
 
@@ -169,6 +171,8 @@ def _train_config(args):
         channels_last=args.channels_last,
         log_every=args.log_every,
         snapshot_every=args.snapshot_every,
+        eval_every=args.eval_every,
+        eval_samples=args.eval_samples,
     )
     try:
         return make_config(args.preset or TrainConfig().preset, **over)

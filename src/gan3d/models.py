@@ -133,6 +133,9 @@ def layer_summary(G: Generator, D: Discriminator, device: torch.device | str = "
     for i, block in enumerate(D.blocks):
         x = block(x)
         lines.append(f"D.blocks.{i} {'Conv3d+BN+LReLU':16s} -> {tuple(x.shape[1:])}")
+    if D.cfg.minibatch_std:
+        x = append_minibatch_std(x)
+        lines.append(f"D.mbstd    {'minibatch std':16s} -> {tuple(x.shape[1:])}")
     x = D.out(x)
     lines.append(f"D.out      {'Conv3d':16s} -> {tuple(x.shape[1:])} (one logit per shape)")
     G.train(was[0]), D.train(was[1])

@@ -33,7 +33,7 @@ PANELS = (
     ("losses", ("loss_d", "loss_g")),
     ("discriminator accuracy", ("acc_real", "acc_fake", "d_acc", "d_updated")),
     ("occupancy (fraction of voxels >= 0.5)", ("fake_occupancy", "real_occupancy")),
-    ("evaluation", ("eval_1nna_iou", "eval_mmd_iou", "eval_cov_iou")),
+    ("evaluation (IoU distance)", ("eval_1nna_iou", "eval_mmd_iou", "eval_cov_iou", "eval_pairwise_iou", "eval_best_iou")),
 )
 
 

@@ -71,6 +71,8 @@ class TrainConfig:
     snapshot_every: int = 500  # steps per checkpoint + sample picture
     n_preview: int = 16  # fixed latents (seeds 0..n-1) rendered at each snapshot
     bn_samples: int = 512  # latents used to re-estimate G's BatchNorm statistics for each snapshot
+    eval_every: int = 0  # steps per in-training evaluation (IoU 1-NNA/MMD/COV, sample diversity); 0 = off
+    eval_samples: int = 200  # generated shapes (and at most as many reference shapes) per evaluation
     run_name: str = ""  # name the run folder (default: auto-numbered <nnnnn>-<preset>-<data>)
 
     def __post_init__(self):
@@ -78,6 +80,10 @@ class TrainConfig:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.z_dist not in Z_DISTS:
             raise ValueError(f"z_dist must be one of {Z_DISTS}, got {self.z_dist!r}")
+        if self.eval_every < 0 or self.eval_samples < 2:
+            raise ValueError("eval_every must be >= 0 and eval_samples >= 2")
+        if self.eval_every and self.eval_every % self.log_every:
+            raise ValueError(f"eval_every ({self.eval_every}) must be a multiple of log_every ({self.log_every})")
         for name in ("steps", "batch_size", "log_every", "snapshot_every", "builtin_count"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -256,6 +262,47 @@ def batch_indices(n: int, batch_size: int, seed: int, step: int) -> tuple[np.nda
     return perm[pos * batch_size : (pos + 1) * batch_size], epoch
 
 
+# --- evaluation during training ------------------------------------------------------------------
+
+
+def eval_reference(cfg: "TrainConfig", train_data, n: int) -> tuple[np.ndarray, str]:
+    """Reference shapes for in-training evaluation: the held-out test split of a prepared file when
+    it has at least 32 shapes, else training shapes. At most ``n``, a fixed seeded subset."""
+    ref, name = train_data, "train"
+    if cfg.data != "builtin":
+        try:
+            test = datasets.load(cfg.data).select(split="test")
+            if cfg.classes:
+                test = test.select(classes=list(cfg.classes))
+            if len(test) >= 32:
+                ref, name = test, "test"
+        except Gan3dError:
+            pass
+    idx = np.sort(np.random.default_rng([cfg.seed, 11]).choice(len(ref), size=min(n, len(ref)), replace=False))
+    return ref.grids(idx) >= 0.5, name
+
+
+@torch.no_grad()
+def quick_eval(G: Generator, z: torch.Tensor, ref: np.ndarray) -> dict[str, float]:
+    """IoU-distance generation metrics of G's samples for latents ``z`` against ``ref`` (bool
+    (m,R,R,R)), plus the samples' mean pairwise IoU (near 1 when the generator has collapsed)."""
+    from .metrics import coverage, iou_distance_matrix, mmd, one_nna
+
+    samples = G(z).squeeze(1).float().cpu().numpy() >= 0.5
+    d_ss = iou_distance_matrix(samples, samples)
+    d_rr = iou_distance_matrix(ref, ref)
+    d_sr = iou_distance_matrix(samples, ref)
+    off = ~np.eye(len(samples), dtype=bool)
+    return {
+        "eval_1nna_iou": round(float(one_nna(d_ss, d_rr, d_sr)), 4),
+        "eval_mmd_iou": round(float(mmd(d_sr)), 4),
+        "eval_cov_iou": round(float(coverage(d_sr)), 4),
+        "eval_pairwise_iou": round(float(1.0 - d_ss[off].mean()), 4),
+        "eval_best_iou": round(float(1.0 - d_sr.min(axis=1).mean()), 4),
+        "eval_occupancy": round(float(samples.mean()), 5),
+    }
+
+
 # --- the run folder ------------------------------------------------------------------------------
 
 
@@ -427,13 +474,25 @@ def training_loop(
         )
         ckpt.save(run / "checkpoint.pt", payload)
 
+    def eval_generator() -> Generator:
+        """A copy of G in eval mode with BatchNorm statistics re-estimated (training state untouched)."""
+        g_eval = copy.deepcopy(G)
+        z_bn = draw_latents(cfg.bn_samples, mcfg.z_dim, cfg.z_dist, step_generator(cfg.seed, step, 5)).to(device)
+        recalibrate_batchnorm(g_eval, z_bn)
+        return g_eval
+
+    eval_ref = None
+    if cfg.eval_every:
+        eval_ref, eval_ref_name = eval_reference(cfg, data, cfg.eval_samples)
+        z_eval = draw_latents(cfg.eval_samples, mcfg.z_dim, cfg.z_dist, torch.Generator().manual_seed(cfg.seed + 12345))
+        if state is None:
+            log(f"evaluation every {cfg.eval_every} steps: {cfg.eval_samples} samples against {len(eval_ref)} {eval_ref_name} shapes")
+
     def snapshot() -> None:
         save_checkpoint()
         from .render import render_grid_png
 
-        g_eval = copy.deepcopy(G)  # recalibrate BatchNorm on a copy: the training state is untouched
-        z_bn = draw_latents(cfg.bn_samples, mcfg.z_dim, cfg.z_dist, step_generator(cfg.seed, step, 5)).to(device)
-        recalibrate_batchnorm(g_eval, z_bn)
+        g_eval = eval_generator()
         ckpt.save(
             run / "snapshot.pt",
             dict(kind="snapshot", model_config=mcfg.to_dict(), train_config=cfg.to_dict(), G=_plain_state(g_eval), D=_plain_state(D), step=step),
@@ -507,6 +566,8 @@ def training_loop(
                     instance_noise=round(noise_std(cfg, step), 5),
                     time=round(time.time(), 1),
                 )
+                if cfg.eval_every and (step % cfg.eval_every == 0 or step == end):
+                    rec.update(quick_eval(eval_generator(), z_eval.to(device), eval_ref))
                 stats_file.write(json.dumps(rec) + "\n")
                 stats_file.flush()
                 all_stats.append(rec)

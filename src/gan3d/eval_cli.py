@@ -1,0 +1,258 @@
+"""``gan3d eval {classify,generation,neighbours}``: thin command-line wrappers around
+:mod:`gan3d.evaluation`. Options are parsed and checked here; every result can be written as a JSON
+file (``--out``, atomic) and/or appended as one line to a results ``.jsonl`` (``--results``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from .errors import Gan3dError
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        vals = [float(t) for t in text.replace(" ", "").split(",") if t]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not vals or min(vals) <= 0:
+        raise argparse.ArgumentTypeError(f"expected positive numbers, got {text!r}")
+    return vals
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(t) for t in text.replace(" ", "").split(",") if t]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _seeds(text: str) -> list[int]:
+    from .sampling import parse_seeds
+
+    try:
+        return parse_seeds(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="snapshot.pt or checkpoint.pt of a run (or a run folder)")
+    p.add_argument("--data", required=True, help="prepared dataset .npz (gan3d data prepare) at the model's resolution")
+    p.add_argument("--classes", nargs="+", default=None, help="use only these classes (default: all)")
+    p.add_argument("--out", default=None, help="write the full result as JSON to this file")
+    p.add_argument("--results", default=None, help="append the result as one JSON line to this .jsonl (e.g. docs/results/x.jsonl)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate a checkpoint: classification, generation metrics, nearest neighbours", formatter_class=_Formatter)
+    esub = p.add_subparsers(dest="eval_cmd", required=True, metavar="{classify,generation,neighbours}")
+
+    c = esub.add_parser(
+        "classify",
+        help="the paper's Table 1: linear SVM on D's features, with raw-voxel and random-D baselines",
+        formatter_class=_Formatter,
+        description=(
+            "Features: D's last three hidden blocks (blocks 1,2,3 of a 64^3 D, as the paper; 0,1,2 of a 32^3 D), each "
+            "max-pooled to POOL^3 and concatenated; standardised; LinearSVC with C chosen by stratified k-fold CV on the "
+            "training split; accuracy on the test split. Baselines: raw voxels (max-pooled to --raw-resolution) and the "
+            "same D at random initialisation."
+        ),
+    )
+    _common(c)
+    c.add_argument("--blocks", type=_ints, default=None, help="D blocks to use, e.g. 1,2,3 (default: the last three)")
+    c.add_argument("--pool", type=_positive, default=2, help="max-pool each block's response to POOL^3")
+    c.add_argument("--C-grid", dest="C_grid", type=_floats, default="0.0001,0.001,0.01,0.1,1", help="SVM C candidates")
+    c.add_argument("--cv", type=_positive, default=5, help="cross-validation folds (training split only)")
+    c.add_argument("--seed", type=int, default=0, help="seed for CV folds and the random-D baseline")
+    c.add_argument("--no-baselines", action="store_true", help="skip the raw-voxel and random-D baselines")
+    c.add_argument("--raw-resolution", type=_positive, default=16, help="raw-voxel baseline: max-pool grids to this edge")
+    c.add_argument("--batch-size", type=_positive, default=64, help="shapes per D forward pass")
+
+    g = esub.add_parser(
+        "generation",
+        help="distribution metrics of samples against a dataset split, with context rows",
+        formatter_class=_Formatter,
+    )
+    _common(g)
+    g.add_argument("--split", choices=["train", "test"], default="test", help="reference split")
+    g.add_argument("--n-samples", type=_positive, default=None, help="samples (seeds 0..N-1; default: min(reference size, --max-samples))")
+    g.add_argument("--max-samples", type=_positive, default=500, help="cap of the default sample count")
+    g.add_argument("--seeds", type=_seeds, default=None, help="explicit seeds, e.g. 0-99 (overrides --n-samples)")
+    g.add_argument("--components", choices=["both", "largest", "all"], default="both", help="sample rows: largest component, all components, or both")
+    g.add_argument("--distances", nargs="+", default=["iou", "chamfer"], help="distances for the metrics")
+    g.add_argument("--n-points", type=_positive, default=2048, help="surface points per shape for point distances")
+    g.add_argument("--no-context", action="store_true", help="skip the context rows (train set, shuffled, mean shape)")
+    g.add_argument("--seed", type=int, default=0, help="seed for point sampling and the context sets")
+    g.add_argument("--batch-size", type=_positive, default=32, help="shapes per G forward pass")
+
+    n = esub.add_parser(
+        "neighbours",
+        help="nearest training shapes (IoU) of generated shapes; the memorisation fraction",
+        formatter_class=_Formatter,
+    )
+    _common(n)
+    n.add_argument("--seeds", type=_seeds, default="0-15", help="one sample per seed, e.g. 0-15")
+    n.add_argument("-k", type=_positive, default=3, help="neighbours per sample")
+    n.add_argument("--split", choices=["train", "test"], default="train", help="split to search")
+    n.add_argument("--out-png", default=None, help="picture: each sample followed by its neighbours (labelled with IoU)")
+    n.add_argument("--threshold", type=float, default=0.9, help="a sample counts as memorised when its nearest IoU exceeds this")
+    n.add_argument("--batch-size", type=_positive, default=32, help="shapes per G forward pass")
+
+
+# --- printing ------------------------------------------------------------------------------------
+
+
+def _pct(v: Any) -> str:
+    return "   -  " if v is None else f"{100 * v:5.1f}%"
+
+
+def format_classify(r: dict) -> str:
+    rows = [k for k in ("learned", "random_D", "raw_voxels") if k in r]
+    lines = [
+        f"classification: {len(r['classes'])} classes, {r['n_train']} train / {r['n_test']} test shapes, "
+        f"chance {_pct(r['chance']).strip()}; checkpoint step {r['checkpoint_step']}",
+        f"features: {r['protocol']}",
+        "",
+        f"{'features':12s} {'dim':>6s} {'C':>8s} {'cv acc':>7s} {'test acc':>8s}",
+    ]
+    for k in rows:
+        e = r[k]
+        lines.append(f"{k:12s} {e['dim']:6d} {e['C']:8.0e} {_pct(e['cv_accuracy'])} {_pct(e['accuracy']):>8s}")
+    lines += ["", "per-class test accuracy:", f"{'class':14s}" + "".join(f" {k:>11s}" for k in rows)]
+    for cname in r["classes"]:
+        lines.append(f"{cname:14s}" + "".join(f" {_pct(r[k]['per_class'].get(cname)):>11s}" for k in rows))
+    return "\n".join(lines)
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, float]:
+    out: dict[str, float] = {}
+    if isinstance(d, dict):
+        for k, v in d.items():
+            out.update(_flatten(v, f"{prefix}{k}/" if not isinstance(v, (int, float)) else f"{prefix}{k}"))
+    elif isinstance(d, (int, float)) and not isinstance(d, bool):
+        out[prefix.rstrip("/")] = float(d)
+    return out
+
+
+def format_generation(r: dict) -> str:
+    flat = {name: _flatten(v) for name, v in r["rows"].items()}
+    cols: list[str] = []
+    for f in flat.values():
+        cols += [c for c in f if c not in cols]
+    width = max(len(n) for n in flat) if flat else 10
+    lines = [
+        f"generation: {r['n_samples']} samples (seeds {r['seeds']}) vs {r['n_reference']} {r['reference']['split']} shapes; "
+        f"checkpoint step {r['checkpoint_step']}; empty samples: {r['empty_samples']}",
+        "",
+        f"{'set':{width}s}" + "".join(f" {c:>12s}" for c in cols),
+    ]
+    for name, f in flat.items():
+        lines.append(f"{name:{width}s}" + "".join(f" {f[c]:12.4g}" if c in f else f" {'-':>12s}" for c in cols))
+    return "\n".join(lines)
+
+
+def format_neighbours(r: dict) -> str:
+    lines = [
+        f"nearest {r['split']} shapes by IoU ({r['n_pool']} searched), checkpoint step {r['checkpoint_step']}",
+        f"memorised (nearest IoU > {r['threshold']}): {_pct(r['memorised_fraction']).strip()} of {len(r['samples'])} samples; "
+        f"nearest IoU mean {r['nearest_iou']['mean']:.3f}, median {r['nearest_iou']['median']:.3f}, max {r['nearest_iou']['max']:.3f}",
+        "",
+    ]
+    for s in r["samples"]:
+        nb = "  ".join(f"{n['iou']:.3f} {n['class']}/{n['source_id']}" for n in s["neighbours"])
+        lines.append(f"seed {s['seed']:>5d}: {nb}")
+    if r.get("png"):
+        lines.append(f"picture: {r['png']}")
+    return "\n".join(lines)
+
+
+# --- running -------------------------------------------------------------------------------------
+
+
+def run(args) -> int:
+    from . import evaluation as ev
+
+    cmd = args.eval_cmd
+    progress = not args.quiet
+    if cmd == "classify":
+        result = ev.classify(
+            args.checkpoint,
+            args.data,
+            classes=args.classes,
+            blocks=args.blocks,
+            pool=args.pool,
+            C_grid=args.C_grid if isinstance(args.C_grid, list) else _floats(args.C_grid),
+            cv=args.cv,
+            seed=args.seed,
+            baselines=not args.no_baselines,
+            raw_resolution=args.raw_resolution,
+            device=args.device,
+            batch_size=args.batch_size,
+            progress=progress,
+        )
+        text = format_classify(result)
+    elif cmd == "generation":
+        keep_all = {"both": None, "largest": False, "all": True}[args.components]
+        result = ev.generation(
+            args.checkpoint,
+            args.data,
+            n_samples=args.n_samples,
+            max_samples=args.max_samples,
+            split=args.split,
+            classes=args.classes,
+            keep_all=keep_all,
+            seeds=args.seeds,
+            distances=tuple(args.distances),
+            n_points=args.n_points,
+            context_rows=not args.no_context,
+            seed=args.seed,
+            device=args.device,
+            batch_size=args.batch_size,
+            progress=progress,
+        )
+        text = format_generation(result)
+    elif cmd == "neighbours":
+        seeds = args.seeds if isinstance(args.seeds, list) else _seeds(args.seeds)
+        result = ev.neighbours(
+            args.checkpoint,
+            args.data,
+            seeds=seeds,
+            k=args.k,
+            split=args.split,
+            classes=args.classes,
+            out_png=args.out_png,
+            threshold=args.threshold,
+            device=args.device,
+            batch_size=args.batch_size,
+            progress=progress,
+        )
+        text = format_neighbours(result)
+    else:  # pragma: no cover - argparse restricts the choices
+        raise Gan3dError(f"unknown evaluation {cmd!r}")
+    print(text)
+    if args.out:
+        ev.write_result(args.out, result)
+        print(f"wrote {args.out}")
+    if args.results:
+        ev.append_result(args.results, result, eval_name=cmd, args=sys.argv[1:])
+        print(f"appended to {args.results}")
+    return 0
