@@ -20,7 +20,13 @@ def test_help_of_every_command_lists_defaults(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--help"])
     out = capsys.readouterr().out
-    assert "paper64" in out and "(default: 0.5)" in out or "default" in out
+    from gan3d.presets import PRESETS
+
+    assert all(name in out for name in PRESETS)
+    assert "(default: builtin)" in out and "(default: None)" not in out
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["sample", "--help"])
+    assert "(default: 0-15)" in capsys.readouterr().out
 
 
 def test_dry_run_resolves_preset_recipe_and_overrides(capsys):

@@ -282,15 +282,6 @@ def test_voxelize_up_y_makes_y_vertical():
     assert extents(grid_z)[1] == 1.0
 
 
-def test_voxelize_is_fast():
-    import time
-
-    sphere = trimesh.creation.icosphere(subdivisions=5)  # 20480 faces
-    start = time.perf_counter()
-    voxelize_mesh(sphere.vertices, sphere.faces, 64)
-    assert time.perf_counter() - start < 1.0
-
-
 # ---------------------------------------------------------------------------------------------
 # bad input -> Gan3dError naming the file
 

@@ -19,7 +19,13 @@ EPILOG_DEMO = "Quick start: gan3d demo   (train a tiny-to-small model on built-i
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+    """Shows each option's default, except None: those options take the preset's value (their
+    help says so) or are off."""
+
+    def _get_help_string(self, action):
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _bool(text: str) -> bool:
@@ -111,7 +117,7 @@ def _add_train(sub) -> None:
     p.add_argument("--out", default=dflt.out, help="parent folder of the auto-numbered run folders")
     p.add_argument("--run-name", default=None, help="name the run folder instead of auto-numbering it")
     p.add_argument("--resume", default=None, help="continue the run in this folder (or from this checkpoint.pt)")
-    g = p.add_argument_group("recipe (default: the preset's)")
+    g = p.add_argument_group("recipe (unset options take the preset's value; see --dry-run)")
     g.add_argument("--steps", type=int, default=None, help="total training steps")
     g.add_argument("--batch-size", type=int, default=None, help="shapes per batch")
     g.add_argument("--lr-g", type=float, default=None, help="generator learning rate (paper: 0.0025)")
@@ -125,6 +131,7 @@ def _add_train(sub) -> None:
     m = p.add_argument_group("model and data")
     m.add_argument("--width", type=float, default=None, help="multiply every hidden width of the preset")
     m.add_argument("--resolution", type=int, default=None, help="model resolution (default: the data's)")
+    m.add_argument("--d-norm", choices=["batch", "spectral"], default=None, help="D's normalisation: batch (paper) or spectral norm (default: the preset's)")
     m.add_argument("--minibatch-std", type=_bool, default=None, help="minibatch standard-deviation channel in D (default: the preset's)")
     m.add_argument("--classes", nargs="+", default=None, help="train on these classes only")
     m.add_argument("--augment", type=_bool, default=None, help="random quarter turns about the up axis and x flips")
@@ -161,6 +168,7 @@ def _train_config(args):
         noise_decay_steps=args.noise_decay_steps,
         width=args.width,
         minibatch_std=args.minibatch_std,
+        d_norm=args.d_norm,
         resolution=args.resolution,
         classes=tuple(args.classes) if args.classes else None,
         augment=args.augment,

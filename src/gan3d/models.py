@@ -30,6 +30,7 @@ class ModelConfig:
     z_dim: int = 200  # latent size
     channels: tuple[int, ...] = (512, 256, 128, 64)  # generator hidden widths from the z side; D mirrors them
     minibatch_std: bool = False  # D sees the batch's feature spread before its last layer (not in the paper)
+    d_norm: str = "batch"  # D's normalisation: "batch" (the paper) or "spectral" (spectral norm, no BatchNorm)
 
     def __post_init__(self):
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
@@ -42,13 +43,21 @@ class ModelConfig:
             )
         if self.z_dim < 1 or min(self.channels) < 1:
             raise ValueError("z_dim and channels must be positive")
+        if self.d_norm not in ("batch", "spectral"):
+            raise ValueError(f"d_norm must be 'batch' or 'spectral', got {self.d_norm!r}")
 
     def scaled(self, width: float) -> "ModelConfig":
         """The same architecture with every hidden width multiplied by ``width`` (at least 1 channel)."""
         return dataclasses.replace(self, channels=tuple(max(1, round(c * width)) for c in self.channels))
 
     def to_dict(self) -> dict:
-        return {"resolution": self.resolution, "z_dim": self.z_dim, "channels": list(self.channels), "minibatch_std": self.minibatch_std}
+        return {
+            "resolution": self.resolution,
+            "z_dim": self.z_dim,
+            "channels": list(self.channels),
+            "minibatch_std": self.minibatch_std,
+            "d_norm": self.d_norm,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
@@ -57,6 +66,7 @@ class ModelConfig:
             z_dim=int(d["z_dim"]),
             channels=tuple(d["channels"]),
             minibatch_std=bool(d.get("minibatch_std", False)),
+            d_norm=str(d.get("d_norm", "batch")),
         )
 
 
@@ -89,16 +99,16 @@ class Discriminator(nn.Module):
         super().__init__()
         self.cfg = cfg
         widths = [1, *reversed(cfg.channels)]
+        spectral = cfg.d_norm == "spectral"
+        sn = nn.utils.parametrizations.spectral_norm if spectral else (lambda m: m)
         self.blocks = nn.ModuleList()
         for cin, cout in zip(widths[:-1], widths[1:]):
-            self.blocks.append(
-                nn.Sequential(
-                    nn.Conv3d(cin, cout, 4, 2, 1, bias=False),
-                    nn.BatchNorm3d(cout),
-                    nn.LeakyReLU(0.2, inplace=True),
-                )
-            )
-        self.out = nn.Conv3d(widths[-1] + int(cfg.minibatch_std), 1, 4, 1, 0)
+            layers: list[nn.Module] = [sn(nn.Conv3d(cin, cout, 4, 2, 1, bias=spectral))]
+            if not spectral:
+                layers.append(nn.BatchNorm3d(cout))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            self.blocks.append(nn.Sequential(*layers))
+        self.out = sn(nn.Conv3d(widths[-1] + int(cfg.minibatch_std), 1, 4, 1, 0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:
@@ -132,7 +142,8 @@ def layer_summary(G: Generator, D: Discriminator, device: torch.device | str = "
             lines.append(f"G.net.{i:<2d} {type(layer).__name__:16s} -> {tuple(x.shape[1:])}")
     for i, block in enumerate(D.blocks):
         x = block(x)
-        lines.append(f"D.blocks.{i} {'Conv3d+BN+LReLU':16s} -> {tuple(x.shape[1:])}")
+        kind = "Conv3d+BN+LReLU" if D.cfg.d_norm == "batch" else "SNConv3d+LReLU"
+        lines.append(f"D.blocks.{i} {kind:16s} -> {tuple(x.shape[1:])}")
     if D.cfg.minibatch_std:
         x = append_minibatch_std(x)
         lines.append(f"D.mbstd    {'minibatch std':16s} -> {tuple(x.shape[1:])}")
@@ -183,7 +194,10 @@ def init_weights(module: nn.Module) -> None:
     """DCGAN-style initialisation: conv weights N(0, 0.02), BatchNorm scale N(1, 0.02), biases 0."""
     for m in module.modules():
         if isinstance(m, (nn.Conv3d, nn.ConvTranspose3d)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
+            if nn.utils.parametrize.is_parametrized(m, "weight"):
+                nn.init.normal_(m.parametrizations.weight.original, 0.0, 0.02)  # spectral norm rescales it
+            else:
+                nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm3d):

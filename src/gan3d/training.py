@@ -59,6 +59,7 @@ class TrainConfig:
     noise_decay_steps: int = 0  # the noise falls linearly to 0 over this many steps (0 = constant)
     width: float = 1.0  # multiplies every hidden width of the preset
     minibatch_std: bool | None = None  # D's minibatch standard-deviation channel (None = the preset's choice)
+    d_norm: str = ""  # D's normalisation: batch (paper) or spectral ("" = the preset's choice)
     resolution: int = 0  # model resolution; 0 = the data's resolution (builtin: the preset's)
     classes: tuple[str, ...] = ()  # train on these classes only (empty = all)
     augment: bool = False  # random 90-degree turns about the up axis and mirror flips of x
@@ -412,6 +413,8 @@ def training_loop(
     mcfg = preset.model if cfg.width == 1.0 else preset.model.scaled(cfg.width)
     if cfg.minibatch_std is not None:
         mcfg = dataclasses.replace(mcfg, minibatch_std=cfg.minibatch_std)
+    if cfg.d_norm:
+        mcfg = dataclasses.replace(mcfg, d_norm=cfg.d_norm)
     if state is not None:
         mcfg = ckpt.model_config(state, ckpt_path)
     elif cfg.resolution:
