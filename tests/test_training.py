@@ -193,3 +193,27 @@ def test_quick_eval_sees_a_collapsed_generator():
     assert m["eval_pairwise_iou"] == 1.0
     assert m["eval_cov_iou"] <= 0.1  # one shape covers at most one reference
     assert m["eval_1nna_iou"] == 1.0  # and is trivially told apart from the references
+
+
+def test_straight_through_binarize_is_hard_forward_identity_backward():
+    from gan3d.training import straight_through_binarize
+
+    x = torch.tensor([0.1, 0.49, 0.5, 0.93], requires_grad=True)
+    y = straight_through_binarize(x)
+    assert y.tolist() == [0.0, 0.0, 1.0, 1.0]
+    (y * torch.tensor([1.0, 2.0, 3.0, 4.0])).sum().backward()
+    assert x.grad.tolist() == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_hard_fakes_reach_d_as_binary_grids():
+    cfg, g, d, og, od = _models()
+    seen = []
+    d.blocks[0].register_forward_pre_hook(lambda m, inp: seen.append(inp[0].detach().clone()))
+    real = (torch.rand(8, 1, 16, 16, 16) > 0.8).float()
+    gan_step(g, d, og, od, real, torch.rand(8, 32), d_gate=1.0, hard_fakes=True)
+    assert len(seen) == 3  # real, fake (D phase), fake (G phase)
+    for x in seen:
+        assert set(x.unique().tolist()) <= {0.0, 1.0}
+    g0 = _params(g)
+    gan_step(g, d, og, od, real, torch.rand(8, 32), d_gate=1.0, hard_fakes=True)
+    assert all(_changed(g0, g))  # gradients still reach G through the threshold

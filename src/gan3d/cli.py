@@ -126,6 +126,7 @@ def _add_train(sub) -> None:
     g.add_argument("--d-gate", type=float, default=None, help="update D only when its batch accuracy is <= this; 1 = always (paper: 0.8)")
     g.add_argument("--loss", choices=LOSSES, default=None, help="GAN loss (paper: bce)")
     g.add_argument("--z-dist", choices=Z_DISTS, default=None, help="latent prior (paper: uniform)")
+    g.add_argument("--hard-fakes", type=_bool, default=None, help="D sees G's output thresholded at 0.5, gradient passed straight through (paper: false)")
     g.add_argument("--instance-noise", type=float, default=None, help="std of Gaussian noise on D's inputs (paper: 0)")
     g.add_argument("--noise-decay-steps", type=int, default=None, help="instance noise falls linearly to 0 over these steps (0 = constant)")
     m = p.add_argument_group("model and data")
@@ -164,6 +165,7 @@ def _train_config(args):
         d_gate=args.d_gate,
         loss=args.loss,
         z_dist=args.z_dist,
+        hard_fakes=args.hard_fakes,
         instance_noise=args.instance_noise,
         noise_decay_steps=args.noise_decay_steps,
         width=args.width,

@@ -80,11 +80,12 @@ def add_parser(sub) -> None:
     _common(c)
     c.add_argument("--blocks", type=_ints, default=None, help="D blocks to use, e.g. 1,2,3 (default: the last three)")
     c.add_argument("--pool", type=_positive, default=2, help="max-pool each block's response to POOL^3")
-    c.add_argument("--C-grid", dest="C_grid", type=_floats, default="0.0001,0.001,0.01,0.1,1", help="SVM C candidates")
+    c.add_argument("--C-grid", dest="C_grid", type=_floats, default="0.0001,0.001,0.01,0.1,1,10", help="SVM C candidates")
     c.add_argument("--cv", type=_positive, default=5, help="cross-validation folds (training split only)")
     c.add_argument("--seed", type=int, default=0, help="seed for CV folds and the random-D baseline")
     c.add_argument("--no-baselines", action="store_true", help="skip the raw-voxel and random-D baselines")
     c.add_argument("--raw-resolution", type=_positive, default=16, help="raw-voxel baseline: max-pool grids to this edge")
+    c.add_argument("--solver", choices=["auto", "svc", "linearsvc"], default="auto", help="SVC on the precomputed linear kernel (fast; auto up to 12,000 training shapes) or LinearSVC")
     c.add_argument("--batch-size", type=_positive, default=64, help="shapes per D forward pass")
 
     g = esub.add_parser(
@@ -154,7 +155,8 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, float]:
 
 
 def format_generation(r: dict) -> str:
-    flat = {name: _flatten(v) for name, v in r["rows"].items()}
+    skip = {"n_samples", "n_ref", "n_empty_ref"}  # the same in every row, or in the header
+    flat = {name: {k: v for k, v in _flatten(row).items() if k not in skip} for name, row in r["rows"].items()}
     cols: list[str] = []
     for f in flat.values():
         cols += [c for c in f if c not in cols]
@@ -205,6 +207,7 @@ def run(args) -> int:
             seed=args.seed,
             baselines=not args.no_baselines,
             raw_resolution=args.raw_resolution,
+            solver=args.solver,
             device=args.device,
             batch_size=args.batch_size,
             progress=progress,

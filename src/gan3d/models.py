@@ -191,13 +191,13 @@ def append_minibatch_std(x: torch.Tensor, group: int = 4) -> torch.Tensor:
 
 
 def init_weights(module: nn.Module) -> None:
-    """DCGAN-style initialisation: conv weights N(0, 0.02), BatchNorm scale N(1, 0.02), biases 0."""
+    """DCGAN-style initialisation: conv weights N(0, 0.02), BatchNorm scale N(1, 0.02), biases 0.
+    Spectrally normalised convolutions keep PyTorch's default initialisation."""
     for m in module.modules():
         if isinstance(m, (nn.Conv3d, nn.ConvTranspose3d)):
             if nn.utils.parametrize.is_parametrized(m, "weight"):
-                nn.init.normal_(m.parametrizations.weight.original, 0.0, 0.02)  # spectral norm rescales it
-            else:
-                nn.init.normal_(m.weight, 0.0, 0.02)
+                continue  # spectral norm: keep PyTorch's init, which its power-iteration vectors were fitted to
+            nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm3d):

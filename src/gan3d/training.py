@@ -55,6 +55,7 @@ class TrainConfig:
     d_gate: float = 0.8  # update D only if its accuracy on the batch was <= this (1.0 = always)
     loss: str = "bce"  # bce (the paper's, non-saturating for G), hinge or lsgan
     z_dist: str = "uniform"  # latent prior: uniform on [0,1]^z (paper) or standard normal
+    hard_fakes: bool = False  # D sees G's output thresholded at 0.5, gradient straight through (not in the paper)
     instance_noise: float = 0.0  # std of Gaussian noise added to D's real and fake inputs (0 = off, the paper)
     noise_decay_steps: int = 0  # the noise falls linearly to 0 over this many steps (0 = constant)
     width: float = 1.0  # multiplies every hidden width of the preset
@@ -192,6 +193,7 @@ def gan_step(
     loss: str = "bce",
     d_gate: float = 0.8,
     noise: tuple[torch.Tensor, torch.Tensor] | None = None,
+    hard_fakes: bool = False,
 ) -> dict[str, float]:
     """One training step on real shapes (N, 1, R, R, R) and latents (N, z_dim); returns statistics.
 
@@ -199,9 +201,13 @@ def gan_step(
     D is stepped only if that accuracy is <= ``d_gate``. G phase: D frozen, G stepped on the
     generator loss for the same fakes (reusing the forward pass of the D phase).
     ``noise``: instance noise (two tensors shaped like ``real``) added to D's real and fake inputs.
+    ``hard_fakes``: D sees ``G(z) >= 0.5`` as exact 0/1, like the real grids, with the gradient passed
+    straight through to G's soft output; D can then no longer tell fakes by their soft values.
     """
     fake = G(z)
-    fake_in = fake if noise is None else fake + noise[1]
+    fake_in = straight_through_binarize(fake) if hard_fakes else fake
+    if noise is not None:
+        fake_in = fake_in + noise[1]
     real_logits = D(real if noise is None else real + noise[0])
     fake_logits = D(fake_in.detach())
     loss_d = d_loss(loss, real_logits, fake_logits)
@@ -233,6 +239,12 @@ def gan_step(
         d_updated=d_updated,
         fake_occupancy=fake_occupancy,
     )
+
+
+def straight_through_binarize(x: torch.Tensor) -> torch.Tensor:
+    """``x >= 0.5`` as 0/1 in the forward pass; identity gradient in the backward pass."""
+    hard = (x >= 0.5).to(x.dtype)
+    return hard + (x - x.detach())
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -538,7 +550,7 @@ def training_loop(
             if sigma > 0:
                 gen = step_generator(cfg.seed, step, 2)
                 noise = tuple((sigma * torch.randn(real.shape, generator=gen)).to(device).contiguous(memory_format=memfmt) for _ in range(2))
-            st = gan_step(G, D, opt_g, opt_d, real, z, loss=cfg.loss, d_gate=cfg.d_gate, noise=noise)
+            st = gan_step(G, D, opt_g, opt_d, real, z, loss=cfg.loss, d_gate=cfg.d_gate, noise=noise, hard_fakes=cfg.hard_fakes)
             ld, lg = st["loss_d"], st["loss_g"]
             if not (math.isfinite(ld) and math.isfinite(lg)):
                 raise Gan3dError(
