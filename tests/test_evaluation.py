@@ -57,6 +57,7 @@ def test_classify_end_to_end(tiny_ckpt, small16):
     assert r["raw_voxels"]["accuracy"] > 1 / 3 + 0.25  # bed vs monitor vs toilet is easy
     json.dumps(r, allow_nan=False)  # JSON-able as returned
     assert r["checkpoint_step"] == 2 and "max-pooled to 2^3" in r["protocol"]
+    assert set(r["empty_shapes"]) == {"train", "test"}
 
 
 def test_feature_dims_and_pooling():
@@ -132,10 +133,10 @@ def test_neighbours_from_checkpoint(tiny_ckpt, small16, tmp_path):
 def test_generation_rows(tiny_ckpt, small16):
     r = ev.generation(tiny_ckpt, small16, n_samples=6, distances=("iou",), device="cpu", progress=False)
     assert list(r["rows"]) == ["samples (largest component)", "samples (all components)", "train", "shuffled", "mean_shape"]
-    assert r["n_reference"] == 30 and r["seeds"] == "0-5"
+    assert r["n_reference"] + r["n_reference_empty_dropped"] == 30 and r["seeds"] == "0-5"
     assert all(v == 6 for v in r["row_sizes"].values())
     for row in r["rows"].values():
-        assert row["n_ref"] == 30 and 0 <= row["iou"]["cov"] <= 1
+        assert row["n_ref"] == r["n_reference"] and row["n_empty_ref"] == 0 and 0 <= row["iou"]["cov"] <= 1
     json.dumps(r, allow_nan=False)
     r2 = ev.generation(tiny_ckpt, small16, seeds=[3, 4], keep_all=False, context_rows=False, distances=("iou",), device="cpu", progress=False)
     assert list(r2["rows"]) == ["samples (largest component)"] and r2["seeds"] == "3-4"
@@ -184,3 +185,15 @@ def test_cli_help_and_run(tiny_ckpt, small16, tmp_path, capsys):
     )  # fmt: skip
     assert eval_cli.run(args) == 0
     assert "memorised" in capsys.readouterr().out
+
+
+def test_generation_leaves_out_empty_references(tiny_ckpt, tmp_path):
+    g = np.zeros((4, 16, 16, 16), bool)
+    g[0, 4:12, 4:12, 2:10] = True
+    g[1, 6:10, 6:10, 1:14] = True
+    g[3, 2:14, 2:6, 2:14] = True  # g[2] stays empty
+    path = datasets.from_arrays(g, split=["train", "test", "test", "test"]).save(tmp_path / "e.npz")
+    r = ev.generation(tiny_ckpt, path, n_samples=3, context_rows=False, n_points=64, device="cpu", progress=False)
+    assert r["n_reference"] == 2 and r["n_reference_empty_dropped"] == 1
+    for row in r["rows"].values():
+        assert np.isfinite(row["chamfer"]["mmd"]) or row["n_empty_samples"] > 0

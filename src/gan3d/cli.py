@@ -284,6 +284,21 @@ def _run_render(args) -> int:
     return 0
 
 
+# --- gan3d eval (gan3d.eval_cli) ------------------------------------------------------------------
+
+
+def _add_eval(sub) -> None:
+    from .eval_cli import add_parser
+
+    add_parser(sub)
+
+
+def _run_eval(args) -> int:
+    from .eval_cli import run
+
+    return run(args)
+
+
 # --- gan3d plot ---------------------------------------------------------------------------------
 
 
@@ -328,6 +343,7 @@ COMMANDS = {
     "train": (_add_train, _run_train),
     "sample": (_add_sample, _run_sample),
     "render": (_add_render, _run_render),
+    "eval": (_add_eval, _run_eval),
     "plot": (_add_plot, _run_plot),
     "demo": (_add_demo, _run_demo),
 }

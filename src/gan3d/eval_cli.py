@@ -132,6 +132,11 @@ def format_classify(r: dict) -> str:
         f"classification: {len(r['classes'])} classes, {r['n_train']} train / {r['n_test']} test shapes, "
         f"chance {_pct(r['chance']).strip()}; checkpoint step {r['checkpoint_step']}",
         f"features: {r['protocol']}",
+        *(
+            [f"empty shapes (no filled voxel) kept: {r['empty_shapes']['train']} train, {r['empty_shapes']['test']} test"]
+            if sum(r.get("empty_shapes", {}).values())
+            else []
+        ),
         "",
         f"{'features':12s} {'dim':>6s} {'C':>8s} {'cv acc':>7s} {'test acc':>8s}",
     ]
@@ -163,7 +168,8 @@ def format_generation(r: dict) -> str:
     width = max(len(n) for n in flat) if flat else 10
     lines = [
         f"generation: {r['n_samples']} samples (seeds {r['seeds']}) vs {r['n_reference']} {r['reference']['split']} shapes; "
-        f"checkpoint step {r['checkpoint_step']}; empty samples: {r['empty_samples']}",
+        f"checkpoint step {r['checkpoint_step']}; empty samples: {r['empty_samples']}"
+        + (f"; {r['n_reference_empty_dropped']} empty reference shapes left out" if r.get("n_reference_empty_dropped") else ""),
         "",
         f"{'set':{width}s}" + "".join(f" {c:>12s}" for c in cols),
     ]

@@ -514,6 +514,7 @@ def classify(
             "pool": int(pool),
             "n_train": len(train),
             "n_test": len(test),
+            "empty_shapes": {"train": _n_empty(train), "test": _n_empty(test)},
             "classes": [names[k] for k in present],
             "chance": 1.0 / len(present),
             "checkpoint": str(path),
@@ -537,6 +538,11 @@ def classify(
         }
     )
     return result
+
+
+def _n_empty(ds) -> int:
+    """Shapes of a VoxelDataset with no filled voxel."""
+    return int((~ds.packed(slice(None)).any(axis=1)).sum()) if len(ds) else 0
 
 
 # --- generation ----------------------------------------------------------------------------------
@@ -577,7 +583,9 @@ def generation(
     ``False``: the first only; ``True``: the second only); with ``context_rows`` also the sets of
     :func:`gan3d.metrics.baseline_sets` built from the training split (a seeded random subset of
     ``n_samples`` training shapes, so every row has as many shapes as the samples), each scored
-    against the same reference. Returns ``{"rows": {name: metrics dict}, "n_samples", "n_reference",
+    against the same reference. Empty reference shapes (ModelNet10 has 34 at 32^3: thin objects
+    lost in voxelization) are left out -- they have no surface, so every row's Chamfer MMD would be
+    infinite -- and counted in ``n_reference_empty_dropped``. Returns ``{"rows": {name: metrics dict}, "n_samples", "n_reference",
     "seeds", ...}``.
     """
     from . import checkpoint as ckpt
@@ -604,6 +612,12 @@ def generation(
     n = len(seeds)
     rng = np.random.default_rng(seed)
     refs = ref.grids(slice(None)) >= 0.5
+    filled = refs.reshape(len(refs), -1).any(1)
+    n_ref_empty = int((~filled).sum())
+    if n_ref_empty:  # an empty shape has no surface: it would put Chamfer MMD at +inf for every row
+        refs = refs[filled]
+    if len(refs) == 0:
+        raise Gan3dError(f"every reference shape in {_where(ds)} is empty")
     z_dist = data.get("train_config", {}).get("z_dist", "uniform")
     occ = _sample(G, seeds, z_dist, batch_size, dev)
     sets: dict[str, np.ndarray] = {}
@@ -633,7 +647,8 @@ def generation(
         "row_sizes": {k: int(len(v)) for k, v in sets.items()},
         "context_rows": context_names,
         "n_samples": n,
-        "n_reference": len(ref),
+        "n_reference": int(len(refs)),
+        "n_reference_empty_dropped": n_ref_empty,
         "reference": {"split": split, "classes": classes or [ds.class_names[k] for k in sorted(set(ref.labels.tolist()))]},
         "seeds": _seed_text(seeds),
         "empty_samples": int((~largest.reshape(n, -1).any(1)).sum()),
