@@ -217,3 +217,16 @@ def test_hard_fakes_reach_d_as_binary_grids():
     g0 = _params(g)
     gan_step(g, d, og, od, real, torch.rand(8, 32), d_gate=1.0, hard_fakes=True)
     assert all(_changed(g0, g))  # gradients still reach G through the threshold
+
+
+def test_mode_seeking_term_punishes_identical_shapes():
+    from gan3d.training import mode_seeking_term
+
+    torch.manual_seed(0)
+    z = torch.randn(8, 5)
+    varied = torch.rand(8, 1, 4, 4, 4)
+    same = varied[:1].repeat(8, 1, 1, 1, 1)
+    assert mode_seeking_term(same, z) > 100 * mode_seeking_term(varied, z)
+    # equal to 1 / (L1 ratio) computed by hand on the two halves
+    ratio = (varied[:4] - varied[4:]).abs().mean() / (z[:4] - z[4:]).abs().mean()
+    torch.testing.assert_close(mode_seeking_term(varied, z), 1 / (ratio + 1e-5))

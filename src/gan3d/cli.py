@@ -126,12 +126,14 @@ def _add_train(sub) -> None:
     g.add_argument("--d-gate", type=float, default=None, help="update D only when its batch accuracy is <= this; 1 = always (paper: 0.8)")
     g.add_argument("--loss", choices=LOSSES, default=None, help="GAN loss (paper: bce)")
     g.add_argument("--z-dist", choices=Z_DISTS, default=None, help="latent prior (paper: uniform)")
+    g.add_argument("--mode-seeking", type=float, default=None, help="weight of the mode-seeking term (Mao et al. 2019) against collapse (paper: 0)")
     g.add_argument("--hard-fakes", type=_bool, default=None, help="D sees G's output thresholded at 0.5, gradient passed straight through (paper: false)")
     g.add_argument("--instance-noise", type=float, default=None, help="std of Gaussian noise on D's inputs (paper: 0)")
     g.add_argument("--noise-decay-steps", type=int, default=None, help="instance noise falls linearly to 0 over these steps (0 = constant)")
     m = p.add_argument_group("model and data")
     m.add_argument("--width", type=float, default=None, help="multiply every hidden width of the preset")
     m.add_argument("--resolution", type=int, default=None, help="model resolution (default: the data's)")
+    m.add_argument("--g-output", choices=["sigmoid", "hardsigmoid"], default=None, help="G's output activation: sigmoid (paper) or hardsigmoid, which reaches exact 0 and 1 (default: the preset's)")
     m.add_argument("--d-norm", choices=["batch", "spectral"], default=None, help="D's normalisation: batch (paper) or spectral norm (default: the preset's)")
     m.add_argument("--minibatch-std", type=_bool, default=None, help="minibatch standard-deviation channel in D (default: the preset's)")
     m.add_argument("--classes", nargs="+", default=None, help="train on these classes only")
@@ -165,12 +167,14 @@ def _train_config(args):
         d_gate=args.d_gate,
         loss=args.loss,
         z_dist=args.z_dist,
+        mode_seeking=args.mode_seeking,
         hard_fakes=args.hard_fakes,
         instance_noise=args.instance_noise,
         noise_decay_steps=args.noise_decay_steps,
         width=args.width,
         minibatch_std=args.minibatch_std,
         d_norm=args.d_norm,
+        g_output=args.g_output,
         resolution=args.resolution,
         classes=tuple(args.classes) if args.classes else None,
         augment=args.augment,

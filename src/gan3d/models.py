@@ -30,6 +30,7 @@ class ModelConfig:
     z_dim: int = 200  # latent size
     channels: tuple[int, ...] = (512, 256, 128, 64)  # generator hidden widths from the z side; D mirrors them
     minibatch_std: bool = False  # D sees the batch's feature spread before its last layer (not in the paper)
+    g_output: str = "sigmoid"  # G's output activation: sigmoid (the paper) or hardsigmoid (reaches exact 0 and 1)
     d_norm: str = "batch"  # D's normalisation: "batch" (the paper) or "spectral" (spectral norm, no BatchNorm)
 
     def __post_init__(self):
@@ -43,6 +44,8 @@ class ModelConfig:
             )
         if self.z_dim < 1 or min(self.channels) < 1:
             raise ValueError("z_dim and channels must be positive")
+        if self.g_output not in ("sigmoid", "hardsigmoid"):
+            raise ValueError(f"g_output must be 'sigmoid' or 'hardsigmoid', got {self.g_output!r}")
         if self.d_norm not in ("batch", "spectral"):
             raise ValueError(f"d_norm must be 'batch' or 'spectral', got {self.d_norm!r}")
 
@@ -57,6 +60,7 @@ class ModelConfig:
             "channels": list(self.channels),
             "minibatch_std": self.minibatch_std,
             "d_norm": self.d_norm,
+            "g_output": self.g_output,
         }
 
     @classmethod
@@ -67,6 +71,7 @@ class ModelConfig:
             channels=tuple(d["channels"]),
             minibatch_std=bool(d.get("minibatch_std", False)),
             d_norm=str(d.get("d_norm", "batch")),
+            g_output=str(d.get("g_output", "sigmoid")),
         )
 
 
@@ -85,7 +90,8 @@ class Generator(nn.Module):
                 nn.BatchNorm3d(cout),
                 nn.ReLU(inplace=True),
             ]
-        layers += [nn.ConvTranspose3d(widths[-1], 1, 4, 2, 1, bias=False), nn.Sigmoid()]
+        out = nn.Sigmoid() if cfg.g_output == "sigmoid" else nn.Hardsigmoid()
+        layers += [nn.ConvTranspose3d(widths[-1], 1, 4, 2, 1, bias=False), out]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -138,7 +144,7 @@ def layer_summary(G: Generator, D: Discriminator, device: torch.device | str = "
     x = torch.rand(1, G.cfg.z_dim, device=device).reshape(1, G.cfg.z_dim, 1, 1, 1)
     for i, layer in enumerate(G.net):
         x = layer(x)
-        if isinstance(layer, (nn.ConvTranspose3d, nn.Sigmoid)):
+        if isinstance(layer, (nn.ConvTranspose3d, nn.Sigmoid, nn.Hardsigmoid)):
             lines.append(f"G.net.{i:<2d} {type(layer).__name__:16s} -> {tuple(x.shape[1:])}")
     for i, block in enumerate(D.blocks):
         x = block(x)

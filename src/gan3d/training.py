@@ -55,11 +55,13 @@ class TrainConfig:
     d_gate: float = 0.8  # update D only if its accuracy on the batch was <= this (1.0 = always)
     loss: str = "bce"  # bce (the paper's, non-saturating for G), hinge or lsgan
     z_dist: str = "uniform"  # latent prior: uniform on [0,1]^z (paper) or standard normal
+    mode_seeking: float = 0.0  # weight of MSGAN's mode-seeking term in G's loss (0 = off, the paper)
     hard_fakes: bool = False  # D sees G's output thresholded at 0.5, gradient straight through (not in the paper)
     instance_noise: float = 0.0  # std of Gaussian noise added to D's real and fake inputs (0 = off, the paper)
     noise_decay_steps: int = 0  # the noise falls linearly to 0 over this many steps (0 = constant)
     width: float = 1.0  # multiplies every hidden width of the preset
     minibatch_std: bool | None = None  # D's minibatch standard-deviation channel (None = the preset's choice)
+    g_output: str = ""  # G's output activation: sigmoid (paper) or hardsigmoid ("" = the preset's choice)
     d_norm: str = ""  # D's normalisation: batch (paper) or spectral ("" = the preset's choice)
     resolution: int = 0  # model resolution; 0 = the data's resolution (builtin: the preset's)
     classes: tuple[str, ...] = ()  # train on these classes only (empty = all)
@@ -194,6 +196,7 @@ def gan_step(
     d_gate: float = 0.8,
     noise: tuple[torch.Tensor, torch.Tensor] | None = None,
     hard_fakes: bool = False,
+    mode_seeking: float = 0.0,
 ) -> dict[str, float]:
     """One training step on real shapes (N, 1, R, R, R) and latents (N, z_dim); returns statistics.
 
@@ -201,6 +204,8 @@ def gan_step(
     D is stepped only if that accuracy is <= ``d_gate``. G phase: D frozen, G stepped on the
     generator loss for the same fakes (reusing the forward pass of the D phase).
     ``noise``: instance noise (two tensors shaped like ``real``) added to D's real and fake inputs.
+    ``mode_seeking``: weight of the mode-seeking term of Mao et al. 2019 (MSGAN) in G's loss, which
+    grows when two latents of the batch give similar shapes (0 = off, the paper).
     ``hard_fakes``: D sees ``G(z) >= 0.5`` as exact 0/1, like the real grids, with the gradient passed
     straight through to G's soft output; D can then no longer tell fakes by their soft values.
     """
@@ -223,6 +228,8 @@ def gan_step(
     D.requires_grad_(False)
     try:
         loss_g = g_loss(loss, D(fake_in))
+        if mode_seeking > 0:
+            loss_g = loss_g + mode_seeking * mode_seeking_term(fake, z)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
@@ -239,6 +246,16 @@ def gan_step(
         d_updated=d_updated,
         fake_occupancy=fake_occupancy,
     )
+
+
+def mode_seeking_term(fake: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """MSGAN's term: 1 / (mean|G(z1) - G(z2)| / mean|z1 - z2| + eps) over the batch split in halves.
+    It is large when different latents give the same shape, so minimising it fights mode collapse."""
+    h = fake.shape[0] // 2
+    if h == 0:
+        return fake.new_zeros(())
+    ratio = (fake[:h] - fake[h : 2 * h]).abs().mean() / (z[:h] - z[h : 2 * h]).abs().mean()
+    return 1.0 / (ratio + eps)
 
 
 def straight_through_binarize(x: torch.Tensor) -> torch.Tensor:
@@ -427,6 +444,8 @@ def training_loop(
         mcfg = dataclasses.replace(mcfg, minibatch_std=cfg.minibatch_std)
     if cfg.d_norm:
         mcfg = dataclasses.replace(mcfg, d_norm=cfg.d_norm)
+    if cfg.g_output:
+        mcfg = dataclasses.replace(mcfg, g_output=cfg.g_output)
     if state is not None:
         mcfg = ckpt.model_config(state, ckpt_path)
     elif cfg.resolution:
@@ -550,7 +569,9 @@ def training_loop(
             if sigma > 0:
                 gen = step_generator(cfg.seed, step, 2)
                 noise = tuple((sigma * torch.randn(real.shape, generator=gen)).to(device).contiguous(memory_format=memfmt) for _ in range(2))
-            st = gan_step(G, D, opt_g, opt_d, real, z, loss=cfg.loss, d_gate=cfg.d_gate, noise=noise, hard_fakes=cfg.hard_fakes)
+            st = gan_step(
+                G, D, opt_g, opt_d, real, z, loss=cfg.loss, d_gate=cfg.d_gate, noise=noise, hard_fakes=cfg.hard_fakes, mode_seeking=cfg.mode_seeking
+            )
             ld, lg = st["loss_d"], st["loss_g"]
             if not (math.isfinite(ld) and math.isfinite(lg)):
                 raise Gan3dError(
