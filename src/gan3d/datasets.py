@@ -261,6 +261,10 @@ class VoxelDataset:
             what.append("classes " + ", ".join(self.class_names[k] for k in ks))
         if not keep.any():
             raise Gan3dError(f"no shapes match {' and '.join(what) or 'the selection'}", self.path)
+        return self._view(self._index[keep])
+
+    def _view(self, index: np.ndarray) -> VoxelDataset:
+        """Another view of the same packed arrays, holding the file rows in ``index``."""
         return VoxelDataset(
             self._packed,
             self._resolution,
@@ -271,24 +275,13 @@ class VoxelDataset:
             self._all_source_id,
             source=self.source,
             path=self.path,
-            index=self._index[keep],
+            index=index,
         )
 
     def subset(self, indices: Any) -> VoxelDataset:
         """A view of the given positions (array of ints, bool mask or slice) of this dataset."""
         pos = np.arange(len(self))[indices]
-        return VoxelDataset(
-            self._packed,
-            self._resolution,
-            self._all_labels,
-            self._class_names,
-            self._all_split,
-            self._all_rotation,
-            self._all_source_id,
-            source=self.source,
-            path=self.path,
-            index=self._index[np.atleast_1d(pos)],
-        )
+        return self._view(self._index[np.atleast_1d(pos)])
 
     # -- data
 

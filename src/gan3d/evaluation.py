@@ -210,6 +210,19 @@ def _where(dataset) -> str:
     return str(dataset.path) if getattr(dataset, "path", None) else "the dataset"
 
 
+def _open(checkpoint, dataset, classes, loader, device):
+    """Checkpoint path, dataset, model (via ``loader``), checkpoint dict and class list, checked:
+    the model's resolution must be the dataset's and a class filter must name something."""
+    path = resolve_checkpoint(checkpoint)
+    ds = _load_dataset(dataset)
+    model, data = loader(path, device=device)
+    _check_resolution(model.cfg.resolution, path, ds)
+    classes = None if classes is None else list(classes)
+    if classes is not None and not classes:
+        raise Gan3dError("empty class filter: name at least one class")
+    return path, ds, model, data, classes
+
+
 def _check_resolution(model_res: int, checkpoint: Path, dataset) -> None:
     if int(dataset.resolution) != int(model_res):
         raise Gan3dError(
@@ -474,13 +487,7 @@ def classify(
 
     t_all = time.perf_counter()
     dev = pick_device(device)
-    path = resolve_checkpoint(checkpoint)
-    ds = _load_dataset(dataset)
-    D, data = ckpt.load_discriminator(path, device=dev)
-    _check_resolution(D.cfg.resolution, path, ds)
-    classes = None if classes is None else list(classes)
-    if classes is not None and not classes:
-        raise Gan3dError("empty class filter: name at least one class")
+    path, ds, D, data, classes = _open(checkpoint, dataset, classes, ckpt.load_discriminator, dev)
     train = _select(ds, "train", classes, f"no training shapes in {_where(ds)}")
     test = _select(ds, "test", classes, f"no test shapes in {_where(ds)}")
     blocks = _check_blocks(D.cfg, blocks, pool)
@@ -595,13 +602,7 @@ def generation(
 
     t0 = time.perf_counter()
     dev = pick_device(device)
-    path = resolve_checkpoint(checkpoint)
-    ds = _load_dataset(dataset)
-    G, data = ckpt.load_generator(path, device=dev)
-    _check_resolution(G.cfg.resolution, path, ds)
-    classes = None if classes is None else list(classes)
-    if classes is not None and not classes:
-        raise Gan3dError("empty class filter: name at least one class")
+    path, ds, G, data, classes = _open(checkpoint, dataset, classes, ckpt.load_generator, dev)
     ref = _select(ds, split, classes, f"no reference shapes in {_where(ds)}")
     if seeds is None:
         n = min(len(ref), int(max_samples)) if n_samples is None else int(n_samples)
@@ -737,13 +738,7 @@ def neighbours(
 
     t0 = time.perf_counter()
     dev = pick_device(device)
-    path = resolve_checkpoint(checkpoint)
-    ds = _load_dataset(dataset)
-    G, data = ckpt.load_generator(path, device=dev)
-    _check_resolution(G.cfg.resolution, path, ds)
-    classes = None if classes is None else list(classes)
-    if classes is not None and not classes:
-        raise Gan3dError("empty class filter: name at least one class")
+    path, ds, G, data, classes = _open(checkpoint, dataset, classes, ckpt.load_generator, dev)
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise Gan3dError("no seeds given")
