@@ -18,7 +18,7 @@ from .errors import Gan3dError
 EPILOG_DEMO = "Quick start: gan3d demo   (train a tiny-to-small model on built-in shapes, sample, export, render)"
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Shows each option's default, except None: those options take the preset's value (their
     help says so) or are off."""
 
@@ -47,12 +47,12 @@ def _existing(text: str) -> str:
 
 
 def _add_data(sub) -> None:
-    p = sub.add_parser("data", help="prepare datasets and inspect them", formatter_class=_Formatter)
+    p = sub.add_parser("data", help="prepare datasets and inspect them", formatter_class=HelpFormatter)
     dsub = p.add_subparsers(dest="data_cmd", required=True, metavar="{prepare,info}")
     pp = dsub.add_parser(
         "prepare",
         help="build one prepared dataset (.npz, bit-packed) from a source",
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
         description=(
             "SOURCE is one of: a 3D ShapeNets volumetric_data tree (class/30/train|test/*.mat); a ModelNet-style "
             "mesh tree (class/train|test/*.off|obj|stl|ply); a folder tree of .binvox files (ShapeNet layout); an "
@@ -68,7 +68,7 @@ def _add_data(sub) -> None:
     pp.add_argument("--mesh-up", choices=["z", "y"], default="z", help="vertical axis of mesh sources (ModelNet: z, ShapeNet: y)")
     pp.add_argument("--builtin-count", type=int, default=100, help="builtin: training shapes per class")
     pp.add_argument("--seed", type=int, default=0, help="builtin: seed of the procedural shapes")
-    pi = dsub.add_parser("info", help="counts, occupancy statistics, empty and suspicious grids", formatter_class=_Formatter)
+    pi = dsub.add_parser("info", help="counts, occupancy statistics, empty and suspicious grids", formatter_class=HelpFormatter)
     pi.add_argument("file", help="a prepared dataset (.npz)")
     pi.add_argument("--json", action="store_true", help="print JSON instead of text")
 
@@ -109,7 +109,7 @@ def _add_train(sub) -> None:
     p = sub.add_parser(
         "train",
         help="train a 3D-GAN",
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
         description=f"Presets (each sets the model and its recipe; any option below overrides the recipe):\n{lines}",
     )
     p.add_argument("--preset", choices=list(PRESETS), default=None, help=f"model and recipe preset (default {dflt.preset}; on --resume, the run's own)")
@@ -222,7 +222,7 @@ def _run_train(args) -> int:
 def _add_sample(sub) -> None:
     from .sampling import FORMATS
 
-    p = sub.add_parser("sample", help="generate shapes from a checkpoint", formatter_class=_Formatter)
+    p = sub.add_parser("sample", help="generate shapes from a checkpoint", formatter_class=HelpFormatter)
     p.add_argument("--checkpoint", required=True, help="snapshot.pt or checkpoint.pt of a run (or a run folder)")
     p.add_argument("--seeds", default="0-15", help="seeds, e.g. 0-63 or 1,5,9-12; one shape per seed")
     p.add_argument("--out", required=True, help="output folder")
@@ -272,7 +272,7 @@ def _run_sample(args) -> int:
 
 
 def _add_render(sub) -> None:
-    p = sub.add_parser("render", help="render voxel or mesh files to one PNG grid", formatter_class=_Formatter)
+    p = sub.add_parser("render", help="render voxel or mesh files to one PNG grid", formatter_class=HelpFormatter)
     p.add_argument("files", nargs="+", help=".mat .binvox .npy .npz .off .obj .stl .ply files")
     p.add_argument("--out", required=True, help="output PNG")
     p.add_argument("--resolution", type=int, default=64, help="voxel resolution for meshes")
@@ -307,7 +307,7 @@ def _run_eval(args) -> int:
 
 
 def _add_plot(sub) -> None:
-    p = sub.add_parser("plot", help="plot a run's training curves to a PNG", formatter_class=_Formatter)
+    p = sub.add_parser("plot", help="plot a run's training curves to a PNG", formatter_class=HelpFormatter)
     p.add_argument("run", help="run folder (or its stats.jsonl)")
     p.add_argument("--out", default=None, help="output PNG (default: RUN/curves.png)")
 
@@ -328,7 +328,7 @@ def _add_demo(sub) -> None:
     p = sub.add_parser(
         "demo",
         help="the main job on built-in data: train, sample, export, render, print where results are",
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--out", default="runs", help="parent folder of the run folder")
     p.add_argument("--steps", type=int, default=None, help="training steps (default: the demo's budget)")
@@ -358,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gan3d",
         description="3D-GAN (Wu et al., NIPS 2016): prepare voxel data, train, sample, export and render shapes.",
         epilog=EPILOG_DEMO,
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"gan3d {__version__}")
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="{" + ",".join(COMMANDS) + "}")

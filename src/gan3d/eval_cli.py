@@ -12,8 +12,7 @@ from typing import Any
 from .errors import Gan3dError
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+from .cli import HelpFormatter as _Formatter  # one formatter for every gan3d command
 
 
 def _floats(text: str) -> list[float]:
@@ -55,7 +54,7 @@ def _positive(text: str) -> int:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="snapshot.pt or checkpoint.pt of a run (or a run folder)")
     p.add_argument("--data", required=True, help="prepared dataset .npz (gan3d data prepare) at the model's resolution")
-    p.add_argument("--classes", nargs="+", default=None, help="use only these classes (default: all)")
+    p.add_argument("--classes", nargs="+", default=None, help="use only these classes")
     p.add_argument("--out", default=None, help="write the full result as JSON to this file")
     p.add_argument("--results", default=None, help="append the result as one JSON line to this .jsonl (e.g. docs/results/x.jsonl)")
     p.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N")
