@@ -63,3 +63,14 @@ def test_truncated_checkpoint_one_line(tmp_path):
     bad.write_bytes(b"PK\x03\x04 truncated zip")
     r = run_cli("sample", "--checkpoint", str(bad), "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and "bad.pt" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_recipe_defaults_are_the_papers_and_presets_override_them():
+    from gan3d.training import TrainConfig, make_config
+
+    t = TrainConfig()
+    assert (t.lr_g, t.lr_d, t.beta1, t.batch_size, t.d_gate, t.loss, t.z_dist) == (0.0025, 1e-5, 0.5, 100, 0.8, "bce", "uniform")
+    assert t.instance_noise == 0 and t.mode_seeking == 0 and not t.hard_fakes
+    cpu = make_config("cpu32")
+    assert (cpu.lr_g, cpu.lr_d, cpu.batch_size, cpu.z_dist) == (1e-3, 1e-4, 32, "normal")
+    assert make_config("cpu32", lr_d=3e-4).lr_d == 3e-4

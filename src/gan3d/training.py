@@ -46,10 +46,11 @@ class TrainConfig:
     preset: str = "cpu32"  # model preset (gan3d.presets.PRESETS); its recipe fills unset fields
     data: str = "builtin"  # prepared dataset (.npz from `gan3d data prepare`) or "builtin"
     out: str = "runs"  # parent folder of the auto-numbered run folders
-    steps: int = 4000  # total training steps (one D phase + one G phase each)
-    batch_size: int = 32  # shapes per batch
+    # The defaults below are the paper's recipe; a preset's recipe overrides some of them.
+    steps: int = 20000  # total training steps (one D phase + one G phase each)
+    batch_size: int = 100  # shapes per batch
     lr_g: float = 0.0025  # generator Adam learning rate
-    lr_d: float = 0.001  # discriminator Adam learning rate
+    lr_d: float = 1e-5  # discriminator Adam learning rate
     beta1: float = 0.5  # Adam beta1 for both
     beta2: float = 0.999  # Adam beta2 for both
     d_gate: float = 0.8  # update D only if its accuracy on the batch was <= this (1.0 = always)
@@ -380,6 +381,16 @@ def write_json(path: Path, obj: Any) -> None:
         f.write("\n")
 
 
+def model_config_for(cfg: TrainConfig) -> ModelConfig:
+    """The preset's architecture with this run's overrides (width, minibatch std, D norm, G output);
+    the resolution is settled later, from ``cfg.resolution`` or the data."""
+    mcfg = get_preset(cfg.preset).model
+    if cfg.width != 1.0:
+        mcfg = mcfg.scaled(cfg.width)
+    overrides = {"minibatch_std": cfg.minibatch_std, "d_norm": cfg.d_norm or None, "g_output": cfg.g_output or None}
+    return dataclasses.replace(mcfg, **{k: v for k, v in overrides.items() if v is not None})
+
+
 # --- the loop ------------------------------------------------------------------------------------
 
 
@@ -438,14 +449,7 @@ def training_loop(
     set_determinism(cfg.deterministic)
     device = pick_device(cfg.device)
 
-    preset = get_preset(cfg.preset)
-    mcfg = preset.model if cfg.width == 1.0 else preset.model.scaled(cfg.width)
-    if cfg.minibatch_std is not None:
-        mcfg = dataclasses.replace(mcfg, minibatch_std=cfg.minibatch_std)
-    if cfg.d_norm:
-        mcfg = dataclasses.replace(mcfg, d_norm=cfg.d_norm)
-    if cfg.g_output:
-        mcfg = dataclasses.replace(mcfg, g_output=cfg.g_output)
+    mcfg = model_config_for(cfg)
     if state is not None:
         mcfg = ckpt.model_config(state, ckpt_path)
     elif cfg.resolution:
