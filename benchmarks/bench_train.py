@@ -47,10 +47,17 @@ def train_rate(preset: str, batch: int, channels_last: bool, seconds: float) -> 
     real = (torch.rand(batch, 1, r, r, r) > 0.95).float().contiguous(memory_format=fmt)
     step = 0
 
+    rec = p.recipe
+    sigma = float(rec.get("instance_noise", 0.0))
+
     def one():
         nonlocal step
-        z = draw_latents(batch, p.model.z_dim, "uniform", step_generator(0, step, 1))
-        gan_step(g, d, og, od, real, z, d_gate=1.0)
+        z = draw_latents(batch, p.model.z_dim, rec.get("z_dist", "uniform"), step_generator(0, step, 1))
+        noise = None
+        if sigma > 0:  # drawn as training draws it, from the step's CPU generator
+            gen = step_generator(0, step, 2)
+            noise = tuple((sigma * torch.randn(real.shape, generator=gen)).contiguous(memory_format=fmt) for _ in range(2))
+        gan_step(g, d, og, od, real, z, loss=rec.get("loss", "bce"), d_gate=1.0, noise=noise, mode_seeking=float(rec.get("mode_seeking", 0.0)))
         step += 1
 
     one()  # warm-up

@@ -1,0 +1,164 @@
+"""Single-image 3D reconstruction with a trained 3D-VAE-GAN (:mod:`gan3d.vaegan`): image -> E -> z -> G.
+
+Each image is read by :func:`gan3d.imaging.prepare_image` at the encoder's input size; the encoder
+gives the mean and log-variance of a Gaussian over z. With ``samples=1`` the shape is ``G(mu)``;
+with ``samples=K`` it is the mean of the K occupancy grids ``G(mu + sigma * eps_k)`` (``eps_k``
+seeded by k, so the result is reproducible). The grid is thresholded and, unless ``keep_all``, cut
+to its largest connected component (:func:`gan3d.sampling.postprocess`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from . import checkpoint as ckpt
+from .errors import Gan3dError
+from .fileio import atomic_path
+from .models import Generator
+from .training import pick_device
+from .vaegan import EncoderConfig, ImageEncoder
+from .voxels import THRESHOLD
+
+FORMATS = ("npz", "obj", "stl", "ply", "binvox")
+MESH_FORMATS = ("obj", "stl", "ply")
+KINDS = ("vaegan-snapshot", "vaegan-train")
+
+
+def load_reconstructor(checkpoint: str | os.PathLike, *, device: str | torch.device = "cpu") -> tuple[ImageEncoder, Generator, dict]:
+    """(E, G, meta) in eval mode on ``device`` from a 3D-VAE-GAN snapshot or training checkpoint
+    (a run folder means its ``snapshot.pt``). ``meta``: kind, step and the configs as dicts."""
+    path = Path(checkpoint)
+    if path.is_dir():
+        path = path / "snapshot.pt"
+    data = ckpt.load(path)
+    if data.get("kind") not in KINDS or "E" not in data or "encoder_config" not in data:
+        raise Gan3dError(f"not a 3D-VAE-GAN checkpoint (kind {data.get('kind')!r}; it has no image encoder)", path)
+    try:
+        ecfg = EncoderConfig.from_dict(data["encoder_config"])
+    except (TypeError, ValueError) as e:
+        raise Gan3dError(f"checkpoint has an invalid encoder config: {e}", path) from None
+    E = ImageEncoder(ecfg)
+    G = Generator(ckpt.model_config(data, path))
+    ckpt.load_state(E, data["E"], "encoder", path)
+    ckpt.load_state(G, data["G"], "generator", path)
+    meta = {k: data.get(k) for k in ("kind", "step", "model_config", "encoder_config", "vaegan_config")}
+    meta["path"] = str(path)
+    return E.to(device).eval(), G.to(device).eval(), meta
+
+
+def _stems(paths: Sequence[Path]) -> list[str]:
+    """File stems, made unique with ``_1``, ``_2``, ... when two inputs share one."""
+    seen: dict[str, int] = {}
+    out = []
+    for p in paths:
+        stem = p.stem
+        n = seen.get(stem, 0)
+        seen[stem] = n + 1
+        out.append(stem if n == 0 else f"{stem}_{n}")
+    return out
+
+
+@torch.no_grad()
+def reconstruct_images(
+    checkpoint: str | os.PathLike,
+    image_paths: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    samples: int = 1,
+    keep_all: bool = False,
+    threshold: float = THRESHOLD,
+    device: str = "auto",
+    formats: Sequence[str] = ("npz", "obj"),
+    mesh_style: str = "smooth",
+    picture_size: int = 256,
+) -> dict:
+    """Reconstruct a shape from each image and write, per image ``<stem>``: ``<stem>.npz``
+    (``grid`` bool (R,R,R), ``occupancy`` float16, ``mu``, ``logvar``), a mesh per mesh format
+    (skipped, and listed under ``empty``, when the grid is empty), and ``<stem>.png`` (the input
+    image beside the rendered shape). Every image is read before anything is written, so a bad
+    image (a Gan3dError naming it) leaves ``out_dir`` untouched. Returns a summary dict."""
+    from . import imaging
+    from .sampling import postprocess
+
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise Gan3dError(f"unknown output format(s) {bad}; choose from {', '.join(FORMATS)}")
+    if int(samples) < 1:
+        raise Gan3dError(f"samples must be at least 1, got {samples}")
+    paths = [Path(p) for p in image_paths]
+    if not paths:
+        raise Gan3dError("no images given")
+    dev = pick_device(device)
+    E, G, meta = load_reconstructor(checkpoint, device=dev)
+    size = E.cfg.image_size
+    prepared = [np.asarray(imaging.prepare_image(p, size=size), dtype=np.float32) for p in paths]
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[str] = []
+    results = []
+    empty = []
+    from .geometry import export_mesh
+    from .render import render_voxels, save_png, tile
+
+    for path, stem, arr in zip(paths, _stems(paths), prepared):
+        img = torch.from_numpy(arr).unsqueeze(0).to(dev)
+        mu, logvar = E(img)
+        if samples == 1:
+            occ = G(mu)
+        else:
+            gen = torch.Generator().manual_seed(0)
+            eps = torch.randn(int(samples), mu.shape[1], generator=gen).to(dev)
+            z = mu + torch.exp(0.5 * logvar) * eps
+            occ = G(z).mean(dim=0, keepdim=True)
+        occ_np = occ[0, 0].float().cpu().numpy()
+        grid = postprocess(occ_np[None], keep_all=keep_all, threshold=threshold)[0]
+        files = []
+        if "npz" in formats:
+            with atomic_path(out / f"{stem}.npz") as tmp:
+                np.savez_compressed(
+                    tmp,
+                    grid=grid,
+                    occupancy=occ_np.astype(np.float16),
+                    mu=mu[0].cpu().numpy(),
+                    logvar=logvar[0].cpu().numpy(),
+                    source=np.asarray(str(path)),
+                )
+            files.append(f"{stem}.npz")
+        if "binvox" in formats:
+            from .formats import write_binvox
+
+            write_binvox(out / f"{stem}.binvox", grid)
+            files.append(f"{stem}.binvox")
+        if grid.any():
+            for fmt in MESH_FORMATS:
+                if fmt in formats:
+                    export_mesh(grid, out / f"{stem}.{fmt}", style=mesh_style)
+                    files.append(f"{stem}.{fmt}")
+        else:
+            empty.append(stem)
+        shown = np.clip(np.rint(arr.transpose(1, 2, 0) * 255.0), 0, 255).astype(np.uint8)
+        if shown.shape[0] != picture_size:
+            from PIL import Image
+
+            shown = np.asarray(Image.fromarray(shown).resize((picture_size, picture_size), Image.BILINEAR))
+        picture = tile([shown, render_voxels(grid, size=picture_size)], ncols=2)
+        save_png(picture, out / f"{stem}.png")
+        files.append(f"{stem}.png")
+        written += files
+        results.append({"image": str(path), "stem": stem, "occupancy": float(grid.mean()), "files": files})
+    return {
+        "out": str(out),
+        "checkpoint": meta["path"],
+        "step": int(meta.get("step") or -1),
+        "resolution": int(G.cfg.resolution),
+        "samples": int(samples),
+        "images": results,
+        "empty": empty,
+        "files": written,
+    }

@@ -1,0 +1,312 @@
+import json
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from gan3d import checkpoint as ckpt
+from gan3d import datasets, procedural
+from gan3d.errors import Gan3dError
+from gan3d.models import ModelConfig, build
+from gan3d.training import set_determinism
+from gan3d.vaegan import (
+    ENCODER_PRESETS,
+    EncoderConfig,
+    ImageEncoder,
+    VAEGANConfig,
+    init_encoder,
+    kl_divergence,
+    reparameterize,
+    train_vaegan,
+    vaegan_step,
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_determinism_leak():
+    yield
+    set_determinism(False)
+
+
+# --- a paired folder in imaging's format, from procedural shapes and silhouette pictures -----------
+
+
+def make_pairs(folder, n_shapes=8, size=32, resolution=16, n_test=2):
+    folder.mkdir(parents=True)
+    grids, labels = procedural.make_dataset(n_shapes, resolution, seed=3)
+    split = np.array([0] * (n_shapes - n_test) + [1] * n_test)
+    src = folder / "voxels.npz"
+    datasets.from_arrays(grids, labels, list(procedural.CLASS_NAMES), split=split).save(src)
+    images, shape_index, view, az = [], [], [], []
+    for s, g in enumerate(grids):
+        for v, axis in enumerate((1, 0)):  # front and side silhouettes
+            sil = np.rot90(g.any(axis=axis))  # (R, R), z up
+            big = np.kron(sil, np.ones((size // resolution, size // resolution))).astype(bool)
+            img = np.full((size, size, 3), 230, np.uint8)
+            img[big] = (40 + 20 * s, 90, 160)
+            images.append(img)
+            shape_index.append(s)
+            view.append(v)
+            az.append(90.0 * v)
+    np.save(folder / "images.npy", np.stack(images))
+    n = len(images)
+    np.savez(
+        folder / "pairs.npz",
+        shape_index=np.array(shape_index, np.int64),
+        view=np.array(view, np.int64),
+        azimuth=np.array(az, np.float32),
+        elevation=np.zeros(n, np.float32),
+        label=labels[shape_index].astype(np.int64),
+        split=split[shape_index].astype(np.uint8),
+    )
+    meta = dict(format="gan3d-paired-images", format_version=1, dataset=str(src.resolve()), source=str(src.resolve()),
+                resolution=resolution, size=size, count=n)
+    (folder / "meta.json").write_text(json.dumps(meta))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory):
+    return make_pairs(tmp_path_factory.mktemp("p") / "pairs")
+
+
+def vcfg(pairs, out, **kw):
+    base = dict(pairs=str(pairs), encoder="tiny", preset="tiny", out=str(out), steps=6, batch_size=4, log_every=2,
+                snapshot_every=4, n_preview=2, eval_pairs=4, deterministic=True, device="cpu", lr_g=1e-3, lr_d=1e-3, lr_e=1e-3)
+    base.update(kw)
+    return VAEGANConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def trained(pairs, tmp_path_factory):
+    res = train_vaegan(vcfg(pairs, tmp_path_factory.mktemp("runs")))
+    set_determinism(False)
+    return res
+
+
+# --- encoder --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(ENCODER_PRESETS))
+def test_encoder_output_shapes(name):
+    cfg = ENCODER_PRESETS[name]
+    E = ImageEncoder(cfg)
+    with torch.no_grad():
+        mu, logvar = E(torch.rand(2, 3, cfg.image_size, cfg.image_size))
+    assert mu.shape == logvar.shape == (2, cfg.z_dim)
+    assert cfg.spatial_sizes()[-1] == 1
+
+
+def test_paper_encoder_is_the_papers():
+    cfg = ENCODER_PRESETS["paper"]
+    assert (cfg.image_size, cfg.z_dim) == (256, 200)
+    assert cfg.channels == (64, 128, 256, 512, 400) and cfg.kernels == (11, 5, 5, 5, 8) and cfg.strides == (4, 2, 2, 2, 1)
+    assert cfg.paddings == (4, 2, 2, 2, 0) and cfg.spatial_sizes() == [64, 32, 16, 8, 1]
+    convs = [m for m in ImageEncoder(cfg).net if isinstance(m, torch.nn.Conv2d)]
+    bns = [m for m in ImageEncoder(cfg).net if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(convs) == 5 and len(bns) == 4
+    assert ENCODER_PRESETS["cpu"].z_dim == 200 and ENCODER_PRESETS["tiny"].z_dim == 32
+
+
+def test_encoder_config_checks():
+    with pytest.raises(ValueError):
+        EncoderConfig(100, 200, (64, 128, 256, 512, 400), (11, 5, 5, 5, 8), (4, 2, 2, 2, 1))  # not 1x1
+    with pytest.raises(ValueError):
+        EncoderConfig(32, 16, (8, 16, 32, 64), (5, 3, 3, 4), (2, 2, 2, 1))  # last != 2 z_dim
+    c = ENCODER_PRESETS["tiny"].with_z_dim(10)
+    assert c.channels[-1] == 20 and EncoderConfig.from_dict(c.to_dict()) == c
+
+
+def test_kl_closed_form():
+    torch.manual_seed(0)
+    mu, logvar = torch.randn(5, 7), torch.randn(5, 7) * 0.5
+    q = torch.distributions.Normal(mu, torch.exp(0.5 * logvar))
+    p = torch.distributions.Normal(torch.zeros_like(mu), torch.ones_like(mu))
+    ref = torch.distributions.kl_divergence(q, p).sum(1)
+    assert torch.allclose(kl_divergence(mu, logvar), ref, atol=1e-5)
+    assert torch.allclose(kl_divergence(torch.zeros(2, 3), torch.zeros(2, 3)), torch.zeros(2))
+    z = reparameterize(mu, logvar, torch.Generator().manual_seed(1))
+    assert z.shape == mu.shape
+
+
+# --- one step -------------------------------------------------------------------------------------
+
+
+def _state(m):
+    return {k: v.detach().clone() for k, v in m.state_dict().items()}
+
+
+def _same(a, m):
+    return all(torch.equal(a[k], v) for k, v in m.state_dict().items())
+
+
+def _setup():
+    torch.manual_seed(0)
+    mcfg = ModelConfig(resolution=16, z_dim=32, channels=(16, 8))
+    G, D = build(mcfg)
+    E = ImageEncoder(ENCODER_PRESETS["tiny"])
+    init_encoder(E)
+    opts = [torch.optim.Adam(m.parameters(), 1e-3, betas=(0.5, 0.999)) for m in (E, G, D)]
+    g = torch.Generator().manual_seed(5)
+    images = torch.rand(4, 3, 32, 32, generator=g)
+    shapes = (torch.rand(4, 1, 16, 16, 16, generator=g) > 0.7).float()
+    z, eps = torch.randn(4, 32, generator=g), torch.randn(4, 32, generator=g)
+    cfg = VAEGANConfig(pairs="x", d_gate=1.0)
+    return E, G, D, opts, images, shapes, z, eps, cfg
+
+
+@pytest.mark.parametrize("phase,owner", [("d", "D"), ("e", "E"), ("g", "G")])
+def test_each_phase_changes_only_its_module(phase, owner):
+    E, G, D, (oe, og, od), images, shapes, z, eps, cfg = _setup()
+    mods = {"E": E, "G": G, "D": D}
+    before = {k: _state(m) for k, m in mods.items()}
+    st = vaegan_step(E, G, D, oe, og, od, images, shapes, z, eps, cfg, phases=(phase,))
+    assert all(np.isfinite(v) for v in st.values())
+    for k, m in mods.items():
+        assert _same(before[k], m) == (k != owner), (phase, k)
+    # only the owner's parameters have moved, and all of its trainable ones have gradients
+    assert all(p.requires_grad for m in mods.values() for p in m.parameters())
+
+
+def test_full_step_stats_and_gate():
+    E, G, D, (oe, og, od), images, shapes, z, eps, cfg = _setup()
+    st = vaegan_step(E, G, D, oe, og, od, images, shapes, z, eps, cfg)
+    for k in ("loss_d", "d_acc", "d_updated", "loss_e", "kl", "recon", "recon_iou", "loss_g", "loss_g_adv"):
+        assert np.isfinite(st[k]), k
+    # recon is summed over voxels: of the order of R^3 / 4 for an untrained G
+    assert st["recon"] > 100
+    d0 = [p.detach().clone() for p in D.parameters()]
+    st = vaegan_step(E, G, D, oe, og, od, images, shapes, z, eps, VAEGANConfig(pairs="x", d_gate=1e-9), phases=("d",))
+    if st["d_acc"] > 1e-9:  # the gate closed: D's weights did not move (its BN statistics may)
+        assert st["d_updated"] == 0.0 and all(torch.equal(a, b) for a, b in zip(d0, D.parameters()))
+
+
+# --- the loop -------------------------------------------------------------------------------------
+
+
+def test_train_writes_run_folder(trained):
+    run = trained.run_dir
+    assert trained.step == 6 and not trained.interrupted
+    for name in ("config.json", "log.txt", "stats.jsonl", "checkpoint.pt", "snapshot.pt", "recon_000004.png", "recon_000006.png"):
+        assert (run / name).is_file(), name
+    conf = json.loads((run / "config.json").read_text())
+    assert conf["encoder"]["z_dim"] == conf["model"]["z_dim"] == 32
+    lines = [json.loads(l) for l in (run / "stats.jsonl").read_text().splitlines()]
+    assert [l["step"] for l in lines] == [2, 4, 6] and all(np.isfinite(l["kl"]) for l in lines)
+    snap = torch.load(run / "snapshot.pt", weights_only=True)
+    assert snap["kind"] == "vaegan-snapshot" and {"E", "G", "D", "encoder_config", "model_config"} <= set(snap)
+    state = ckpt.load(run / "checkpoint.pt")
+    assert state["kind"] == "vaegan-train" and state["step"] == 6 and {"opt_e", "opt_g", "opt_d", "rng"} <= set(state)
+    G, _ = ckpt.load_generator(run / "snapshot.pt")  # the 3D-GAN sampler reads it too
+    assert G.cfg.resolution == 16
+    assert "test_iou" in (run / "log.txt").read_text()
+
+
+def test_exact_resume(pairs, trained, tmp_path):
+    part = train_vaegan(vcfg(pairs, tmp_path, run_name="a"), stop_after=3)
+    assert part.step == 3
+    done = train_vaegan(vcfg(pairs, tmp_path), resume=part.run_dir)
+    assert done.step == 6
+    a = ckpt.load(done.run_dir / "checkpoint.pt")
+    b = ckpt.load(trained.run_dir / "checkpoint.pt")
+    for key in ("E", "G", "D"):
+        for k in a[key]:
+            assert torch.equal(a[key][k], b[key][k]), (key, k)
+    with pytest.raises(Gan3dError, match="VAE-GAN"):
+        train_vaegan(vcfg(pairs, tmp_path), resume=_gan_checkpoint(tmp_path / "g.pt", 16))
+
+
+def _gan_checkpoint(path, resolution):
+    mcfg = ModelConfig(resolution=resolution, z_dim=32, channels=(16, 8) if resolution == 16 else (16, 8, 4))
+    G, D = build(mcfg)
+    ckpt.save(path, dict(kind="snapshot", model_config=mcfg.to_dict(), G=G.state_dict(), D=D.state_dict(), step=7))
+    return path
+
+
+def test_init_from_checkpoint(pairs, tmp_path):
+    with pytest.raises(Gan3dError, match="32\\^3"):
+        train_vaegan(vcfg(pairs, tmp_path, init_from=str(_gan_checkpoint(tmp_path / "g32.pt", 32)), steps=1))
+    res = train_vaegan(vcfg(pairs, tmp_path, init_from=str(_gan_checkpoint(tmp_path / "g16.pt", 16)), steps=1, n_preview=0, eval_pairs=0))
+    assert "initialised from" in (res.run_dir / "log.txt").read_text()
+
+
+# --- reconstruction -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def prepare(monkeypatch):
+    """gan3d.imaging.prepare_image, or a stand-in while imaging.py does not exist yet."""
+    try:
+        from gan3d.imaging import prepare_image  # noqa: F401
+    except ImportError:
+        from PIL import Image
+
+        def prepare_image(path, *, size=256):
+            try:
+                with Image.open(path) as im:
+                    im = im.convert("RGBA")
+                    bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                    im = Image.alpha_composite(bg, im).convert("RGB").resize((size, size))
+            except Exception as e:
+                raise Gan3dError(f"unreadable image ({e})", path) from None
+            return np.asarray(im, np.float32).transpose(2, 0, 1) / 255.0
+
+        monkeypatch.setitem(sys.modules, "gan3d.imaging", types.SimpleNamespace(prepare_image=prepare_image))
+
+
+def _write_images(folder):
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    rgb[10:40, 20:44] = (200, 60, 30)
+    Image.fromarray(rgb).save(folder / "chair.png")
+    Image.fromarray(rgb).save(folder / "photo.jpg", quality=90)
+    Image.fromarray(rgb[..., 0]).save(folder / "gray.png")
+    rgba = np.dstack([rgb, np.where(rgb[..., 0] > 0, 255, 0).astype(np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(folder / "alpha.png")
+    return [folder / n for n in ("chair.png", "photo.jpg", "gray.png", "alpha.png")]
+
+
+def test_reconstruct_images(trained, tmp_path, prepare):
+    from PIL import Image
+
+    from gan3d.reconstruct import load_reconstructor, reconstruct_images
+
+    E, G, meta = load_reconstructor(trained.run_dir)
+    assert not E.training and meta["kind"] == "vaegan-snapshot" and E.cfg.image_size == 32
+    paths = _write_images(tmp_path / "in")
+    out = tmp_path / "out"
+    res = reconstruct_images(trained.run_dir / "snapshot.pt", paths, out, threshold=0.0, device="cpu")
+    for stem in ("chair", "photo", "gray", "alpha"):
+        for ext in ("npz", "obj", "png"):
+            assert (out / f"{stem}.{ext}").is_file(), (stem, ext)
+        with np.load(out / f"{stem}.npz") as z:
+            assert z["grid"].shape == (16, 16, 16) and z["grid"].dtype == bool and z["mu"].shape == (32,)
+    w, h = Image.open(out / "chair.png").size
+    assert w > 2 * 256 and h >= 256  # input beside the rendering
+    assert res["empty"] == [] and len(res["images"]) == 4
+    # K samples: the mean of K occupancy grids, reproducible
+    r1 = reconstruct_images(trained.run_dir, paths[:1], tmp_path / "k1", samples=3, formats=("npz",), device="cpu")
+    r2 = reconstruct_images(trained.run_dir, paths[:1], tmp_path / "k2", samples=3, formats=("npz",), device="cpu")
+    with np.load(tmp_path / "k1" / "chair.npz") as a, np.load(tmp_path / "k2" / "chair.npz") as b:
+        assert np.array_equal(a["occupancy"], b["occupancy"])
+    assert r1["samples"] == 3 and not (tmp_path / "k1" / "chair.obj").exists()
+
+
+def test_reconstruct_errors(trained, tmp_path, prepare):
+    from gan3d.reconstruct import reconstruct_images
+
+    good = _write_images(tmp_path / "in")[0]
+    bad = tmp_path / "in" / "broken.png"
+    bad.write_bytes(b"not an image at all")
+    out = tmp_path / "out"
+    with pytest.raises(Gan3dError, match="broken.png"):
+        reconstruct_images(trained.run_dir, [good, bad], out, device="cpu")
+    assert not out.exists() or not any(out.iterdir())
+    with pytest.raises(Gan3dError, match="VAE-GAN"):
+        reconstruct_images(_gan_checkpoint(tmp_path / "g.pt", 16), [good], out, device="cpu")
+    with pytest.raises(Gan3dError, match="format"):
+        reconstruct_images(trained.run_dir, [good], out, formats=("xyz",), device="cpu")
