@@ -48,7 +48,7 @@ def _existing(text: str) -> str:
 
 def _add_data(sub) -> None:
     p = sub.add_parser("data", help="prepare datasets and inspect them", formatter_class=HelpFormatter)
-    dsub = p.add_subparsers(dest="data_cmd", required=True, metavar="{prepare,info}")
+    dsub = p.add_subparsers(dest="data_cmd", required=True, metavar="{prepare,info,render}")
     pp = dsub.add_parser(
         "prepare",
         help="build one prepared dataset (.npz, bit-packed) from a source",
@@ -66,11 +66,26 @@ def _add_data(sub) -> None:
     pp.add_argument("--splits", nargs="+", choices=["train", "test"], default=None, help="keep only these splits")
     pp.add_argument("--rotations", type=int, nargs="+", default=None, help="3D ShapeNets: keep only these rotations (1..12)")
     pp.add_argument("--mesh-up", choices=["z", "y"], default="z", help="vertical axis of mesh sources (ModelNet: z, ShapeNet: y)")
-    pp.add_argument("--builtin-count", type=int, default=100, help="builtin: training shapes per class")
+    pp.add_argument("--builtin-count", type=int, default=100, help="builtin: training shapes per class (test: a fifth of it)")
     pp.add_argument("--seed", type=int, default=0, help="builtin: seed of the procedural shapes")
     pi = dsub.add_parser("info", help="counts, occupancy statistics, empty and suspicious grids", formatter_class=HelpFormatter)
     pi.add_argument("file", help="a prepared dataset (.npz)")
     pi.add_argument("--json", action="store_true", help="print JSON instead of text")
+    pr = dsub.add_parser(
+        "render",
+        help="render every shape of a prepared dataset to RGB images: image/shape pairs for 3D-VAE-GAN",
+        formatter_class=HelpFormatter,
+    )
+    pr.add_argument("dataset", help="a prepared dataset (.npz)")
+    pr.add_argument("--out", required=True, help="output folder (images.npy, pairs.npz, meta.json)")
+    pr.add_argument("--views", type=int, default=None, help="views per shape drawn from the paper's 24 azimuths x 3 elevations (default: all 72)")
+    pr.add_argument("--size", type=int, default=256, help="image edge in pixels")
+    pr.add_argument("--split", choices=["train", "test"], default=None, help="render only this split (default: both)")
+    pr.add_argument("--classes", nargs="+", default=None, help="render only these classes")
+    pr.add_argument("--random-background", action="store_true", help="procedural random backgrounds")
+    pr.add_argument("--random-color", action="store_true", help="random object colours")
+    pr.add_argument("--seed", type=int, default=0, help="seed of the random views, colours and backgrounds")
+    pr.add_argument("--limit", type=int, default=None, help="render at most this many shapes")
 
 
 def _run_data(args) -> int:
@@ -79,7 +94,7 @@ def _run_data(args) -> int:
     if args.data_cmd == "prepare":
         extra = {}
         if args.source == "builtin":
-            extra = {"builtin_count": args.builtin_count, "seed": args.seed}
+            extra = {"per_class": (args.builtin_count, max(1, args.builtin_count // 5)), "seed": args.seed}
         summary = datasets.prepare(
             args.source,
             args.out,
@@ -89,6 +104,23 @@ def _run_data(args) -> int:
             rotations=args.rotations,
             mesh_up=args.mesh_up,
             **extra,
+        )
+        print(json.dumps(summary, indent=2, default=str))
+        return 0
+    if args.data_cmd == "render":
+        from .imaging import VIEWS_PAPER, render_dataset
+
+        summary = render_dataset(
+            args.dataset,
+            args.out,
+            views=VIEWS_PAPER if args.views is None else args.views,
+            size=args.size,
+            split=args.split,
+            classes=args.classes,
+            random_background=args.random_background,
+            random_color=args.random_color,
+            seed=args.seed,
+            limit=args.limit,
         )
         print(json.dumps(summary, indent=2, default=str))
         return 0
@@ -112,6 +144,7 @@ def _add_train(sub) -> None:
         formatter_class=HelpFormatter,
         description=f"Presets (each sets the model and its recipe; any option below overrides the recipe):\n{lines}",
     )
+    p.add_argument("--model", choices=["gan", "vaegan"], default="gan", help="3D-GAN, or 3D-VAE-GAN (image encoder; needs --pairs)")
     p.add_argument("--preset", choices=list(PRESETS), default=None, help=f"model and recipe preset (default {dflt.preset}; on --resume, the run's own)")
     p.add_argument("--data", default=dflt.data, help="prepared dataset .npz, or 'builtin' (procedural furniture)")
     p.add_argument("--out", default=dflt.out, help="parent folder of the auto-numbered run folders")
@@ -139,6 +172,13 @@ def _add_train(sub) -> None:
     m.add_argument("--classes", nargs="+", default=None, help="train on these classes only")
     m.add_argument("--augment", type=_bool, default=None, help="random quarter turns about the up axis and x flips")
     m.add_argument("--builtin-count", type=int, default=None, help=f"shapes generated for --data builtin (default {dflt.builtin_count})")
+    v = p.add_argument_group("3D-VAE-GAN (--model vaegan)")
+    v.add_argument("--pairs", default=None, help="image/shape pairs folder from `gan3d data render`")
+    v.add_argument("--encoder", default="cpu", help="image encoder preset: paper (256 px, the paper's), cpu, tiny")
+    v.add_argument("--init-from", default=None, help="a trained 3D-GAN checkpoint to start G and D from")
+    v.add_argument("--alpha1", type=float, default=None, help="KL weight in E's loss (paper: 5)")
+    v.add_argument("--alpha2", type=float, default=None, help="reconstruction weight (paper: 1e-4, sized for 64^3)")
+    v.add_argument("--lr-e", type=float, default=None, help="encoder learning rate (default 1e-4)")
     r = p.add_argument_group("run")
     r.add_argument("--seed", type=int, default=None, help="seed for weights, batches and latents (default 0)")
     r.add_argument("--device", default=None, help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N")
@@ -194,8 +234,51 @@ def _train_config(args):
         raise Gan3dError(f"invalid training option: {e}") from None
 
 
+def _run_vaegan(args) -> int:
+    from .vaegan import VAEGANConfig, train_vaegan
+
+    if not args.pairs:
+        raise Gan3dError("--model vaegan needs --pairs (make them with `gan3d data render`)")
+    values = dict(
+        pairs=args.pairs,
+        encoder=args.encoder,
+        preset=args.preset,
+        init_from=args.init_from,
+        out=args.out,
+        run_name=args.run_name,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr_e=args.lr_e,
+        lr_g=args.lr_g,
+        lr_d=args.lr_d,
+        beta1=args.beta1,
+        alpha1=args.alpha1,
+        alpha2=args.alpha2,
+        d_gate=args.d_gate,
+        loss=args.loss,
+        seed=args.seed,
+        device=args.device,
+        deterministic=args.deterministic,
+        log_every=args.log_every,
+        snapshot_every=args.snapshot_every,
+    )
+    try:
+        cfg = VAEGANConfig(**{k: v for k, v in values.items() if v is not None})
+    except (TypeError, ValueError) as e:
+        raise Gan3dError(f"invalid training option: {e}") from None
+    if args.dry_run:
+        print(json.dumps(cfg.to_dict(), indent=2))
+        return 0
+    result = train_vaegan(cfg, resume=args.resume, quiet=args.quiet)
+    print(f"run folder: {result.run_dir}")
+    return 130 if result.interrupted else 0
+
+
 def _run_train(args) -> int:
     from .training import training_loop
+
+    if args.model == "vaegan":
+        return _run_vaegan(args)
 
     cfg = _train_config(args)
     if args.data != "builtin" and not Path(args.data).exists():
@@ -265,6 +348,27 @@ def _run_sample(args) -> int:
     print(f"wrote {summary['n']} samples ({summary['resolution']}^3, step {summary['step']}) to {summary['out']}; picture: {summary['out']}/grid.png")
     if summary["empty_seeds"]:
         print(f"empty after thresholding: seeds {summary['empty_seeds']}")
+    return 0
+
+
+# --- gan3d reconstruct ----------------------------------------------------------------------------
+
+
+def _add_reconstruct(sub) -> None:
+    p = sub.add_parser("reconstruct", help="3D shapes from single images with a trained 3D-VAE-GAN", formatter_class=HelpFormatter)
+    p.add_argument("images", nargs="+", help="JPEG or PNG files of any size (resized and centre-cropped as in training)")
+    p.add_argument("--checkpoint", required=True, help="snapshot.pt of a `gan3d train --model vaegan` run (or its folder)")
+    p.add_argument("--out", required=True, help="output folder: <image>.npz, .obj and a picture of input beside result")
+    p.add_argument("--samples", type=int, default=1, help="mean of K draws of z (1 = the mean of q(z|image))")
+    p.add_argument("--keep-all", action="store_true", help="keep every component (default: only the largest)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+
+
+def _run_reconstruct(args) -> int:
+    from .reconstruct import reconstruct_images
+
+    summary = reconstruct_images(args.checkpoint, args.images, args.out, samples=args.samples, keep_all=args.keep_all, device=args.device)
+    print(json.dumps(summary, indent=2, default=str))
     return 0
 
 
@@ -347,6 +451,7 @@ COMMANDS = {
     "train": (_add_train, _run_train),
     "sample": (_add_sample, _run_sample),
     "render": (_add_render, _run_render),
+    "reconstruct": (_add_reconstruct, _run_reconstruct),
     "eval": (_add_eval, _run_eval),
     "plot": (_add_plot, _run_plot),
     "demo": (_add_demo, _run_demo),
