@@ -63,7 +63,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a checkpoint: classification, generation metrics, nearest neighbours", formatter_class=_Formatter)
-    esub = p.add_subparsers(dest="eval_cmd", required=True, metavar="{classify,generation,neighbours}")
+    esub = p.add_subparsers(dest="eval_cmd", required=True, metavar="{classify,generation,neighbours,reconstruction}")
 
     c = esub.add_parser(
         "classify",
@@ -120,6 +120,17 @@ def add_parser(sub) -> None:
 
 # --- printing ------------------------------------------------------------------------------------
 
+    rc = esub.add_parser(
+        "reconstruction",
+        help="3D-VAE-GAN single-image reconstruction: IoU and AP per class on held-out renders, and the IKEA protocol",
+        formatter_class=_Formatter,
+    )
+    _common(rc)
+    rc.add_argument("--split", choices=["train", "test"], default="test", help="which rendered images to score (--data is a `gan3d data render` folder)")
+    rc.add_argument("--max-pairs", type=int, default=2000, help="score at most this many images (a seeded subset)")
+    rc.add_argument("--ikea", default=None, help="also run the IKEA protocol on this folder (Lists/, Images/, Voxels/)")
+    rc.add_argument("--seed", type=int, default=0, help="seed of the image subset")
+    rc.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
 
 def _pct(v: Any) -> str:
     return "   -  " if v is None else f"{100 * v:5.1f}%"
@@ -254,6 +265,19 @@ def run(args) -> int:
             progress=progress,
         )
         text = format_neighbours(result)
+    elif cmd == "reconstruction":
+        result = ev.reconstruction(
+            args.checkpoint,
+            args.data,
+            split=args.split,
+            max_pairs=args.max_pairs,
+            ikea=args.ikea,
+            batch_size=args.batch_size,
+            device=args.device,
+            seed=args.seed,
+            progress=progress,
+        )
+        text = format_reconstruction(result)
     else:  # pragma: no cover - argparse restricts the choices
         raise Gan3dError(f"unknown evaluation {cmd!r}")
     print(text)
@@ -264,3 +288,16 @@ def run(args) -> int:
         ev.append_result(args.results, result, eval_name=cmd, args=sys.argv[1:])
         print(f"appended to {args.results}")
     return 0
+
+
+def format_reconstruction(r: dict) -> str:
+    lines = [f"reconstruction on {r['n_images']} {r['split']} images, checkpoint step {r['checkpoint_step']}", f"{'class':14s} {'n':>6s} {'IoU':>7s} {'AP':>7s}"]
+    for name, v in r["per_class"].items():
+        lines.append(f"{name:14s} {v['n']:6d} {v['iou']:7.3f} {v['ap']:7.2f}")
+    lines.append(f"{'mean':14s} {'':6s} {r['mean_iou']:7.3f} {r['mean_ap']:7.2f}")
+    if "ikea" in r:
+        ik = r["ikea"]
+        lines.append("IKEA average precision (%), ours vs the paper's 3D-VAE-GAN (separately trained):")
+        for name, ap in ik["ap"].items():
+            lines.append(f"  {name:10s} {ap if ap is not None else float('nan'):7.2f} {ik['paper'].get(name, float('nan')):7.1f}")
+    return "\n".join(lines)
