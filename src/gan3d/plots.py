@@ -60,7 +60,7 @@ def plot_run(run: str | os.PathLike, out: str | os.PathLike, *, title: str | Non
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
-    fig.suptitle(title or str(Path(run)), fontsize=9)
+    fig.suptitle(title or (Path(run).name if Path(run).is_dir() else Path(run).parent.name), fontsize=9)
     fig.tight_layout()
     out = Path(out)
     with atomic_path(out) as tmp:
