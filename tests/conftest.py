@@ -6,9 +6,10 @@ import torch
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="session")
 def _small_torch():
-    # tests are small; one thread keeps them deterministic and leaves a core for other work
+    # Tests are small; one thread for the whole session (module-scoped fixtures included) keeps
+    # results independent of the machine's core count, which exact-resume comparisons rely on.
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
