@@ -74,3 +74,11 @@ def test_bad_format_and_bad_checkpoint(snapshot, tmp_path):
     with pytest.raises(Gan3dError, match="junk.pt"):
         sample_to_dir(junk, [0], tmp_path / "o")
     assert not (tmp_path / "o" / "samples.npz").exists()
+
+
+def test_format_seeds_is_the_inverse_of_parse_seeds():
+    from gan3d.sampling import format_seeds
+
+    for text in ("0-3,10,12-13", "7", "5,3-4"):
+        assert format_seeds(parse_seeds(text)) == text
+    assert format_seeds([]) == ""

@@ -708,15 +708,9 @@ def format_info(d: dict[str, Any], *, limit: int | None = 20) -> str:
 
 
 def _ranges(values: Sequence[int]) -> str:
-    out, vals = [], sorted(values)
-    i = 0
-    while i < len(vals):
-        j = i
-        while j + 1 < len(vals) and vals[j + 1] == vals[j] + 1:
-            j += 1
-        out.append(str(vals[i]) if i == j else f"{vals[i]}-{vals[j]}")
-        i = j + 1
-    return ",".join(out)
+    from .sampling import format_seeds
+
+    return format_seeds(sorted(values))
 
 
 # ----------------------------------------------------------------------------------------------

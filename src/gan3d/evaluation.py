@@ -48,6 +48,7 @@ import torch
 
 from . import __version__
 from .errors import Gan3dError
+from .sampling import format_seeds
 
 __all__ = [
     "EVALS",
@@ -651,7 +652,7 @@ def generation(
         "n_reference": int(len(refs)),
         "n_reference_empty_dropped": n_ref_empty,
         "reference": {"split": split, "classes": classes or [ds.class_names[k] for k in sorted(set(ref.labels.tolist()))]},
-        "seeds": _seed_text(seeds),
+        "seeds": format_seeds(seeds),
         "empty_samples": int((~largest.reshape(n, -1).any(1)).sum()),
         "distances": list(distances),
         "n_points": int(n_points),
@@ -662,18 +663,6 @@ def generation(
         "seed": int(seed),
         "seconds": round(time.perf_counter() - t0, 3),
     }
-
-
-def _seed_text(seeds: Sequence[int]) -> str:
-    """``[0, 1, 2, 5]`` -> ``"0-2,5"`` (the form :func:`gan3d.sampling.parse_seeds` reads)."""
-    parts, i = [], 0
-    while i < len(seeds):
-        j = i
-        while j + 1 < len(seeds) and seeds[j + 1] == seeds[j] + 1:
-            j += 1
-        parts.append(str(seeds[i]) if i == j else f"{seeds[i]}-{seeds[j]}")
-        i = j + 1
-    return ",".join(parts)
 
 
 # --- nearest neighbours --------------------------------------------------------------------------
@@ -750,7 +739,7 @@ def neighbours(
         rec["seed"] = s
     res.update(
         {
-            "seeds": _seed_text(seeds),
+            "seeds": format_seeds(seeds),
             "split": split,
             "checkpoint": str(path),
             "checkpoint_step": int(data.get("step", -1)),

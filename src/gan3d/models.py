@@ -198,15 +198,16 @@ def append_minibatch_std(x: torch.Tensor, group: int = 4) -> torch.Tensor:
 
 def init_weights(module: nn.Module) -> None:
     """DCGAN-style initialisation: conv weights N(0, 0.02), BatchNorm scale N(1, 0.02), biases 0.
-    Spectrally normalised convolutions keep PyTorch's default initialisation."""
+    Spectrally normalised convolutions keep PyTorch's default initialisation. Covers the 3D models
+    and the 2D image encoder alike."""
     for m in module.modules():
-        if isinstance(m, (nn.Conv3d, nn.ConvTranspose3d)):
+        if isinstance(m, (nn.Conv2d, nn.Conv3d, nn.ConvTranspose3d)):
             if nn.utils.parametrize.is_parametrized(m, "weight"):
                 continue  # spectral norm: keep PyTorch's init, which its power-iteration vectors were fitted to
             nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm3d):
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)):
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
 

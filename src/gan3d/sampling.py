@@ -36,6 +36,19 @@ def parse_seeds(text: str) -> list[int]:
     return list(dict.fromkeys(seeds))
 
 
+def format_seeds(seeds: Sequence[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``"0-2,5"``, consecutive runs in the given order: the inverse of
+    :func:`parse_seeds` for duplicate-free lists."""
+    parts, i = [], 0
+    while i < len(seeds):
+        j = i
+        while j + 1 < len(seeds) and seeds[j + 1] == seeds[j] + 1:
+            j += 1
+        parts.append(str(seeds[i]) if i == j else f"{seeds[i]}-{seeds[j]}")
+        i = j + 1
+    return ",".join(parts)
+
+
 def latents(seeds: Sequence[int], z_dim: int, dist: str = "uniform") -> torch.Tensor:
     """(len(seeds), z_dim) float32 on the CPU; row i depends only on seeds[i]."""
     if len(seeds) == 0:

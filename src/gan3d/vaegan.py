@@ -56,7 +56,7 @@ from . import __version__
 from . import checkpoint as ckpt
 from . import datasets
 from .errors import Gan3dError
-from .models import Discriminator, Generator, build, with_resolution
+from .models import Discriminator, Generator, build, init_weights, with_resolution
 from .presets import get as get_preset
 from .training import (
     LOSSES,
@@ -169,15 +169,8 @@ class ImageEncoder(nn.Module):
 
 
 def init_encoder(E: nn.Module) -> None:
-    """DCGAN-style initialisation, as for G and D: conv weights N(0, 0.02), BN scale N(1, 0.02)."""
-    for m in E.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.normal_(m.weight, 0.0, 0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.normal_(m.weight, 1.0, 0.02)
-            nn.init.zeros_(m.bias)
+    """DCGAN-style initialisation, the same as G and D get (:func:`gan3d.models.init_weights`)."""
+    init_weights(E)
 
 
 def reparameterize(
