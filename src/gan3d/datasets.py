@@ -59,7 +59,7 @@ import numpy as np
 
 from gan3d.errors import Gan3dError
 from gan3d.fileio import atomic_path
-from gan3d.voxels import THRESHOLD, pad_to, resize
+from gan3d.voxels import THRESHOLD, resize
 
 __all__ = [
     "FORMAT",

@@ -402,6 +402,67 @@ class TrainResult:
     stats: list[dict]
 
 
+class LoopIO:
+    """What every training loop shares around its steps: Ctrl-C turned into a flag (the loop
+    finishes its step, saves and returns), the progress bar, the ``stats.jsonl`` writer, and the
+    closing lines. Use as a context manager; ``finish`` writes the last snapshot and log lines."""
+
+    def __init__(self, run: Path, log: "RunLog", *, total: int, start: int, progress: bool, quiet: bool,
+                 on_stats: Callable[[dict], None] | None):
+        self.run, self.log, self.on_stats = run, log, on_stats
+        self.stop_requested = False
+        self.stats: list[dict] = []
+        self.bar = None
+        if progress and not quiet:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, file=sys.stdout)
+        self._file = open(run / "stats.jsonl", "a", encoding="utf-8")
+        self._old_handler = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
+
+    def _on_sigint(self, signum, frame) -> None:
+        self.stop_requested = True
+
+    def __enter__(self) -> "LoopIO":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self._file.close()
+        if self._old_handler is not None:
+            signal.signal(signal.SIGINT, self._old_handler)
+
+    def tick(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def record(self, rec: dict, postfix: dict) -> None:
+        """Append one statistics line; show ``postfix`` on the bar, or log the line without a bar."""
+        self._file.write(json.dumps(rec) + "\n")
+        self._file.flush()
+        self.stats.append(rec)
+        if self.on_stats is not None:
+            self.on_stats(rec)
+        if self.bar is not None:
+            self.bar.set_postfix(**postfix)
+        else:
+            self.log(json.dumps(rec))
+
+    def finish(self, *, step: int, end: int, steps: int, snapshot_every: int, interrupted: bool,
+               snapshot: Callable[[], None]) -> TrainResult:
+        """Snapshot a step that no snapshot covered (an interruption or ``stop_after``), write the
+        closing line and close the log."""
+        if interrupted or (step == end and step % snapshot_every != 0 and step != steps):
+            snapshot()
+        if interrupted:
+            self.log(f"interrupted: saved {self.run / 'checkpoint.pt'} at step {step}; continue with --resume {self.run}")
+        else:
+            self.log(f"done at step {step}: {self.run / 'snapshot.pt'}")
+        self.log.close()
+        return TrainResult(run_dir=self.run, step=step, interrupted=interrupted, stats=self.stats)
+
+
 def _rng_state() -> dict[str, Any]:
     state: dict[str, Any] = {"torch_cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -539,26 +600,13 @@ def training_loop(
             grids = g_eval(z_preview.to(device)).squeeze(1).float().cpu().numpy()
         render_grid_png(grids, run / f"samples_{step:06d}.png", size=96)
 
-    stop_flag = {"stop": False}
-
-    def on_sigint(signum, frame):  # finish the current step, save, and return
-        stop_flag["stop"] = True
-
-    old_handler = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
-    bar = None
-    if progress and not quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(total=cfg.steps, initial=step, unit="step", dynamic_ncols=True, file=sys.stdout)
     window: list[tuple[float, ...]] = []
-    all_stats: list[dict] = []
-    stats_file = open(run / "stats.jsonl", "a", encoding="utf-8")
     t_window = time.perf_counter()
     interrupted = False
-    try:
+    with LoopIO(run, log, total=cfg.steps, start=step, progress=progress, quiet=quiet, on_stats=on_stats) as io:
         while step < end:
-            if stop_flag["stop"]:
+            if io.stop_requested:
                 interrupted = True
                 break
             idx, epoch = batch_indices(len(data), cfg.batch_size, cfg.seed, step)
@@ -586,8 +634,7 @@ def training_loop(
             window.append(
                 (ld, lg, st["acc_real"], st["acc_fake"], st["d_acc"], float(st["d_updated"]), st["fake_occupancy"], float(real_np.mean()))
             )
-            if bar is not None:
-                bar.update(1)
+            io.tick()
             if step % cfg.log_every == 0 or step == end:
                 dt = time.perf_counter() - t_window
                 m = np.mean(window, axis=0)
@@ -608,33 +655,12 @@ def training_loop(
                 )
                 if cfg.eval_every and (step % cfg.eval_every == 0 or step == end):
                     rec.update(quick_eval(eval_generator(), z_eval.to(device), eval_ref))
-                stats_file.write(json.dumps(rec) + "\n")
-                stats_file.flush()
-                all_stats.append(rec)
-                if on_stats is not None:
-                    on_stats(rec)
-                if bar is not None:
-                    bar.set_postfix(smp_s=rec["samples_per_s"], d_acc=rec["d_acc"], occ=rec["fake_occupancy"])
-                else:
-                    log(json.dumps(rec))
+                io.record(rec, dict(smp_s=rec["samples_per_s"], d_acc=rec["d_acc"], occ=rec["fake_occupancy"]))
                 window = []
                 t_window = time.perf_counter()
             if step % cfg.snapshot_every == 0 or step == cfg.steps:
                 snapshot()
-    finally:
-        if bar is not None:
-            bar.close()
-        stats_file.close()
-        if old_handler is not None:
-            signal.signal(signal.SIGINT, old_handler)
-    if interrupted or (step == end and step % cfg.snapshot_every != 0 and step != cfg.steps):
-        snapshot()
-    if interrupted:
-        log(f"interrupted: saved {run / 'checkpoint.pt'} at step {step}; continue with --resume {run}")
-    else:
-        log(f"done at step {step}: {run / 'snapshot.pt'}")
-    log.close()
-    return TrainResult(run_dir=run, step=step, interrupted=interrupted, stats=all_stats)
+    return io.finish(step=step, end=end, steps=cfg.steps, snapshot_every=cfg.snapshot_every, interrupted=interrupted, snapshot=snapshot)
 
 
 def _count(m: torch.nn.Module) -> int:

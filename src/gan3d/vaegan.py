@@ -40,8 +40,6 @@ import dataclasses
 import json
 import math
 import os
-import signal
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,9 +58,9 @@ from .models import Discriminator, Generator, build, init_weights, with_resoluti
 from .presets import get as get_preset
 from .training import (
     LOSSES,
+    LoopIO,
     RunLog,
     TrainResult,
-    _main_thread,
     _plain_state,
     _rng_state,
     _set_rng_state,
@@ -577,27 +575,14 @@ def train_vaegan(
             log(json.dumps({"step": step, **extra}))
         return extra
 
-    stop_flag = {"stop": False}
-
-    def on_sigint(signum, frame):
-        stop_flag["stop"] = True
-
-    old_handler = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
-    bar = None
-    if progress and not quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(total=cfg.steps, initial=step, unit="step", dynamic_ncols=True, file=sys.stdout)
     keys = ("loss_d", "d_acc", "d_updated", "loss_e", "kl", "recon", "recon_iou", "loss_g", "loss_g_adv", "fake_occupancy")
     window: list[dict] = []
-    all_stats: list[dict] = []
-    stats_file = open(run / "stats.jsonl", "a", encoding="utf-8")
     t_window = time.perf_counter()
     interrupted = False
-    try:
+    with LoopIO(run, log, total=cfg.steps, start=step, progress=progress, quiet=quiet, on_stats=on_stats) as io:
         while step < end:
-            if stop_flag["stop"]:
+            if io.stop_requested:
                 interrupted = True
                 break
             pos, epoch = batch_indices(len(train_rows), cfg.batch_size, cfg.seed, step)
@@ -613,41 +598,19 @@ def train_vaegan(
                 )
             step += 1
             window.append(st)
-            if bar is not None:
-                bar.update(1)
+            io.tick()
             if step % cfg.log_every == 0 or step == end:
                 dt = time.perf_counter() - t_window
                 rec = dict(step=step, epoch=epoch)
                 rec.update({k: round(float(np.mean([w[k] for w in window])), 5) for k in keys})
                 rec["samples_per_s"] = round(len(window) * cfg.batch_size / dt, 2)
                 rec["time"] = round(time.time(), 1)
-                stats_file.write(json.dumps(rec) + "\n")
-                stats_file.flush()
-                all_stats.append(rec)
-                if on_stats is not None:
-                    on_stats(rec)
-                if bar is not None:
-                    bar.set_postfix(kl=rec["kl"], iou=rec["recon_iou"], d_acc=rec["d_acc"])
-                else:
-                    log(json.dumps(rec))
+                io.record(rec, dict(kl=rec["kl"], iou=rec["recon_iou"], d_acc=rec["d_acc"]))
                 window = []
                 t_window = time.perf_counter()
             if step % cfg.snapshot_every == 0 or step == cfg.steps:
                 snapshot()
-    finally:
-        if bar is not None:
-            bar.close()
-        stats_file.close()
-        if old_handler is not None:
-            signal.signal(signal.SIGINT, old_handler)
-    if interrupted or (step == end and step % cfg.snapshot_every != 0 and step != cfg.steps):
-        snapshot()
-    if interrupted:
-        log(f"interrupted: saved {run / 'checkpoint.pt'} at step {step}; continue with --resume {run}")
-    else:
-        log(f"done at step {step}: {run / 'snapshot.pt'}")
-    log.close()
-    return TrainResult(run_dir=run, step=step, interrupted=interrupted, stats=all_stats)
+    return io.finish(step=step, end=end, steps=cfg.steps, snapshot_every=cfg.snapshot_every, interrupted=interrupted, snapshot=snapshot)
 
 
 def _count(m: nn.Module) -> int:
