@@ -337,21 +337,27 @@ def quick_eval(G: Generator, z: torch.Tensor, ref: np.ndarray) -> dict[str, floa
 # --- the run folder ------------------------------------------------------------------------------
 
 
-def new_run_dir(cfg: TrainConfig) -> Path:
-    """``<out>/<nnnnn>-<preset>-<data>``, numbered one past the highest existing run."""
-    root = Path(cfg.out)
+def make_run_dir(out: str | os.PathLike, run_name: str, label: str) -> Path:
+    """``<out>/<run_name>`` (which must be new or empty), else ``<out>/<nnnnn>-<label>`` numbered one
+    past the highest existing run."""
+    root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
-    if cfg.run_name:
-        run = root / cfg.run_name
+    if run_name:
+        run = root / run_name
         if run.exists() and any(run.iterdir()):
             raise Gan3dError("run folder exists and is not empty (use --resume to continue it)", run)
         run.mkdir(exist_ok=True)
         return run
     nums = [int(p.name.split("-")[0]) for p in root.iterdir() if p.is_dir() and p.name.split("-")[0].isdigit()]
-    data_name = "builtin" if cfg.data == "builtin" else Path(cfg.data).stem
-    run = root / f"{max(nums, default=-1) + 1:05d}-{cfg.preset}-{data_name}"
+    run = root / f"{max(nums, default=-1) + 1:05d}-{label}"
     run.mkdir()
     return run
+
+
+def new_run_dir(cfg: TrainConfig) -> Path:
+    """``<out>/<nnnnn>-<preset>-<data>`` for a 3D-GAN run (or ``<out>/<run_name>``)."""
+    data_name = "builtin" if cfg.data == "builtin" else Path(cfg.data).stem
+    return make_run_dir(cfg.out, cfg.run_name, f"{cfg.preset}-{data_name}")
 
 
 class RunLog:

@@ -66,6 +66,7 @@ from .training import (
     _set_rng_state,
     batch_indices,
     d_loss,
+    make_run_dir,
     g_loss,
     pick_device,
     set_determinism,
@@ -403,18 +404,7 @@ class VAEGANConfig:
 
 
 def _new_run_dir(cfg: VAEGANConfig) -> Path:
-    root = Path(cfg.out)
-    root.mkdir(parents=True, exist_ok=True)
-    if cfg.run_name:
-        run = root / cfg.run_name
-        if run.exists() and any(run.iterdir()):
-            raise Gan3dError("run folder exists and is not empty (use --resume to continue it)", run)
-        run.mkdir(exist_ok=True)
-        return run
-    nums = [int(p.name.split("-")[0]) for p in root.iterdir() if p.is_dir() and p.name.split("-")[0].isdigit()]
-    run = root / f"{max(nums, default=-1) + 1:05d}-vaegan-{Path(cfg.pairs).name or 'pairs'}"
-    run.mkdir()
-    return run
+    return make_run_dir(cfg.out, cfg.run_name, f"vaegan-{Path(cfg.pairs).name or 'pairs'}")
 
 
 def _models_for(cfg: VAEGANConfig, data: PairedData, log_lines: list[str]):
