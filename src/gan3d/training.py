@@ -469,6 +469,18 @@ class LoopIO:
         return TrainResult(run_dir=self.run, step=step, interrupted=interrupted, stats=self.stats)
 
 
+def open_resume(resume: str | os.PathLike, cfg: Any, *, kind: str, config_key: str, what: str) -> tuple[dict, Path, Any]:
+    """Load the training checkpoint of a run folder (or the file itself), check its ``kind``, and
+    return it with its path and the run's saved config; ``cfg.steps`` may extend the run."""
+    resume = Path(resume)
+    ckpt_path = resume / "checkpoint.pt" if resume.is_dir() else resume
+    state = ckpt.load(ckpt_path)
+    if state.get("kind") != kind:
+        raise Gan3dError(what, ckpt_path)
+    saved = type(cfg).from_dict(state[config_key])
+    return state, ckpt_path, dataclasses.replace(saved, steps=max(cfg.steps, saved.steps))
+
+
 def _rng_state() -> dict[str, Any]:
     state: dict[str, Any] = {"torch_cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -505,13 +517,9 @@ def training_loop(
     """
     state = None
     if resume is not None:
-        resume = Path(resume)
-        ckpt_path = resume / "checkpoint.pt" if resume.is_dir() else resume
-        state = ckpt.load(ckpt_path)
-        if state.get("kind") != "train":
-            raise Gan3dError("not a training checkpoint (a sampling snapshot cannot be resumed)", ckpt_path)
-        saved = TrainConfig.from_dict(state["train_config"])
-        cfg = dataclasses.replace(saved, steps=max(cfg.steps, saved.steps) if cfg.steps != saved.steps else saved.steps)
+        state, ckpt_path, cfg = open_resume(
+            resume, cfg, kind="train", config_key="train_config", what="not a training checkpoint (a sampling snapshot cannot be resumed)"
+        )
         run = ckpt_path.parent
     set_determinism(cfg.deterministic)
     device = pick_device(cfg.device)

@@ -67,6 +67,7 @@ from .training import (
     batch_indices,
     d_loss,
     make_run_dir,
+    open_resume,
     g_loss,
     pick_device,
     set_determinism,
@@ -448,13 +449,9 @@ def train_vaegan(
     ``stop_after`` ends the call once that many steps have run in total. Ctrl-C saves and returns."""
     state = None
     if resume is not None:
-        resume = Path(resume)
-        ckpt_path = resume / "checkpoint.pt" if resume.is_dir() else resume
-        state = ckpt.load(ckpt_path)
-        if state.get("kind") != "vaegan-train":
-            raise Gan3dError("not a 3D-VAE-GAN training checkpoint (kind 'vaegan-train')", ckpt_path)
-        saved = VAEGANConfig.from_dict(state["vaegan_config"])
-        cfg = dataclasses.replace(saved, steps=max(cfg.steps, saved.steps) if cfg.steps != saved.steps else saved.steps)
+        state, ckpt_path, cfg = open_resume(
+            resume, cfg, kind="vaegan-train", config_key="vaegan_config", what="not a 3D-VAE-GAN training checkpoint (kind 'vaegan-train')"
+        )
         run = ckpt_path.parent
     if not cfg.pairs:
         raise Gan3dError("no paired image/shape folder given")
