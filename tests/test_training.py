@@ -230,3 +230,12 @@ def test_mode_seeking_term_punishes_identical_shapes():
     # equal to 1 / (L1 ratio) computed by hand on the two halves
     ratio = (varied[:4] - varied[4:]).abs().mean() / (z[:4] - z[4:]).abs().mean()
     torch.testing.assert_close(mode_seeking_term(varied, z), 1 / (ratio + 1e-5))
+
+
+def test_in_training_evaluation_uses_the_held_out_split(tmp_path):
+    from gan3d.datasets import prepare
+
+    data = tmp_path / "b.npz"
+    prepare("builtin", data, resolution=16, per_class=(8, 5), progress=False)  # 35 test shapes
+    res = training_loop(tiny_cfg(tmp_path, data=str(data), steps=2, eval_every=2, eval_samples=40), progress=False, quiet=True)
+    assert "against 35 test shapes" in (res.run_dir / "log.txt").read_text()

@@ -268,16 +268,16 @@ def straight_through_binarize(x: torch.Tensor) -> torch.Tensor:
 # --- data ----------------------------------------------------------------------------------------
 
 
-def load_training_data(cfg: TrainConfig, model_resolution: int):
+def load_training_data(cfg: TrainConfig, model_resolution: int, full=None):
     """The training split as a datasets.VoxelDataset; builtin shapes are made at ``model_resolution``,
-    a prepared file keeps its own resolution."""
+    a prepared file keeps its own resolution. ``full``: the prepared file, if already loaded."""
     from . import procedural
 
     if cfg.data == "builtin":
         grids, labels = procedural.make_dataset(cfg.builtin_count, model_resolution, seed=cfg.seed)
         ds = datasets.from_arrays(grids, labels, list(procedural.CLASS_NAMES))
     else:
-        ds = datasets.load(cfg.data).select(split="train")
+        ds = (full if full is not None else datasets.load(cfg.data)).select(split="train")
     if cfg.classes:
         ds = ds.select(classes=list(cfg.classes))
     if len(ds) < cfg.batch_size:
@@ -296,13 +296,13 @@ def batch_indices(n: int, batch_size: int, seed: int, step: int) -> tuple[np.nda
 # --- evaluation during training ------------------------------------------------------------------
 
 
-def eval_reference(cfg: "TrainConfig", train_data, n: int) -> tuple[np.ndarray, str]:
-    """Reference shapes for in-training evaluation: the held-out test split of a prepared file when
-    it has at least 32 shapes, else training shapes. At most ``n``, a fixed seeded subset."""
+def eval_reference(cfg: "TrainConfig", train_data, n: int, full=None) -> tuple[np.ndarray, str]:
+    """Reference shapes for in-training evaluation: the held-out test split of the prepared file
+    ``full`` when it has at least 32 shapes, else training shapes. At most ``n``, a fixed seeded subset."""
     ref, name = train_data, "train"
-    if cfg.data != "builtin":
+    if full is not None:
         try:
-            test = datasets.load(cfg.data).select(split="test")
+            test = full.select(split="test")
             if cfg.classes:
                 test = test.select(classes=list(cfg.classes))
             if len(test) >= 32:
@@ -529,7 +529,8 @@ def training_loop(
         mcfg = ckpt.model_config(state, ckpt_path)
     elif cfg.resolution:
         mcfg = with_resolution(mcfg, cfg.resolution)
-    data = load_training_data(cfg, mcfg.resolution)
+    full = None if cfg.data == "builtin" else datasets.load(cfg.data)  # loaded once: training and test views
+    data = load_training_data(cfg, mcfg.resolution, full)
     if state is None and not cfg.resolution and data.resolution != mcfg.resolution:
         mcfg = with_resolution(mcfg, data.resolution)  # sizes that come from the data are read from it
     if data.resolution != mcfg.resolution:
@@ -596,7 +597,7 @@ def training_loop(
 
     eval_ref = None
     if cfg.eval_every:
-        eval_ref, eval_ref_name = eval_reference(cfg, data, cfg.eval_samples)
+        eval_ref, eval_ref_name = eval_reference(cfg, data, cfg.eval_samples, full)
         z_eval = draw_latents(cfg.eval_samples, mcfg.z_dim, cfg.z_dist, torch.Generator().manual_seed(cfg.seed + 12345))
         if state is None:
             log(f"evaluation every {cfg.eval_every} steps: {cfg.eval_samples} samples against {len(eval_ref)} {eval_ref_name} shapes")
