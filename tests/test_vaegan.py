@@ -183,6 +183,33 @@ def test_full_step_stats_and_gate():
         assert st["d_updated"] == 0.0 and all(torch.equal(a, b) for a, b in zip(d0, D.parameters()))
 
 
+@pytest.mark.parametrize("with_noise", [False, True])
+def test_fused_step_equals_the_three_phases(with_noise):
+    """The fused step shares G's passes between phases; it must give the updates and BatchNorm
+    statistics of the three separate phases. SGD keeps the comparison free of Adam's sign-like
+    first step, which would magnify rounding differences of near-zero gradients."""
+    results = []
+    for fused in (False, True):
+        E, G, D, _, images, shapes, z, eps, cfg = _setup()
+        oe, og, od = (torch.optim.SGD(m.parameters(), lr=0.1) for m in (E, G, D))
+        g = torch.Generator().manual_seed(9)
+        noise = tuple(0.2 * torch.randn(shapes.shape, generator=g) for _ in range(2)) if with_noise else None
+        st = vaegan_step(E, G, D, oe, og, od, images, shapes, z, eps, cfg, noise=noise, fused=fused)
+        results.append((st, [_state(m) for m in (E, G, D)]))
+    (st_a, mods_a), (st_b, mods_b) = results
+    for key in ("loss_d", "d_acc", "loss_e", "kl", "recon", "loss_g", "loss_g_adv"):
+        assert st_a[key] == pytest.approx(st_b[key], rel=1e-5, abs=1e-6), key
+    moved = 0
+    for a, b in zip(mods_a, mods_b):
+        for k in a:
+            assert torch.allclose(a[k].float(), b[k].float(), rtol=1e-4, atol=1e-6), k
+    # and the step did move every module (so the comparison is not between two unchanged models)
+    E0, G0, D0, *_ = _setup()
+    for before, after in zip((_state(E0), _state(G0), _state(D0)), mods_b):
+        moved += any(not torch.equal(before[k], after[k]) for k in before)
+    assert moved == 3
+
+
 # --- the loop -------------------------------------------------------------------------------------
 
 

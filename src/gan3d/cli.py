@@ -255,6 +255,8 @@ def _run_vaegan(args) -> int:
         alpha2=args.alpha2,
         d_gate=args.d_gate,
         loss=args.loss,
+        instance_noise=args.instance_noise,
+        noise_decay_steps=args.noise_decay_steps,
         seed=args.seed,
         device=args.device,
         deterministic=args.deterministic,

@@ -67,6 +67,7 @@ from .training import (
     batch_indices,
     d_loss,
     make_run_dir,
+    noise_std,
     open_resume,
     g_loss,
     pick_device,
@@ -237,28 +238,30 @@ def vaegan_step(
     cfg: Any,
     *,
     phases: tuple[str, ...] = ("d", "e", "g"),
+    noise: tuple[torch.Tensor, torch.Tensor] | None = None,
+    fused: bool = True,
 ) -> dict[str, float]:
     """One 3D-VAE-GAN step on images (N,3,S,S), their shapes (N,1,R,R,R), prior latents (N,z) and
     the reparameterisation noise (N,z). ``cfg`` supplies ``alpha1``, ``alpha2``, ``d_gate`` and
     ``loss`` (a VAEGANConfig). ``phases`` runs a subset (tests check each phase alone).
+    ``noise``: instance noise (two tensors shaped like ``shapes``) added to D's real and fake inputs,
+    in the D phase and in G's adversarial term.
+
+    With all three phases and ``fused`` (the default) the step computes the same updates with fewer
+    passes: G is not changed by the D and E phases, so ``G(z_prior)`` of the D phase is the one the
+    G phase needs, and ``G(E(y))`` of the E phase is the G phase's reconstruction (E's latents of step
+    2 are those the G phase holds fixed). One backward pass of
+    ``alpha1 * KL + alpha2 * rec + adv`` then gives E exactly its step-2 gradient (``adv`` does not
+    depend on E) and G exactly its step-3 gradient (KL does not depend on G): two G forward and two
+    backward passes instead of four forward and three backward.
     """
+    if fused and set(phases) == {"d", "e", "g"}:
+        return _fused_step(E, G, D, opt_e, opt_g, opt_d, images, shapes, z_prior, eps, cfg, noise)
     st: dict[str, float] = {}
     if "d" in phases:
         with _frozen(G), torch.no_grad():
             fake = G(z_prior)
-        real_logits = D(shapes)
-        fake_logits = D(fake)
-        loss_d = d_loss(cfg.loss, real_logits, fake_logits)
-        acc_real = (real_logits > 0).float().mean().item()
-        acc_fake = (fake_logits < 0).float().mean().item()
-        d_acc = 0.5 * (acc_real + acc_fake)
-        d_updated = d_acc <= cfg.d_gate
-        if d_updated:
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
-        st.update(loss_d=loss_d.item(), acc_real=acc_real, acc_fake=acc_fake, d_acc=d_acc, d_updated=float(d_updated))
-        st["fake_occupancy"] = (fake >= 0.5).float().mean().item()
+        st.update(_d_phase(D, opt_d, shapes, fake, cfg, noise))
 
     z_enc = None
     if "e" in phases:
@@ -276,23 +279,81 @@ def vaegan_step(
             opt_e.zero_grad(set_to_none=True)
             loss_e.backward()
             opt_e.step()
-        with torch.no_grad():
-            pred, true = recon.detach() >= 0.5, shapes >= 0.5
-            inter = (pred & true).flatten(1).sum(1).float()
-            union = (pred | true).flatten(1).sum(1).float().clamp_min(1)
-        st.update(loss_e=loss_e.item(), kl=kl.item(), recon=rec.item(), recon_iou=(inter / union).mean().item())
+        st.update(loss_e=loss_e.item(), kl=kl.item(), recon=rec.item(), recon_iou=_batch_iou(recon, shapes))
 
     if "g" in phases:
         with _frozen(D, E):
             z_fixed = z_enc.detach()
             fake = G(z_prior)
-            adv = g_loss(cfg.loss, D(fake))
+            adv = g_loss(cfg.loss, D(fake if noise is None else fake + noise[1]))
             rec_g = reconstruction_loss(G(z_fixed), shapes)
             loss_g = adv + cfg.alpha2 * rec_g
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
         st.update(loss_g=loss_g.item(), loss_g_adv=adv.item(), recon_g=rec_g.item())
+    return st
+
+
+def _d_phase(D, opt_d, shapes, fake, cfg, noise) -> dict[str, float]:
+    """Step 1: D on real shapes and (detached) fakes, stepped only if its batch accuracy <= the gate."""
+    fake = fake.detach()
+    real_logits = D(shapes if noise is None else shapes + noise[0])
+    fake_logits = D(fake if noise is None else fake + noise[1])
+    loss_d = d_loss(cfg.loss, real_logits, fake_logits)
+    acc_real = (real_logits > 0).float().mean().item()
+    acc_fake = (fake_logits < 0).float().mean().item()
+    d_acc = 0.5 * (acc_real + acc_fake)
+    d_updated = d_acc <= cfg.d_gate
+    if d_updated:
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+    return dict(
+        loss_d=loss_d.item(),
+        acc_real=acc_real,
+        acc_fake=acc_fake,
+        d_acc=d_acc,
+        d_updated=float(d_updated),
+        fake_occupancy=(fake >= 0.5).float().mean().item(),
+    )
+
+
+def _batch_iou(recon: torch.Tensor, shapes: torch.Tensor) -> float:
+    with torch.no_grad():
+        pred, true = recon.detach() >= 0.5, shapes >= 0.5
+        inter = (pred & true).flatten(1).sum(1).float()
+        union = (pred | true).flatten(1).sum(1).float().clamp_min(1)
+    return (inter / union).mean().item()
+
+
+def _fused_step(E, G, D, opt_e, opt_g, opt_d, images, shapes, z_prior, eps, cfg, noise) -> dict[str, float]:
+    """The three phases with shared passes (see :func:`vaegan_step`); same updates, same statistics."""
+    fake = G(z_prior)  # kept with its graph for G's adversarial term
+    st = _d_phase(D, opt_d, shapes, fake, cfg, noise)
+    mu, logvar = E(images)
+    z_enc = reparameterize(mu, logvar, eps=eps)
+    recon = G(z_enc)
+    kl = kl_divergence(mu, logvar).mean()
+    rec = reconstruction_loss(recon, shapes)
+    with _frozen(D):  # D's running statistics are restored after the backward pass
+        adv = g_loss(cfg.loss, D(fake if noise is None else fake + noise[1]))
+        total = cfg.alpha1 * kl + cfg.alpha2 * rec + adv
+        opt_e.zero_grad(set_to_none=True)
+        opt_g.zero_grad(set_to_none=True)
+        total.backward()
+    opt_e.step()
+    opt_g.step()
+    loss_e = cfg.alpha1 * kl.item() + cfg.alpha2 * rec.item()
+    st.update(
+        loss_e=loss_e,
+        kl=kl.item(),
+        recon=rec.item(),
+        recon_iou=_batch_iou(recon, shapes),
+        loss_g=adv.item() + cfg.alpha2 * rec.item(),
+        loss_g_adv=adv.item(),
+        recon_g=rec.item(),
+    )
     return st
 
 
@@ -372,6 +433,8 @@ class VAEGANConfig:
     alpha2: float = 1e-4  # weight of the voxel-summed reconstruction error in E's and G's losses (the paper's)
     d_gate: float = 0.8  # update D only if its accuracy on the batch was <= this
     loss: str = "bce"  # adversarial loss (gan3d.training.LOSSES)
+    instance_noise: float = 0.0  # std of Gaussian noise on D's real and fake inputs (0 = off, the paper)
+    noise_decay_steps: int = 0  # the noise falls linearly to 0 over this many steps (0 = constant)
     seed: int = 0
     device: str = "auto"
     deterministic: bool = False
@@ -391,6 +454,8 @@ class VAEGANConfig:
             raise ValueError(f"d_gate must be in (0, 1], got {self.d_gate}")
         if min(self.lr_e, self.lr_g, self.lr_d) <= 0 or self.alpha1 < 0 or self.alpha2 < 0:
             raise ValueError("learning rates must be positive and alphas non-negative")
+        if self.instance_noise < 0 or self.noise_decay_steps < 0:
+            raise ValueError("instance_noise and noise_decay_steps must be >= 0")
         if self.n_preview < 0 or self.eval_pairs < 0:
             raise ValueError("n_preview and eval_pairs must be >= 0")
         get_encoder_preset(self.encoder)
@@ -577,7 +642,12 @@ def train_vaegan(
             img, shp = img.to(device), shp.to(device)
             z_prior = torch.randn(cfg.batch_size, mcfg.z_dim, generator=step_generator(cfg.seed, step, 1)).to(device)
             eps = torch.randn(cfg.batch_size, mcfg.z_dim, generator=step_generator(cfg.seed, step, 2)).to(device)
-            st = vaegan_step(E, G, D, opt_e, opt_g, opt_d, img, shp, z_prior, eps, cfg)
+            sigma = noise_std(cfg, step)
+            noise = None
+            if sigma > 0:
+                gen = step_generator(cfg.seed, step, 3)
+                noise = tuple((sigma * torch.randn(shp.shape, generator=gen)).to(device) for _ in range(2))
+            st = vaegan_step(E, G, D, opt_e, opt_g, opt_d, img, shp, z_prior, eps, cfg, noise=noise)
             if not all(math.isfinite(st[k]) for k in ("loss_d", "loss_e", "loss_g")):
                 raise Gan3dError(
                     f"training diverged at step {step}: {', '.join(f'{k} = {st[k]}' for k in ('loss_d', 'loss_e', 'loss_g'))}; "

@@ -1,0 +1,79 @@
+"""3D-VAE-GAN step throughput: the fused step that `gan3d train --model vaegan` runs, against the
+three separate phases of the paper's supplement (the baseline), timed in the same run.
+
+Both compute the same updates (tests/test_vaegan.py checks it); the fused step shares G's forward
+passes between the phases and runs one backward pass for E and G.
+
+    python benchmarks/bench_vaegan.py [--threads 2] [--preset cpu32] [--encoder cpu] [--batch 32] [--seconds 20]
+
+Prints samples/s of each and the ratio fused / separate. The two are timed in alternating rounds so
+that a change in the machine's load affects both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from gan3d.models import build
+from gan3d.presets import PRESETS
+from gan3d.vaegan import ENCODER_PRESETS, ImageEncoder, VAEGANConfig, init_encoder, vaegan_step
+
+
+def make(preset: str, encoder: str, batch: int):
+    torch.manual_seed(0)
+    p = PRESETS[preset]
+    ecfg = ENCODER_PRESETS[encoder]
+    mcfg = p.model
+    if ecfg.z_dim != mcfg.z_dim:
+        ecfg = ecfg.with_z_dim(mcfg.z_dim)
+    G, D = build(mcfg)
+    E = ImageEncoder(ecfg)
+    init_encoder(E)
+    opts = [torch.optim.Adam(m.parameters(), 1e-4, betas=(0.5, 0.999)) for m in (E, G, D)]
+    r, s = mcfg.resolution, ecfg.image_size
+    g = torch.Generator().manual_seed(1)
+    images = torch.rand(batch, 3, s, s, generator=g)
+    shapes = (torch.rand(batch, 1, r, r, r, generator=g) > 0.9).float()
+    noise = tuple(0.2 * torch.randn(shapes.shape, generator=g) for _ in range(2))
+    z = torch.randn(batch, mcfg.z_dim, generator=g)
+    eps = torch.randn(batch, mcfg.z_dim, generator=g)
+    cfg = VAEGANConfig(pairs="x", alpha1=1e-3, alpha2=1e-2, d_gate=1.0)
+    return (E, G, D, *opts, images, shapes, z, eps, cfg), noise
+
+
+def rate(args, noise, fused: bool, seconds: float, batch: int) -> float:
+    vaegan_step(*args, noise=noise, fused=fused)  # warm-up
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        vaegan_step(*args, noise=noise, fused=fused)
+        n += 1
+    return n * batch / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--preset", default="cpu32", choices=list(PRESETS))
+    ap.add_argument("--encoder", default="cpu", choices=list(ENCODER_PRESETS))
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--seconds", type=float, default=20.0, help="timing budget per variant (split in rounds)")
+    ap.add_argument("--rounds", type=int, default=2)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    args, noise = make(a.preset, a.encoder, a.batch)
+    totals = {False: [], True: []}
+    for _ in range(a.rounds):
+        for fused in (False, True):
+            totals[fused].append(rate(args, noise, fused, a.seconds / a.rounds, a.batch))
+    sep, fus = sum(totals[False]) / a.rounds, sum(totals[True]) / a.rounds
+    print(f"torch {torch.__version__}, {a.threads} threads, preset {a.preset}, encoder {a.encoder}, batch {a.batch}")
+    print(f"three separate phases: {sep:7.2f} samples/s")
+    print(f"fused step:            {fus:7.2f} samples/s")
+    print(f"ratio fused / separate: {fus / sep:.2f}")
+
+
+if __name__ == "__main__":
+    main()
