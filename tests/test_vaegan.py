@@ -18,6 +18,7 @@ from gan3d.vaegan import (
     VAEGANConfig,
     init_encoder,
     kl_divergence,
+    reconstruction_loss,
     reparameterize,
     train_vaegan,
     vaegan_step,
@@ -129,6 +130,22 @@ def test_kl_closed_form():
     assert torch.allclose(kl_divergence(torch.zeros(2, 3), torch.zeros(2, 3)), torch.zeros(2))
     z = reparameterize(mu, logvar, torch.Generator().manual_seed(1))
     assert z.shape == mu.shape
+
+
+def test_reconstruction_losses_by_hand():
+    recon = torch.tensor([[0.9, 0.2, 0.5, 0.0], [0.1, 0.7, 1.0, 0.3]]).reshape(2, 1, 4)
+    truth = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 1.0, 1.0]]).reshape(2, 1, 4)
+    l2 = ((0.01 + 0.04 + 0.25 + 0.0) + (0.01 + 0.09 + 0.0 + 0.49)) / 2
+    assert reconstruction_loss(recon, truth, "l2").item() == pytest.approx(l2, rel=1e-6)
+    assert reconstruction_loss(recon, truth).item() == pytest.approx(l2, rel=1e-6)  # l2 is the default
+    p = recon.clamp(1e-6, 1 - 1e-6).numpy().reshape(2, 4)
+    t = truth.numpy().reshape(2, 4)
+    bce = -(t * np.log(p) + (1 - t) * np.log(1 - p)).sum(1).mean()
+    assert reconstruction_loss(recon, truth, "bce").item() == pytest.approx(bce, rel=1e-5)
+    with pytest.raises(ValueError, match="l2"):
+        reconstruction_loss(recon, truth, "l1")
+    with pytest.raises(ValueError, match="recon_loss"):
+        VAEGANConfig(pairs="x", recon_loss="l1")
 
 
 # --- one step -------------------------------------------------------------------------------------

@@ -177,6 +177,7 @@ def _add_train(sub) -> None:
     v.add_argument("--init-from", default=None, help="a trained 3D-GAN checkpoint to start G and D from")
     v.add_argument("--alpha1", type=float, default=None, help="KL weight in E's loss (paper: 5)")
     v.add_argument("--alpha2", type=float, default=None, help="reconstruction weight (paper: 1e-4, sized for 64^3)")
+    v.add_argument("--recon-loss", choices=("l2", "bce"), default=None, help="per-voxel reconstruction error, summed: l2 (paper) or bce")
     v.add_argument("--lr-e", type=float, default=None, help="encoder learning rate (default 1e-4)")
     r = p.add_argument_group("run")
     r.add_argument("--seed", type=int, default=None, help="seed for weights, batches and latents (default 0)")
@@ -253,6 +254,7 @@ def _run_vaegan(args) -> int:
         beta1=args.beta1,
         alpha1=args.alpha1,
         alpha2=args.alpha2,
+        recon_loss=args.recon_loss,
         d_gate=args.d_gate,
         loss=args.loss,
         instance_noise=args.instance_noise,

@@ -188,9 +188,20 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
 
 
-def reconstruction_loss(recon: torch.Tensor, shapes: torch.Tensor) -> torch.Tensor:
-    """Squared L2 distance summed over voxels, averaged over the batch."""
-    return (recon - shapes).pow(2).reshape(recon.shape[0], -1).sum(dim=1).mean()
+RECON_LOSSES = ("l2", "bce")
+
+
+def reconstruction_loss(recon: torch.Tensor, shapes: torch.Tensor, kind: str = "l2") -> torch.Tensor:
+    """Per-voxel error summed over voxels, averaged over the batch: squared L2 (``l2``, the paper's)
+    or binary cross-entropy of G's occupancy probabilities (``bce``)."""
+    if kind == "l2":
+        per_voxel = (recon - shapes).pow(2)
+    elif kind == "bce":
+        eps = 1e-6  # G's sigmoid can reach 0 or 1 in float32
+        per_voxel = F.binary_cross_entropy(recon.clamp(eps, 1 - eps), shapes, reduction="none")
+    else:
+        raise ValueError(f"reconstruction loss must be one of {RECON_LOSSES}, got {kind!r}")
+    return per_voxel.reshape(recon.shape[0], -1).sum(dim=1).mean()
 
 
 # --- one training step ---------------------------------------------------------------------------
@@ -274,7 +285,7 @@ def vaegan_step(
         with _frozen(G):  # G's statistics are restored after the backward pass, which reads them
             recon = G(z_enc)
             kl = kl_divergence(mu, logvar).mean()
-            rec = reconstruction_loss(recon, shapes)
+            rec = reconstruction_loss(recon, shapes, cfg.recon_loss)
             loss_e = cfg.alpha1 * kl + cfg.alpha2 * rec
             opt_e.zero_grad(set_to_none=True)
             loss_e.backward()
@@ -286,7 +297,7 @@ def vaegan_step(
             z_fixed = z_enc.detach()
             fake = G(z_prior)
             adv = g_loss(cfg.loss, D(fake if noise is None else fake + noise[1]))
-            rec_g = reconstruction_loss(G(z_fixed), shapes)
+            rec_g = reconstruction_loss(G(z_fixed), shapes, cfg.recon_loss)
             loss_g = adv + cfg.alpha2 * rec_g
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
@@ -335,7 +346,7 @@ def _fused_step(E, G, D, opt_e, opt_g, opt_d, images, shapes, z_prior, eps, cfg,
     z_enc = reparameterize(mu, logvar, eps=eps)
     recon = G(z_enc)
     kl = kl_divergence(mu, logvar).mean()
-    rec = reconstruction_loss(recon, shapes)
+    rec = reconstruction_loss(recon, shapes, cfg.recon_loss)
     with _frozen(D):  # D's running statistics are restored after the backward pass
         adv = g_loss(cfg.loss, D(fake if noise is None else fake + noise[1]))
         total = cfg.alpha1 * kl + cfg.alpha2 * rec + adv
@@ -431,6 +442,7 @@ class VAEGANConfig:
     beta2: float = 0.999
     alpha1: float = 5.0  # weight of KL in E's loss (the paper's)
     alpha2: float = 1e-4  # weight of the voxel-summed reconstruction error in E's and G's losses (the paper's)
+    recon_loss: str = "l2"  # per-voxel reconstruction error: l2 (the paper's) or bce
     d_gate: float = 0.8  # update D only if its accuracy on the batch was <= this
     loss: str = "bce"  # adversarial loss (gan3d.training.LOSSES)
     instance_noise: float = 0.0  # std of Gaussian noise on D's real and fake inputs (0 = off, the paper)
@@ -454,6 +466,8 @@ class VAEGANConfig:
             raise ValueError(f"d_gate must be in (0, 1], got {self.d_gate}")
         if min(self.lr_e, self.lr_g, self.lr_d) <= 0 or self.alpha1 < 0 or self.alpha2 < 0:
             raise ValueError("learning rates must be positive and alphas non-negative")
+        if self.recon_loss not in RECON_LOSSES:
+            raise ValueError(f"recon_loss must be one of {RECON_LOSSES}, got {self.recon_loss!r}")
         if self.instance_noise < 0 or self.noise_decay_steps < 0:
             raise ValueError("instance_noise and noise_decay_steps must be >= 0")
         if self.n_preview < 0 or self.eval_pairs < 0:
