@@ -4,7 +4,7 @@ three separate phases of the paper's supplement (the baseline), timed in the sam
 Both compute the same updates (tests/test_vaegan.py checks it); the fused step shares G's forward
 passes between the phases and runs one backward pass for E and G.
 
-    python benchmarks/bench_vaegan.py [--threads 2] [--preset cpu32] [--encoder cpu] [--batch 32] [--seconds 20]
+    python benchmarks/bench_vaegan.py [--threads 2] [--preset cpu32] [--encoder cpu] [--batch 32] [--seconds 20] [--contiguous]
 
 Prints samples/s of each and the ratio fused / separate. The two are timed in alternating rounds so
 that a change in the machine's load affects both alike.
@@ -22,7 +22,7 @@ from gan3d.presets import PRESETS
 from gan3d.vaegan import ENCODER_PRESETS, ImageEncoder, VAEGANConfig, init_encoder, vaegan_step
 
 
-def make(preset: str, encoder: str, batch: int):
+def make(preset: str, encoder: str, batch: int, channels_last: bool):
     torch.manual_seed(0)
     p = PRESETS[preset]
     ecfg = ENCODER_PRESETS[encoder]
@@ -30,14 +30,16 @@ def make(preset: str, encoder: str, batch: int):
     if ecfg.z_dim != mcfg.z_dim:
         ecfg = ecfg.with_z_dim(mcfg.z_dim)
     G, D = build(mcfg)
+    fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
+    G.to(memory_format=fmt), D.to(memory_format=fmt)
     E = ImageEncoder(ecfg)
     init_encoder(E)
     opts = [torch.optim.Adam(m.parameters(), 1e-4, betas=(0.5, 0.999)) for m in (E, G, D)]
     r, s = mcfg.resolution, ecfg.image_size
     g = torch.Generator().manual_seed(1)
     images = torch.rand(batch, 3, s, s, generator=g)
-    shapes = (torch.rand(batch, 1, r, r, r, generator=g) > 0.9).float()
-    noise = tuple(0.2 * torch.randn(shapes.shape, generator=g) for _ in range(2))
+    shapes = (torch.rand(batch, 1, r, r, r, generator=g) > 0.9).float().contiguous(memory_format=fmt)
+    noise = tuple((0.2 * torch.randn(shapes.shape, generator=g)).contiguous(memory_format=fmt) for _ in range(2))
     z = torch.randn(batch, mcfg.z_dim, generator=g)
     eps = torch.randn(batch, mcfg.z_dim, generator=g)
     cfg = VAEGANConfig(pairs="x", alpha1=1e-3, alpha2=1e-2, d_gate=1.0)
@@ -61,15 +63,17 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seconds", type=float, default=20.0, help="timing budget per variant (split in rounds)")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--contiguous", action="store_true", help="plain layout instead of channels_last_3d (training's default)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    args, noise = make(a.preset, a.encoder, a.batch)
+    args, noise = make(a.preset, a.encoder, a.batch, not a.contiguous)
     totals = {False: [], True: []}
     for _ in range(a.rounds):
         for fused in (False, True):
             totals[fused].append(rate(args, noise, fused, a.seconds / a.rounds, a.batch))
     sep, fus = sum(totals[False]) / a.rounds, sum(totals[True]) / a.rounds
-    print(f"torch {torch.__version__}, {a.threads} threads, preset {a.preset}, encoder {a.encoder}, batch {a.batch}")
+    layout = "contiguous" if a.contiguous else "channels_last_3d"
+    print(f"torch {torch.__version__}, {a.threads} threads, preset {a.preset}, encoder {a.encoder}, batch {a.batch}, {layout}")
     print(f"three separate phases: {sep:7.2f} samples/s")
     print(f"fused step:            {fus:7.2f} samples/s")
     print(f"ratio fused / separate: {fus / sep:.2f}")

@@ -259,6 +259,7 @@ def _run_vaegan(args) -> int:
         loss=args.loss,
         instance_noise=args.instance_noise,
         noise_decay_steps=args.noise_decay_steps,
+        channels_last=args.channels_last,
         seed=args.seed,
         device=args.device,
         deterministic=args.deterministic,

@@ -450,6 +450,7 @@ class VAEGANConfig:
     seed: int = 0
     device: str = "auto"
     deterministic: bool = False
+    channels_last: bool = True  # channels_last_3d memory format for G, D and the shapes (faster on CPU)
     log_every: int = 50
     snapshot_every: int = 500
     n_preview: int = 8  # test pairs shown (image, truth, reconstruction) at each snapshot; 0 = none
@@ -559,6 +560,8 @@ def train_vaegan(
     E = ImageEncoder(ecfg)
     init_encoder(E)
     E.to(device), G.to(device), D.to(device)
+    memfmt = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
+    G.to(memory_format=memfmt), D.to(memory_format=memfmt)
     betas = (cfg.beta1, cfg.beta2)
     opt_e = torch.optim.Adam(E.parameters(), lr=cfg.lr_e, betas=betas)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=betas)
@@ -653,14 +656,14 @@ def train_vaegan(
                 break
             pos, epoch = batch_indices(len(train_rows), cfg.batch_size, cfg.seed, step)
             img, shp = data.batch(train_rows[pos], ecfg.image_size)
-            img, shp = img.to(device), shp.to(device)
+            img, shp = img.to(device), shp.to(device).contiguous(memory_format=memfmt)
             z_prior = torch.randn(cfg.batch_size, mcfg.z_dim, generator=step_generator(cfg.seed, step, 1)).to(device)
             eps = torch.randn(cfg.batch_size, mcfg.z_dim, generator=step_generator(cfg.seed, step, 2)).to(device)
             sigma = noise_std(cfg, step)
             noise = None
             if sigma > 0:
                 gen = step_generator(cfg.seed, step, 3)
-                noise = tuple((sigma * torch.randn(shp.shape, generator=gen)).to(device) for _ in range(2))
+                noise = tuple((sigma * torch.randn(shp.shape, generator=gen)).to(device).contiguous(memory_format=memfmt) for _ in range(2))
             st = vaegan_step(E, G, D, opt_e, opt_g, opt_d, img, shp, z_prior, eps, cfg, noise=noise)
             if not all(math.isfinite(st[k]) for k in ("loss_d", "loss_e", "loss_g")):
                 raise Gan3dError(
