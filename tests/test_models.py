@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from gan3d.models import Discriminator, Generator, ModelConfig, build, conv_flops, with_resolution
+from gan3d.models import Discriminator, Generator, ModelConfig, build, conv_flops, recalibrate_batchnorm, with_resolution
 from gan3d.presets import PRESETS
 
 
@@ -101,3 +101,30 @@ def test_spectral_norm_discriminator_round_trip():
     assert abs(torch.linalg.matrix_norm(w, ord=2).item() - 1.0) < 0.1
     with pytest.raises(ValueError):
         ModelConfig(resolution=16, channels=(8, 4), d_norm="layer")
+
+
+def test_recalibrate_batchnorm_is_the_plain_average_over_all_inputs():
+    """For an image encoder (2D BatchNorm) fed batches: the first BN's running mean and variance
+    become the mean over all batches of each batch's statistics of that BN's input, whatever the
+    momentum-averaged values were before."""
+    from gan3d.vaegan import ENCODER_PRESETS, ImageEncoder
+
+    torch.manual_seed(0)
+    E = ImageEncoder(ENCODER_PRESETS["tiny"])
+    bn = next(m for m in E.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    bn.running_mean.fill_(5.0)
+    seen = []
+    hook = bn.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().clone()))
+    batches = [torch.rand(4, 3, 32, 32) + k for k in range(3)]  # shifting means: a momentum average would lag
+    recalibrate_batchnorm(E, iter(batches))
+    hook.remove()
+    assert not E.training and bn.momentum == 0.1
+    x = torch.stack(seen)  # (3, 4, C, H, W)
+    mean = x.mean(dim=(1, 3, 4)).mean(0)
+    var = torch.stack([b.transpose(0, 1).flatten(1).var(1, unbiased=True) for b in seen]).mean(0)
+    assert torch.allclose(bn.running_mean, mean, atol=1e-5)
+    assert torch.allclose(bn.running_var, var, rtol=1e-4)
+    # a tensor of inputs is split into batches of batch_size
+    G = Generator(ModelConfig(resolution=16, z_dim=8, channels=(8, 4)))
+    recalibrate_batchnorm(G, torch.randn(10, 8), batch_size=4)
+    assert all(m.num_batches_tracked.item() == 3 for m in G.modules() if isinstance(m, torch.nn.BatchNorm3d))

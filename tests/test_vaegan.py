@@ -248,6 +248,30 @@ def test_train_writes_run_folder(trained):
     assert "test_iou" in (run / "log.txt").read_text()
 
 
+def test_snapshot_has_recalibrated_batchnorm(trained):
+    """snapshot.pt holds E and G with BatchNorm statistics re-estimated for eval mode; the weights
+    are the training state's, and checkpoint.pt keeps the training state's own statistics."""
+    run = trained.run_dir
+    snap, state = ckpt.load(run / "snapshot.pt"), ckpt.load(run / "checkpoint.pt")
+    for name in ("E", "G"):
+        s, t = snap[name], state[name]
+        weights = [k for k in s if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+        assert weights and all(torch.equal(s[k], t[k]) for k in weights), name
+        means = [k for k in s if k.endswith("running_mean")]
+        assert means and any(not torch.allclose(s[k], t[k]) for k in means), name
+        # a cumulative average over the recalibration batches, not a momentum average over steps
+        assert all(int(s[k]) != int(t[k]) for k in s if k.endswith("num_batches_tracked")), name
+
+
+def test_spread_takes_rows_from_the_whole_split():
+    from gan3d.vaegan import _spread
+
+    rows = np.arange(100, 200)
+    got = _spread(rows, 5)
+    assert got.tolist() == [100, 125, 150, 174, 199]
+    assert _spread(rows, 500).tolist() == rows.tolist() and len(_spread(rows, 0)) == 0
+
+
 def test_exact_resume(pairs, trained, tmp_path):
     part = train_vaegan(vcfg(pairs, tmp_path, run_name="a"), stop_after=3)
     assert part.step == 3

@@ -159,24 +159,29 @@ def layer_summary(G: Generator, D: Discriminator, device: torch.device | str = "
 
 
 @torch.no_grad()
-def recalibrate_batchnorm(G: Generator, z: torch.Tensor, *, batch_size: int = 64) -> None:
-    """Re-estimate G's BatchNorm running statistics as the plain average over latents ``z``.
+def recalibrate_batchnorm(module: nn.Module, inputs, *, batch_size: int = 64) -> None:
+    """Re-estimate the module's BatchNorm running statistics as the plain average over ``inputs``
+    (a tensor, split into batches of ``batch_size``, or an iterable of input batches).
 
-    Running averages with momentum lag a generator that changes quickly; sampling in eval mode
-    (needed so a seed's shape does not depend on its batch) then gives worse shapes than training
-    sees. Call on a copy of G (e.g. ``copy.deepcopy``) to leave the training state untouched.
+    Running averages with momentum lag a network that changes quickly; eval mode (needed so that an
+    output does not depend on the rest of its batch) then gives worse results than training sees.
+    For G the inputs are latents; for the 3D-VAE-GAN's image encoder they are training images,
+    whose early layers have channels with a mean many times their spread, so that the small lag of
+    a momentum average is enough to spoil every reconstruction. Call on a copy (``copy.deepcopy``)
+    to leave the training state untouched. Leaves the module in eval mode.
     """
-    bns = [m for m in G.modules() if isinstance(m, nn.BatchNorm3d)]
+    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in bns]
     for m in bns:
         m.reset_running_stats()
         m.momentum = None  # cumulative average
-    G.train()
-    for i in range(0, len(z), batch_size):
-        G(z[i : i + batch_size])
+    module.train()
+    batches = (inputs[i : i + batch_size] for i in range(0, len(inputs), batch_size)) if torch.is_tensor(inputs) else inputs
+    for x in batches:
+        module(x)
     for m, mom in zip(bns, momenta):
         m.momentum = mom
-    G.eval()
+    module.eval()
 
 
 def append_minibatch_std(x: torch.Tensor, group: int = 4) -> torch.Tensor:

@@ -54,7 +54,7 @@ from . import __version__
 from . import checkpoint as ckpt
 from . import datasets
 from .errors import Gan3dError
-from .models import Discriminator, Generator, build, init_weights, with_resolution
+from .models import Discriminator, Generator, build, init_weights, recalibrate_batchnorm, with_resolution
 from .presets import get as get_preset
 from .training import (
     LOSSES,
@@ -454,7 +454,8 @@ class VAEGANConfig:
     log_every: int = 50
     snapshot_every: int = 500
     n_preview: int = 8  # test pairs shown (image, truth, reconstruction) at each snapshot; 0 = none
-    eval_pairs: int = 64  # test pairs whose mean reconstruction IoU is logged at each snapshot; 0 = none
+    eval_pairs: int = 256  # test pairs (spread evenly over the test split) whose mean IoU is logged at each snapshot; 0 = none
+    bn_samples: int = 1024  # training images (E) and prior latents (G) that re-estimate BatchNorm statistics for the snapshot
     run_name: str = ""
 
     def __post_init__(self):
@@ -471,8 +472,8 @@ class VAEGANConfig:
             raise ValueError(f"recon_loss must be one of {RECON_LOSSES}, got {self.recon_loss!r}")
         if self.instance_noise < 0 or self.noise_decay_steps < 0:
             raise ValueError("instance_noise and noise_decay_steps must be >= 0")
-        if self.n_preview < 0 or self.eval_pairs < 0:
-            raise ValueError("n_preview and eval_pairs must be >= 0")
+        if self.n_preview < 0 or self.eval_pairs < 0 or self.bn_samples < 0:
+            raise ValueError("n_preview, eval_pairs and bn_samples must be >= 0")
         get_encoder_preset(self.encoder)
 
     def to_dict(self) -> dict[str, Any]:
@@ -592,8 +593,9 @@ def train_vaegan(
         log(f"model {mcfg.to_dict()}; E {_count(E):,}, G {_count(G):,}, D {_count(D):,} params")
         log(f"pairs {cfg.pairs}: {len(train_rows)} train, {len(test_rows)} test, {data.image_size} px images, {data.resolution}^3 shapes; device {device}")
 
-    preview_rows = (test_rows if len(test_rows) else train_rows)[: cfg.n_preview]
-    eval_rows = test_rows[: cfg.eval_pairs]
+    preview_rows = _spread(test_rows if len(test_rows) else train_rows, cfg.n_preview)
+    eval_rows = _spread(test_rows, cfg.eval_pairs)
+    bn_rows = _spread(train_rows, cfg.bn_samples)
 
     def payload_common() -> dict:
         return dict(model_config=mcfg.to_dict(), encoder_config=ecfg.to_dict(), vaegan_config=cfg.to_dict(), step=step)
@@ -614,11 +616,22 @@ def train_vaegan(
             ),
         )
 
+    def eval_models() -> tuple[ImageEncoder, Generator]:
+        """Copies of E and G in eval mode with BatchNorm statistics re-estimated: E's on training
+        images, G's on prior latents, as the 3D-GAN loop does (training state untouched)."""
+        e_eval, g_eval = copy.deepcopy(E).eval(), copy.deepcopy(G).eval()
+        if len(bn_rows):
+            bs = cfg.batch_size
+            recalibrate_batchnorm(e_eval, (data.batch(bn_rows[i : i + bs], ecfg.image_size)[0].to(device) for i in range(0, len(bn_rows), bs)))
+            z_bn = torch.randn(len(bn_rows), mcfg.z_dim, generator=step_generator(cfg.seed, step, 5)).to(device)
+            recalibrate_batchnorm(g_eval, z_bn, batch_size=bs)
+        return e_eval, g_eval
+
     def snapshot() -> dict:
         save_checkpoint()
-        ckpt.save(run / "snapshot.pt", dict(kind="vaegan-snapshot", **payload_common(), E=_plain_state(E), G=_plain_state(G), D=_plain_state(D)))
+        e_eval, g_eval = eval_models()
+        ckpt.save(run / "snapshot.pt", dict(kind="vaegan-snapshot", **payload_common(), E=_plain_state(e_eval), G=_plain_state(g_eval), D=_plain_state(D)))
         extra: dict = {}
-        e_eval, g_eval = copy.deepcopy(E).eval(), copy.deepcopy(G).eval()
         with torch.no_grad():
             if len(eval_rows):
                 ious = []
@@ -685,6 +698,16 @@ def train_vaegan(
             if step % cfg.snapshot_every == 0 or step == cfg.steps:
                 snapshot()
     return io.finish(step=step, end=end, steps=cfg.steps, snapshot_every=cfg.snapshot_every, interrupted=interrupted, snapshot=snapshot)
+
+
+def _spread(rows: np.ndarray, n: int) -> np.ndarray:
+    """At most ``n`` of ``rows``, evenly spaced (the test split is ordered by class, so its first
+    rows would all be one class)."""
+    if n <= 0 or len(rows) == 0:
+        return rows[:0]
+    if n >= len(rows):
+        return rows
+    return rows[np.linspace(0, len(rows) - 1, n).round().astype(np.int64)]
 
 
 def _count(m: nn.Module) -> int:
