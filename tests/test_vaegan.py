@@ -378,3 +378,22 @@ def test_reconstruct_errors(trained, tmp_path, prepare):
         reconstruct_images(_gan_checkpoint(tmp_path / "g.pt", 16), [good], out, device="cpu")
     with pytest.raises(Gan3dError, match="format"):
         reconstruct_images(trained.run_dir, [good], out, formats=("xyz",), device="cpu")
+
+
+def test_vaegan_presets_and_dry_run(capsys):
+    from gan3d.cli import main
+    from gan3d.presets import PRESETS
+    from gan3d.vaegan import make_vaegan_config
+
+    paper = make_vaegan_config("paper64", pairs="x")
+    assert (paper.alpha1, paper.alpha2, paper.lr_g, paper.lr_d, paper.batch_size, paper.d_gate) == (5.0, 1e-4, 0.0025, 1e-5, 100, 0.8)
+    assert paper.encoder == "paper" and paper.recon_loss == "l2" and paper.instance_noise == 0
+    cpu = make_vaegan_config("cpu32", pairs="x", alpha2=None, lr_e=2e-4)  # None keeps the preset's value
+    assert cpu.alpha2 == PRESETS["cpu32"].vaegan["alpha2"] and cpu.lr_e == 2e-4 and cpu.encoder == "cpu"
+    # every preset's recipe is a valid config
+    for name in PRESETS:
+        assert make_vaegan_config(name, pairs="x").preset == name
+    # the command line takes the preset's recipe for unset options
+    assert main(["train", "--model", "vaegan", "--pairs", "p", "--preset", "paper64", "--alpha1", "2", "--dry-run"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["alpha1"] == 2.0 and shown["alpha2"] == 1e-4 and shown["encoder"] == "paper" and shown["batch_size"] == 100

@@ -173,12 +173,12 @@ def _add_train(sub) -> None:
     m.add_argument("--builtin-count", type=int, default=None, help=f"shapes generated for --data builtin (default {dflt.builtin_count})")
     v = p.add_argument_group("3D-VAE-GAN (--model vaegan)")
     v.add_argument("--pairs", default=None, help="image/shape pairs folder from `gan3d data render`")
-    v.add_argument("--encoder", default="cpu", help="image encoder preset: paper (256 px, the paper's), cpu, tiny")
+    v.add_argument("--encoder", default=None, help="image encoder preset: paper (256 px, the paper's), cpu, tiny (default: the preset's)")
     v.add_argument("--init-from", default=None, help="a trained 3D-GAN checkpoint to start G and D from")
     v.add_argument("--alpha1", type=float, default=None, help="KL weight in E's loss (paper: 5)")
     v.add_argument("--alpha2", type=float, default=None, help="reconstruction weight (paper: 1e-4, sized for 64^3)")
     v.add_argument("--recon-loss", choices=("l2", "bce"), default=None, help="per-voxel reconstruction error, summed: l2 (paper) or bce")
-    v.add_argument("--lr-e", type=float, default=None, help="encoder learning rate (default 1e-4)")
+    v.add_argument("--lr-e", type=float, default=None, help="encoder learning rate (default: the preset's)")
     r = p.add_argument_group("run")
     r.add_argument("--seed", type=int, default=None, help="seed for weights, batches and latents (default 0)")
     r.add_argument("--device", default=None, help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N")
@@ -235,7 +235,7 @@ def _train_config(args):
 
 
 def _run_vaegan(args) -> int:
-    from .vaegan import VAEGANConfig, train_vaegan
+    from .vaegan import make_vaegan_config, train_vaegan
 
     if not args.pairs:
         raise Gan3dError("--model vaegan needs --pairs (make them with `gan3d data render`)")
@@ -267,7 +267,8 @@ def _run_vaegan(args) -> int:
         snapshot_every=args.snapshot_every,
     )
     try:
-        cfg = VAEGANConfig(**{k: v for k, v in values.items() if v is not None})
+        preset = values.pop("preset") or "cpu32"
+        cfg = make_vaegan_config(preset, **values)
     except (TypeError, ValueError) as e:
         raise Gan3dError(f"invalid training option: {e}") from None
     if args.dry_run:

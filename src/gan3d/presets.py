@@ -25,6 +25,7 @@ class Preset:
     model: ModelConfig  # architecture
     recipe: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields this preset sets
     help: str = ""  # one line for --help
+    vaegan: dict[str, Any] = field(default_factory=dict)  # VAEGANConfig fields for `train --model vaegan`
 
 
 PAPER_RECIPE = dict(lr_g=0.0025, lr_d=1e-5, beta1=0.5, batch_size=100, d_gate=0.8, loss="bce", z_dist="uniform")
@@ -46,26 +47,56 @@ CPU_RECIPE = dict(
     steps=3000,
 )
 
+# The 3D-VAE-GAN as the paper gives it: alpha1 = 5, alpha2 = 1e-4, the 3D-GAN's learning rates and
+# batch, the 256 px encoder. The paper does not give E's learning rate.
+PAPER_VAEGAN_RECIPE = dict(
+    encoder="paper", alpha1=5.0, alpha2=1e-4, recon_loss="l2", lr_e=1e-4, lr_g=0.0025, lr_d=1e-5, beta1=0.5, batch_size=100, d_gate=0.8, loss="bce"
+)
+
+# Found by experiment on 2-core CPUs (docs/recipe/README.md, runs V1-V4): the paper's alpha1 / alpha2
+# ratio pushes E to the prior (no reconstruction at all); this one keeps the KL weight a tenth of the
+# voxel-summed L2 weight, with cpu32's weak gated D and decaying instance noise.
+CPU_VAEGAN_RECIPE = dict(
+    encoder="cpu",
+    alpha1=1e-3,
+    alpha2=1e-2,
+    recon_loss="l2",
+    lr_e=5e-4,
+    lr_g=5e-4,
+    lr_d=1e-4,
+    beta1=0.5,
+    batch_size=32,
+    d_gate=0.8,
+    loss="bce",
+    instance_noise=0.2,
+    noise_decay_steps=3000,
+    steps=3000,
+)
+
 PRESETS: dict[str, Preset] = {
     "paper64": Preset(
         model=ModelConfig(resolution=64, z_dim=200, channels=(512, 256, 128, 64)),
         recipe=dict(PAPER_RECIPE, steps=20000),
         help="the paper's 64^3 model and recipe (about 1 sample/s on a 2-core CPU)",
+        vaegan=dict(PAPER_VAEGAN_RECIPE, steps=20000),
     ),
     "cpu32": Preset(
         model=ModelConfig(resolution=32, z_dim=200, channels=(128, 64, 32), minibatch_std=True),
         recipe=CPU_RECIPE,
         help="32^3, widths 128-64-32, a recipe found on a 2-core CPU (docs/recipe): learns chairs in under an hour",
+        vaegan=CPU_VAEGAN_RECIPE,
     ),
     "demo": Preset(
         model=ModelConfig(resolution=32, z_dim=200, channels=(64, 32, 16), minibatch_std=True),
         recipe=dict(CPU_RECIPE, steps=1500, noise_decay_steps=1500),
         help="cpu32 at half width with cpu32's recipe: the README's few-minute main job",
+        vaegan=dict(CPU_VAEGAN_RECIPE, steps=1500, noise_decay_steps=1500),
     ),
     "tiny": Preset(
         model=ModelConfig(resolution=16, z_dim=32, channels=(16, 8)),
         recipe=dict(lr_g=0.002, lr_d=0.0005, beta1=0.5, batch_size=16, d_gate=0.8, loss="bce", z_dist="uniform", steps=200),
         help="16^3, for tests and smoke runs: trains in seconds",
+        vaegan=dict(encoder="tiny", alpha1=1e-3, alpha2=1e-2, lr_e=1e-3, lr_g=1e-3, lr_d=1e-3, batch_size=16, steps=200),
     ),
 }
 

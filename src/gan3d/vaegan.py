@@ -485,6 +485,13 @@ class VAEGANConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+def make_vaegan_config(preset: str = "cpu32", **overrides: Any) -> VAEGANConfig:
+    """A VAEGANConfig with the preset's 3D-VAE-GAN recipe, then ``overrides`` (None values ignored)."""
+    p = get_preset(preset)
+    values = {**p.vaegan, **{k: v for k, v in overrides.items() if v is not None}}
+    return VAEGANConfig(preset=preset, **values)
+
+
 def _new_run_dir(cfg: VAEGANConfig) -> Path:
     return make_run_dir(cfg.out, cfg.run_name, f"vaegan-{Path(cfg.pairs).name or 'pairs'}")
 
