@@ -280,9 +280,12 @@ def _run_vaegan(args) -> int:
 
 
 def _run_train(args) -> int:
+    from . import distributed
     from .training import training_loop
 
     if args.model == "vaegan":
+        if distributed.launched():
+            raise Gan3dError(f"multi-process training (torchrun, WORLD_SIZE={distributed.env_world()}) is supported for the 3D-GAN only, not --model vaegan")
         return _run_vaegan(args)
 
     cfg = _train_config(args)
@@ -300,7 +303,8 @@ def _run_train(args) -> int:
         print(json.dumps(cfg.to_dict(), indent=2))
         return 0
     result = training_loop(cfg, resume=args.resume, quiet=args.quiet)
-    print(f"run folder: {result.run_dir}")
+    if distributed.is_main():
+        print(f"run folder: {result.run_dir}")
     return 130 if result.interrupted else 0
 
 

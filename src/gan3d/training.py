@@ -10,6 +10,17 @@ A step is two explicit phases, each with only its own module trainable:
 Every random draw of step ``s`` comes from generators seeded by ``(seed, s)`` (batch order from
 ``(seed, epoch)``), so a run stopped at step k and resumed reaches the same weights at step n as
 one that never stopped (exactly so in deterministic CPU mode).
+
+**Data-parallel training.** Under ``torchrun --nproc_per_node=W`` (``WORLD_SIZE`` = W > 1) the same
+loop trains one run with W processes (:mod:`gan3d.distributed`). The batch stays ``batch_size``
+shapes: every process draws the step's whole batch (indices, latents, noise) exactly as a single
+process would and keeps its own contiguous ``batch_size / W`` of it (:func:`draw_batch`). G and D are
+wrapped in DistributedDataParallel, which averages gradients over the processes; the checkpoints
+hold the plain modules, so they load and resume with any number of processes. D's gate reads the
+accuracy on the whole batch (summed over the processes), so every process takes the same decision.
+BatchNorm statistics stay per process (no SyncBatchNorm), as do D's minibatch-std groups and the
+mode-seeking pairs. Rank 0 alone writes the run folder and shows progress; its statistics are
+means over the processes. With ``WORLD_SIZE`` unset or 1 nothing of this runs.
 """
 
 from __future__ import annotations
@@ -30,8 +41,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from torch.nn.parallel import DistributedDataParallel
+
 from . import __version__
 from . import checkpoint as ckpt
+from . import distributed
 from .errors import Gan3dError
 from .models import Discriminator, Generator, ModelConfig, build, layer_summary, recalibrate_batchnorm, with_resolution
 from . import datasets
@@ -198,6 +212,7 @@ def gan_step(
     noise: tuple[torch.Tensor, torch.Tensor] | None = None,
     hard_fakes: bool = False,
     mode_seeking: float = 0.0,
+    sum_over_ranks: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """One training step on real shapes (N, 1, R, R, R) and latents (N, z_dim); returns statistics.
 
@@ -209,6 +224,12 @@ def gan_step(
     grows when two latents of the batch give similar shapes (0 = off, the paper).
     ``hard_fakes``: D sees ``G(z) >= 0.5`` as exact 0/1, like the real grids, with the gradient passed
     straight through to G's soft output; D can then no longer tell fakes by their soft values.
+
+    Data-parallel use: ``G`` and ``D`` wrapped in DistributedDataParallel, ``real`` and ``z`` this
+    rank's share of the batch, and ``sum_over_ranks`` a function that sums a small tensor over all
+    ranks (:func:`gan3d.distributed.all_sum`). D's accuracy, and so the gate's decision, is then that
+    of the whole batch and the same on every rank. The G phase calls the plain D module, so that D's
+    gradient reducer takes no part in it.
     """
     fake = G(z)
     fake_in = straight_through_binarize(fake) if hard_fakes else fake
@@ -217,8 +238,13 @@ def gan_step(
     real_logits = D(real if noise is None else real + noise[0])
     fake_logits = D(fake_in.detach())
     loss_d = d_loss(loss, real_logits, fake_logits)
-    acc_real = (real_logits > 0).float().mean().item()
-    acc_fake = (fake_logits < 0).float().mean().item()
+    if sum_over_ranks is None:
+        acc_real = (real_logits > 0).float().mean().item()
+        acc_fake = (fake_logits < 0).float().mean().item()
+    else:  # counts of right calls and of shapes, summed over the ranks: exact, the same everywhere
+        right = torch.stack([(real_logits > 0).sum(), (fake_logits < 0).sum()]).cpu().double()
+        total = sum_over_ranks(torch.cat([right, torch.tensor([len(real_logits), len(fake_logits)], dtype=torch.float64)]))
+        acc_real, acc_fake = float(total[0] / total[2]), float(total[1] / total[3])
     d_acc = 0.5 * (acc_real + acc_fake)
     d_updated = d_acc <= d_gate
     if d_updated:
@@ -226,16 +252,17 @@ def gan_step(
         loss_d.backward()
         opt_d.step()
 
-    D.requires_grad_(False)
+    D_plain = D.module if isinstance(D, DistributedDataParallel) else D
+    D_plain.requires_grad_(False)
     try:
-        loss_g = g_loss(loss, D(fake_in))
+        loss_g = g_loss(loss, D_plain(fake_in))
         if mode_seeking > 0:
             loss_g = loss_g + mode_seeking * mode_seeking_term(fake, z)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
     finally:
-        D.requires_grad_(True)
+        D_plain.requires_grad_(True)
     with torch.no_grad():
         fake_occupancy = (fake.detach() >= 0.5).float().mean().item()
     return dict(
@@ -291,6 +318,49 @@ def batch_indices(n: int, batch_size: int, seed: int, step: int) -> tuple[np.nda
     epoch, pos = divmod(step, per_epoch)
     perm = np.random.default_rng([seed, epoch, 7]).permutation(n)
     return perm[pos * batch_size : (pos + 1) * batch_size], epoch
+
+
+@dataclass
+class Batch:
+    """One step's inputs for one process, on the CPU."""
+
+    real: np.ndarray  # float32 (b, R, R, R), occupancy 0/1 (augmented if the run augments)
+    z: torch.Tensor  # float32 (b, z_dim) latents
+    noise: tuple[torch.Tensor, torch.Tensor] | None  # instance noise for D's real and fake inputs, each float32 (b, 1, R, R, R); None when off
+    epoch: int  # the epoch this step belongs to
+
+
+def draw_batch(cfg: TrainConfig, data, z_dim: int, step: int, shard: slice = slice(None)) -> Batch:
+    """Step ``step``'s batch of ``cfg.batch_size`` shapes, latents and noise, or the rows ``shard`` of it.
+
+    Every draw is made for the whole batch from the step's own generators and then cut, so the
+    shards of :func:`shard_of` for ranks 0..W-1, put together, are exactly the single-process batch.
+    ``data``: the training datasets.VoxelDataset; only the shard's shapes are unpacked (all of the
+    batch when augmenting, since augmentation draws per shape).
+    """
+    idx, epoch = batch_indices(len(data), cfg.batch_size, cfg.seed, step)
+    if cfg.augment:
+        real = datasets.augment_batch(data.grids(idx), np.random.default_rng([cfg.seed, step, 3]))[shard]
+    else:
+        real = data.grids(idx[shard])
+    z = draw_latents(cfg.batch_size, z_dim, cfg.z_dist, step_generator(cfg.seed, step, 1))[shard]
+    sigma = noise_std(cfg, step)
+    noise = None
+    if sigma > 0:
+        gen = step_generator(cfg.seed, step, 2)
+        shape = (cfg.batch_size, 1, *real.shape[1:])
+        noise = tuple((sigma * torch.randn(shape, generator=gen))[shard] for _ in range(2))
+    return Batch(real=real, z=z, noise=noise, epoch=epoch)
+
+
+def shard_of(batch_size: int, rank: int, world: int) -> slice:
+    """Rows of the batch that process ``rank`` of ``world`` trains on: a contiguous ``batch_size / world``."""
+    if batch_size % world:
+        raise Gan3dError(
+            f"batch size {batch_size} does not split evenly over {world} processes; use a multiple of {world} (--batch-size)"
+        )
+    b = batch_size // world
+    return slice(rank * b, (rank + 1) * b)
 
 
 # --- evaluation during training ------------------------------------------------------------------
@@ -379,6 +449,16 @@ class RunLog:
         self.file.close()
 
 
+class _NullLog:
+    """RunLog's stand-in on the ranks other than 0 of a data-parallel run: writes nothing."""
+
+    def __call__(self, msg: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def write_json(path: Path, obj: Any) -> None:
     from .fileio import atomic_open
 
@@ -411,19 +491,20 @@ class TrainResult:
 class LoopIO:
     """What every training loop shares around its steps: Ctrl-C turned into a flag (the loop
     finishes its step, saves and returns), the progress bar, the ``stats.jsonl`` writer, and the
-    closing lines. Use as a context manager; ``finish`` writes the last snapshot and log lines."""
+    closing lines. Use as a context manager; ``finish`` writes the last snapshot and log lines.
+    ``main=False`` (ranks other than 0 of a data-parallel run): no bar and no ``stats.jsonl``."""
 
     def __init__(self, run: Path, log: "RunLog", *, total: int, start: int, progress: bool, quiet: bool,
-                 on_stats: Callable[[dict], None] | None):
+                 on_stats: Callable[[dict], None] | None, main: bool = True):
         self.run, self.log, self.on_stats = run, log, on_stats
         self.stop_requested = False
         self.stats: list[dict] = []
         self.bar = None
-        if progress and not quiet:
+        if progress and not quiet and main:
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, file=sys.stdout)
-        self._file = open(run / "stats.jsonl", "a", encoding="utf-8")
+        self._file = open(run / "stats.jsonl", "a", encoding="utf-8") if main else None
         self._old_handler = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
 
     def _on_sigint(self, signum, frame) -> None:
@@ -435,7 +516,8 @@ class LoopIO:
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.close()
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
         if self._old_handler is not None:
             signal.signal(signal.SIGINT, self._old_handler)
 
@@ -514,7 +596,29 @@ def training_loop(
     folder with its own config (``cfg`` is ignored except ``steps``, which may extend the run).
     ``stop_after`` ends this call after that many steps have run in total (tests use it to stop
     a run part-way). Ctrl-C saves a checkpoint and returns with ``interrupted=True``.
+
+    Under ``torchrun`` with ``WORLD_SIZE`` > 1 every process calls this and they train the run
+    together (see the module docstring); the process group is started here unless it is already up,
+    and shut down on return if it was started here. Only rank 0's result has ``stats``.
     """
+    group_was_up = distributed.initialized()
+    try:
+        return _training_loop(cfg, resume=resume, stop_after=stop_after, progress=progress, quiet=quiet, on_stats=on_stats)
+    finally:
+        if not group_was_up:
+            distributed.cleanup()
+
+
+def _training_loop(
+    cfg: TrainConfig,
+    *,
+    resume: str | os.PathLike | None,
+    stop_after: int | None,
+    progress: bool,
+    quiet: bool,
+    on_stats: Callable[[dict], None] | None,
+) -> TrainResult:
+    """The body of :func:`training_loop`."""
     state = None
     if resume is not None:
         state, ckpt_path, cfg = open_resume(
@@ -522,7 +626,14 @@ def training_loop(
         )
         run = ckpt_path.parent
     set_determinism(cfg.deterministic)
-    device = pick_device(cfg.device)
+    ddp = distributed.launched()  # several processes under torchrun: data-parallel
+    if ddp:
+        shard = shard_of(cfg.batch_size, distributed.env_rank(), distributed.env_world())  # checked before any waiting
+        device = distributed.init(cfg.device)
+    else:
+        shard = slice(None)
+        device = pick_device(cfg.device)
+    main = distributed.is_main() if ddp else True  # the one process that writes files, logs and shows progress
 
     mcfg = model_config_for(cfg)
     if state is not None:
@@ -541,9 +652,9 @@ def training_loop(
         )
 
     if state is None:
-        run = new_run_dir(cfg)
-    log = RunLog(run, quiet=quiet)
-    torch.manual_seed(cfg.seed)
+        run = new_run_dir(cfg) if not ddp else _new_run_dir_on_main(cfg)
+    log = RunLog(run, quiet=quiet) if main else _NullLog()
+    torch.manual_seed(cfg.seed)  # the same weights on every rank (DDP also copies rank 0's when wrapping)
     G, D = build(mcfg)
     G.to(device)
     D.to(device)
@@ -561,14 +672,22 @@ def training_loop(
         _set_rng_state(state["rng"])
         step = int(state["step"])
         log(f"resumed {ckpt_path} at step {step}")
-    else:
-        write_json(run / "config.json", {"gan3d_version": __version__, "train": cfg.to_dict(), "model": mcfg.to_dict()})
+    elif main:
+        processes = {"processes": distributed.world()} if ddp else {}
+        write_json(run / "config.json", {"gan3d_version": __version__, "train": cfg.to_dict(), "model": mcfg.to_dict(), **processes})
         log(f"gan3d {__version__}: run folder {run}")
         log(f"model {cfg.preset} {mcfg.to_dict()}  G {_count(G):,} params, D {_count(D):,} params")
         log(f"data {cfg.data}: {len(data)} training shapes at {data.resolution}^3; device {device}")
         for line in layer_summary(G, D, device):
             log("  " + line)
         _save_reals(run, data, cfg)
+    G_step, D_step = G, D  # what the steps call: the plain modules, or their DDP wrappers
+    if ddp:
+        G_step, D_step = _data_parallel(G, device), _data_parallel(D, device)
+        log(
+            f"data-parallel: {distributed.world()} processes ({torch.distributed.get_backend()}), "
+            f"{shard.stop - shard.start} of each batch of {cfg.batch_size} per process; BatchNorm statistics per process"
+        )
 
     memfmt = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
     z_preview = torch.cat([draw_latents(1, mcfg.z_dim, cfg.z_dist, torch.Generator().manual_seed(s)) for s in range(cfg.n_preview)])
@@ -596,13 +715,15 @@ def training_loop(
         return g_eval
 
     eval_ref = None
-    if cfg.eval_every:
+    if cfg.eval_every and main:
         eval_ref, eval_ref_name = eval_reference(cfg, data, cfg.eval_samples, full)
         z_eval = draw_latents(cfg.eval_samples, mcfg.z_dim, cfg.z_dist, torch.Generator().manual_seed(cfg.seed + 12345))
         if state is None:
             log(f"evaluation every {cfg.eval_every} steps: {cfg.eval_samples} samples against {len(eval_ref)} {eval_ref_name} shapes")
 
     def snapshot() -> None:
+        if not main:
+            return
         save_checkpoint()
         from .render import render_grid_png
 
@@ -619,38 +740,39 @@ def training_loop(
     window: list[tuple[float, ...]] = []
     t_window = time.perf_counter()
     interrupted = False
-    with LoopIO(run, log, total=cfg.steps, start=step, progress=progress, quiet=quiet, on_stats=on_stats) as io:
+    agreed_stop = False  # data-parallel: Ctrl-C as all ranks agreed on it at the end of the last step
+    with LoopIO(run, log, total=cfg.steps, start=step, progress=progress, quiet=quiet, on_stats=on_stats, main=main) as io:
         while step < end:
-            if io.stop_requested:
+            if agreed_stop if ddp else io.stop_requested:
                 interrupted = True
                 break
-            idx, epoch = batch_indices(len(data), cfg.batch_size, cfg.seed, step)
-            real_np = data.grids(idx)
-            if cfg.augment:
-                real_np = datasets.augment_batch(real_np, np.random.default_rng([cfg.seed, step, 3]))
+            batch = draw_batch(cfg, data, mcfg.z_dim, step, shard)
+            real_np, epoch = batch.real, batch.epoch
             real = torch.from_numpy(np.ascontiguousarray(real_np)).unsqueeze(1).to(device).contiguous(memory_format=memfmt)
-            z = draw_latents(cfg.batch_size, mcfg.z_dim, cfg.z_dist, step_generator(cfg.seed, step, 1)).to(device)
-
-            sigma = noise_std(cfg, step)
+            z = batch.z.to(device)
             noise = None
-            if sigma > 0:
-                gen = step_generator(cfg.seed, step, 2)
-                noise = tuple((sigma * torch.randn(real.shape, generator=gen)).to(device).contiguous(memory_format=memfmt) for _ in range(2))
+            if batch.noise is not None:
+                noise = tuple(n.to(device).contiguous(memory_format=memfmt) for n in batch.noise)
             st = gan_step(
-                G, D, opt_g, opt_d, real, z, loss=cfg.loss, d_gate=cfg.d_gate, noise=noise, hard_fakes=cfg.hard_fakes, mode_seeking=cfg.mode_seeking
+                G_step, D_step, opt_g, opt_d, real, z, loss=cfg.loss, d_gate=cfg.d_gate, noise=noise, hard_fakes=cfg.hard_fakes,
+                mode_seeking=cfg.mode_seeking, sum_over_ranks=distributed.all_sum if ddp else None,
             )
             ld, lg = st["loss_d"], st["loss_g"]
+            occ_fake, occ_real = st["fake_occupancy"], float(real_np.mean())
+            if ddp:  # means over the ranks, and one Ctrl-C decision for all (they must stop at the same step)
+                tot = distributed.all_sum(torch.tensor([ld, lg, occ_fake, occ_real, float(io.stop_requested)], dtype=torch.float64))
+                ld, lg, occ_fake, occ_real = (float(v) / distributed.world() for v in tot[:4])
+                agreed_stop = bool(tot[4] > 0)
             if not (math.isfinite(ld) and math.isfinite(lg)):
                 raise Gan3dError(
                     f"training diverged at step {step}: loss_d = {ld}, loss_g = {lg}; "
                     f"the last good checkpoint is kept in {run / 'checkpoint.pt'} (try lower learning rates)"
                 )
             step += 1
-            window.append(
-                (ld, lg, st["acc_real"], st["acc_fake"], st["d_acc"], float(st["d_updated"]), st["fake_occupancy"], float(real_np.mean()))
-            )
+            if main:
+                window.append((ld, lg, st["acc_real"], st["acc_fake"], st["d_acc"], float(st["d_updated"]), occ_fake, occ_real))
             io.tick()
-            if step % cfg.log_every == 0 or step == end:
+            if main and (step % cfg.log_every == 0 or step == end):
                 dt = time.perf_counter() - t_window
                 m = np.mean(window, axis=0)
                 rec = dict(
@@ -675,7 +797,31 @@ def training_loop(
                 t_window = time.perf_counter()
             if step % cfg.snapshot_every == 0 or step == cfg.steps:
                 snapshot()
-    return io.finish(step=step, end=end, steps=cfg.steps, snapshot_every=cfg.snapshot_every, interrupted=interrupted, snapshot=snapshot)
+    result = io.finish(step=step, end=end, steps=cfg.steps, snapshot_every=cfg.snapshot_every, interrupted=interrupted, snapshot=snapshot)
+    if ddp:
+        distributed.barrier()  # the other ranks return once rank 0 has written the last files
+    return result
+
+
+def _new_run_dir_on_main(cfg: TrainConfig) -> Path:
+    """:func:`new_run_dir` made by rank 0 alone and shared with every rank, as is its error if any."""
+    made: tuple[str, str] = ("", "")
+    if distributed.is_main():
+        try:
+            made = ("ok", str(new_run_dir(cfg)))
+        except Gan3dError as e:
+            made = ("error", str(e))
+    kind, text = distributed.broadcast_object(made)
+    if kind == "error":
+        raise Gan3dError(text)
+    return Path(text)
+
+
+def _data_parallel(module: torch.nn.Module, device: torch.device) -> DistributedDataParallel:
+    """``module`` wrapped for data-parallel training: backward averages its gradients over the ranks.
+    BatchNorm running statistics are not synchronised in the forward pass; each rank keeps its own
+    and rank 0's are saved."""
+    return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None, forward_sync_buffers=False)
 
 
 def _count(m: torch.nn.Module) -> int:
