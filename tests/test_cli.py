@@ -101,4 +101,5 @@ def test_single_image_path_end_to_end(tmp_path):
 
     res = json.loads((tmp_path / "rec.json").read_text())
     assert res["n_images"] > 0 and 0.0 <= res["mean_iou"] <= 1.0
+    assert set(res["baselines"]["class_mean"]["per_class"]) == set(res["per_class"])
     assert set(res["ikea"]["ap"]) >= {"chair", "mean"}

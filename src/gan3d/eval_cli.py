@@ -291,10 +291,23 @@ def run(args) -> int:
 
 
 def format_reconstruction(r: dict) -> str:
-    lines = [f"reconstruction on {r['n_images']} {r['split']} images, checkpoint step {r['checkpoint_step']}", f"{'class':14s} {'n':>6s} {'IoU':>7s} {'AP':>7s}"]
+    base = r.get("baselines", {}).get("class_mean")
+    head = f"{'class':14s} {'n':>6s} {'IoU':>7s} {'AP':>7s}"
+    lines = [f"reconstruction on {r['n_images']} {r['split']} images, checkpoint step {r['checkpoint_step']}"]
+    if base:
+        lines.append(f"{'':29s}  class-mean oracle")
+        head += f" {'IoU':>7s} {'AP':>7s}"
+    lines.append(head)
     for name, v in r["per_class"].items():
-        lines.append(f"{name:14s} {v['n']:6d} {v['iou']:7.3f} {v['ap']:7.2f}")
-    lines.append(f"{'mean':14s} {'':6s} {r['mean_iou']:7.3f} {r['mean_ap']:7.2f}")
+        row = f"{name:14s} {v['n']:6d} {v['iou']:7.3f} {v['ap']:7.2f}"
+        if base:
+            b = base["per_class"][name]
+            row += f" {b['iou']:7.3f} {b['ap']:7.2f}"
+        lines.append(row)
+    row = f"{'mean':14s} {'':6s} {r['mean_iou']:7.3f} {r['mean_ap']:7.2f}"
+    if base:
+        row += f" {base['mean_iou']:7.3f} {base['mean_ap']:7.2f}"
+    lines.append(row)
     if "ikea" in r:
         ik = r["ikea"]
         lines.append("IKEA average precision (%), ours vs the paper's 3D-VAE-GAN (separately trained):")
