@@ -143,8 +143,9 @@ def test_generation_rows(tiny_ckpt, small16):
 
 
 def test_registry_and_results_file(tmp_path):
-    assert {"classify", "generation", "neighbours"} <= set(ev.EVALS)
-    assert ev.EVALS["classify"] is ev.classify
+    assert {"classify", "generation", "neighbours", "reconstruction"} <= set(ev.EVALS)
+    for name, fn in ev.EVALS.items():  # each name is the public evaluation of that name, not a helper
+        assert fn is getattr(ev, name) and fn.eval_name == name, name
     path = tmp_path / "results" / "x.jsonl"
     rec = {"checkpoint": "run/snapshot.pt", "checkpoint_step": 7, "accuracy": np.float32(0.5), "bad": float("nan")}
     line = ev.append_result(path, rec, eval_name="classify", args=["eval", "classify"])

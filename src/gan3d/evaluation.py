@@ -807,7 +807,6 @@ def neighbours_of(
     return out
 
 
-@register("reconstruction")
 def _score_reconstructions(pred: np.ndarray, truth: np.ndarray, labels: np.ndarray, names: list[str]) -> dict[str, Any]:
     """Per class: mean IoU at 0.5 over images and AP (%) over all voxels of the class's images, for
     float predictions (N, R, R, R) against boolean truth; and the means over classes."""
@@ -843,6 +842,7 @@ def _class_mean_shapes(dataset, classes, chunk: int = 256) -> dict[int, np.ndarr
     return out
 
 
+@register("reconstruction")
 def reconstruction(
     checkpoint: str | os.PathLike,
     pairs: str | os.PathLike,
