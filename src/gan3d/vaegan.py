@@ -290,7 +290,7 @@ def vaegan_step(
             opt_e.zero_grad(set_to_none=True)
             loss_e.backward()
             opt_e.step()
-        st.update(loss_e=loss_e.item(), kl=kl.item(), recon=rec.item(), recon_iou=_batch_iou(recon, shapes))
+        st.update(loss_e=loss_e.item(), kl=kl.item(), recon=rec.item(), recon_iou=_shape_ious(recon, shapes).mean().item())
 
     if "g" in phases:
         with _frozen(D, E):
@@ -330,12 +330,13 @@ def _d_phase(D, opt_d, shapes, fake, cfg, noise) -> dict[str, float]:
     )
 
 
-def _batch_iou(recon: torch.Tensor, shapes: torch.Tensor) -> float:
-    with torch.no_grad():
-        pred, true = recon.detach() >= 0.5, shapes >= 0.5
-        inter = (pred & true).flatten(1).sum(1).float()
-        union = (pred | true).flatten(1).sum(1).float().clamp_min(1)
-    return (inter / union).mean().item()
+@torch.no_grad()
+def _shape_ious(recon: torch.Tensor, shapes: torch.Tensor) -> torch.Tensor:
+    """IoU at 0.5 of each reconstruction (N, 1, R, R, R) with its shape: (N,) (0 when both are empty)."""
+    pred, true = recon.detach() >= 0.5, shapes >= 0.5
+    inter = (pred & true).flatten(1).sum(1).float()
+    union = (pred | true).flatten(1).sum(1).float().clamp_min(1)
+    return inter / union
 
 
 def _fused_step(E, G, D, opt_e, opt_g, opt_d, images, shapes, z_prior, eps, cfg, noise) -> dict[str, float]:
@@ -360,7 +361,7 @@ def _fused_step(E, G, D, opt_e, opt_g, opt_d, images, shapes, z_prior, eps, cfg,
         loss_e=loss_e,
         kl=kl.item(),
         recon=rec.item(),
-        recon_iou=_batch_iou(recon, shapes),
+        recon_iou=_shape_ious(recon, shapes).mean().item(),
         loss_g=adv.item() + cfg.alpha2 * rec.item(),
         loss_g_adv=adv.item(),
         recon_g=rec.item(),
@@ -644,10 +645,7 @@ def train_vaegan(
                 ious = []
                 for i in range(0, len(eval_rows), cfg.batch_size):
                     img, shp = data.batch(eval_rows[i : i + cfg.batch_size], ecfg.image_size)
-                    pred = g_eval(e_eval(img.to(device))[0]).cpu() >= 0.5
-                    true = shp >= 0.5
-                    inter = (pred & true).flatten(1).sum(1).float()
-                    ious.append((inter / (pred | true).flatten(1).sum(1).float().clamp_min(1)).numpy())
+                    ious.append(_shape_ious(g_eval(e_eval(img.to(device))[0]).cpu(), shp).numpy())
                 extra["test_iou"] = round(float(np.concatenate(ious).mean()), 4)
             if len(preview_rows):
                 from .render import render_voxels, save_png, tile
