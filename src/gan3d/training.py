@@ -199,6 +199,39 @@ def g_loss(loss: str, fake_logits: torch.Tensor) -> torch.Tensor:
     return ((fake_logits - 1) ** 2).mean()
 
 
+def gated_d_update(
+    D: torch.nn.Module,
+    opt_d: torch.optim.Optimizer,
+    real_in: torch.Tensor,
+    fake_in: torch.Tensor,
+    *,
+    loss: str,
+    d_gate: float,
+    sum_over_ranks: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, float, float, float, bool]:
+    """The paper's D step: score ``real_in`` and ``fake_in`` (detached, noise already added), and step
+    D only if its accuracy on this batch was <= ``d_gate``. Returns (loss_d, acc_real, acc_fake,
+    d_acc, d_updated). ``sum_over_ranks``: see :func:`gan_step`; the accuracy is then the whole
+    batch's over all ranks."""
+    real_logits = D(real_in)
+    fake_logits = D(fake_in)
+    loss_d = d_loss(loss, real_logits, fake_logits)
+    if sum_over_ranks is None:
+        acc_real = (real_logits > 0).float().mean().item()
+        acc_fake = (fake_logits < 0).float().mean().item()
+    else:  # counts of right calls and of shapes, summed over the ranks: exact, the same everywhere
+        right = torch.stack([(real_logits > 0).sum(), (fake_logits < 0).sum()]).cpu().double()
+        total = sum_over_ranks(torch.cat([right, torch.tensor([len(real_logits), len(fake_logits)], dtype=torch.float64)]))
+        acc_real, acc_fake = float(total[0] / total[2]), float(total[1] / total[3])
+    d_acc = 0.5 * (acc_real + acc_fake)
+    d_updated = d_acc <= d_gate
+    if d_updated:
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+    return loss_d, acc_real, acc_fake, d_acc, d_updated
+
+
 def gan_step(
     G: Generator,
     D: Discriminator,
@@ -235,22 +268,9 @@ def gan_step(
     fake_in = straight_through_binarize(fake) if hard_fakes else fake
     if noise is not None:
         fake_in = fake_in + noise[1]
-    real_logits = D(real if noise is None else real + noise[0])
-    fake_logits = D(fake_in.detach())
-    loss_d = d_loss(loss, real_logits, fake_logits)
-    if sum_over_ranks is None:
-        acc_real = (real_logits > 0).float().mean().item()
-        acc_fake = (fake_logits < 0).float().mean().item()
-    else:  # counts of right calls and of shapes, summed over the ranks: exact, the same everywhere
-        right = torch.stack([(real_logits > 0).sum(), (fake_logits < 0).sum()]).cpu().double()
-        total = sum_over_ranks(torch.cat([right, torch.tensor([len(real_logits), len(fake_logits)], dtype=torch.float64)]))
-        acc_real, acc_fake = float(total[0] / total[2]), float(total[1] / total[3])
-    d_acc = 0.5 * (acc_real + acc_fake)
-    d_updated = d_acc <= d_gate
-    if d_updated:
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
+    loss_d, acc_real, acc_fake, d_acc, d_updated = gated_d_update(
+        D, opt_d, real if noise is None else real + noise[0], fake_in.detach(), loss=loss, d_gate=d_gate, sum_over_ranks=sum_over_ranks
+    )
 
     D_plain = D.module if isinstance(D, DistributedDataParallel) else D
     D_plain.requires_grad_(False)

@@ -14,7 +14,7 @@ the config checks that the last layer's output is 1x1.
 Training (the supplement's three alternating steps, each with only its own module trainable)
 --------------------------------------------------------------------------------------------
 1. **D**: scores real shapes ``x`` and ``G(z)``, ``z ~ N(0, I)``; stepped only if its accuracy on
-   that batch was <= ``d_gate`` (0.8), as in the 3D-GAN (:func:`gan3d.training.d_loss`).
+   that batch was <= ``d_gate`` (0.8), as in the 3D-GAN (:func:`gan3d.training.gated_d_update`).
 2. **E**: ``alpha1 * KL(q(z|y) || N(0, I)) + alpha2 * ||G(E(y)) - x||^2`` with ``E(y)`` sampled by
    the reparameterisation trick.
 3. **G**: ``g_loss(D(G(z)))`` (non-saturating) ``+ alpha2 * ||G(E(y)) - x||^2`` with E's latents of
@@ -65,7 +65,7 @@ from .training import (
     _rng_state,
     _set_rng_state,
     batch_indices,
-    d_loss,
+    gated_d_update,
     make_run_dir,
     noise_std,
     open_resume,
@@ -309,17 +309,9 @@ def vaegan_step(
 def _d_phase(D, opt_d, shapes, fake, cfg, noise) -> dict[str, float]:
     """Step 1: D on real shapes and (detached) fakes, stepped only if its batch accuracy <= the gate."""
     fake = fake.detach()
-    real_logits = D(shapes if noise is None else shapes + noise[0])
-    fake_logits = D(fake if noise is None else fake + noise[1])
-    loss_d = d_loss(cfg.loss, real_logits, fake_logits)
-    acc_real = (real_logits > 0).float().mean().item()
-    acc_fake = (fake_logits < 0).float().mean().item()
-    d_acc = 0.5 * (acc_real + acc_fake)
-    d_updated = d_acc <= cfg.d_gate
-    if d_updated:
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
+    loss_d, acc_real, acc_fake, d_acc, d_updated = gated_d_update(
+        D, opt_d, shapes if noise is None else shapes + noise[0], fake if noise is None else fake + noise[1], loss=cfg.loss, d_gate=cfg.d_gate
+    )
     return dict(
         loss_d=loss_d.item(),
         acc_real=acc_real,
