@@ -176,6 +176,17 @@ def noise_std(cfg: "TrainConfig", step: int) -> float:
     return cfg.instance_noise * max(0.0, 1.0 - step / cfg.noise_decay_steps)
 
 
+def draw_instance_noise(cfg: Any, step: int, shape: tuple[int, ...], *, stream: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Instance noise for D's real and fake inputs at ``step``: two float32 CPU tensors of ``shape``
+    with std :func:`noise_std`, drawn from the step's generator ``stream``; None when the noise is off.
+    ``cfg`` needs ``seed``, ``instance_noise`` and ``noise_decay_steps``."""
+    sigma = noise_std(cfg, step)
+    if sigma <= 0:
+        return None
+    gen = step_generator(cfg.seed, step, stream)
+    return tuple(sigma * torch.randn(shape, generator=gen) for _ in range(2))
+
+
 # --- losses --------------------------------------------------------------------------------------
 
 
@@ -364,12 +375,9 @@ def draw_batch(cfg: TrainConfig, data, z_dim: int, step: int, shard: slice = sli
     else:
         real = data.grids(idx[shard])
     z = draw_latents(cfg.batch_size, z_dim, cfg.z_dist, step_generator(cfg.seed, step, 1))[shard]
-    sigma = noise_std(cfg, step)
-    noise = None
-    if sigma > 0:
-        gen = step_generator(cfg.seed, step, 2)
-        shape = (cfg.batch_size, 1, *real.shape[1:])
-        noise = tuple((sigma * torch.randn(shape, generator=gen))[shard] for _ in range(2))
+    noise = draw_instance_noise(cfg, step, (cfg.batch_size, 1, *real.shape[1:]), stream=2)
+    if noise is not None:
+        noise = tuple(n[shard] for n in noise)
     return Batch(real=real, z=z, noise=noise, epoch=epoch)
 
 

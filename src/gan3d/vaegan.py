@@ -65,9 +65,9 @@ from .training import (
     _rng_state,
     _set_rng_state,
     batch_indices,
+    draw_instance_noise,
     gated_d_update,
     make_run_dir,
-    noise_std,
     open_resume,
     g_loss,
     pick_device,
@@ -669,11 +669,9 @@ def train_vaegan(
             img, shp = img.to(device), shp.to(device).contiguous(memory_format=memfmt)
             z_prior = torch.randn(cfg.batch_size, mcfg.z_dim, generator=step_generator(cfg.seed, step, 1)).to(device)
             eps = torch.randn(cfg.batch_size, mcfg.z_dim, generator=step_generator(cfg.seed, step, 2)).to(device)
-            sigma = noise_std(cfg, step)
-            noise = None
-            if sigma > 0:
-                gen = step_generator(cfg.seed, step, 3)
-                noise = tuple((sigma * torch.randn(shp.shape, generator=gen)).to(device).contiguous(memory_format=memfmt) for _ in range(2))
+            noise = draw_instance_noise(cfg, step, tuple(shp.shape), stream=3)
+            if noise is not None:
+                noise = tuple(n.to(device).contiguous(memory_format=memfmt) for n in noise)
             st = vaegan_step(E, G, D, opt_e, opt_g, opt_d, img, shp, z_prior, eps, cfg, noise=noise)
             if not all(math.isfinite(st[k]) for k in ("loss_d", "loss_e", "loss_g")):
                 raise Gan3dError(
