@@ -34,7 +34,15 @@ def main() -> None:
     args = ap.parse_args()
     data = Path(args.data)
 
-    from gan3d import datasets, formats, metrics, render
+    from gan3d.data.prepare import prepare
+
+    from gan3d.io.voxelfiles import read_binvox
+
+    from gan3d.io.meshfiles import voxelize_mesh
+
+    from gan3d.eval import metrics
+
+    from gan3d.render import raster as render
 
     mat_root = data / "3dshapenets-chair-30" / "volumetric_data"
     if mat_root.is_dir():
@@ -43,13 +51,13 @@ def main() -> None:
         files = sorted(glob.glob(str(mat_root / "chair" / "30" / "*" / "*.mat")))
         t_base, _ = timed(lambda: [scipy.io.loadmat(f)["instance"] for f in files])
         with tempfile.TemporaryDirectory() as d:
-            t_prep, summary = timed(datasets.prepare, mat_root, Path(d) / "c.npz", resolution=64, progress=False)
+            t_prep, summary = timed(prepare, mat_root, Path(d) / "c.npz", resolution=64, progress=False)
         print(f"prepare {summary['count']} .mat at 64^3: {t_prep:.1f} s; bare loadmat loop {t_base:.1f} s; ratio {t_prep / t_base:.2f}")
 
     import trimesh
 
     sphere = trimesh.creation.icosphere(subdivisions=5)
-    t_ours, _ = timed(formats.voxelize_mesh, sphere.vertices, sphere.faces, 64)
+    t_ours, _ = timed(voxelize_mesh, sphere.vertices, sphere.faces, 64)
     scaled = sphere.copy()
     scaled.apply_scale(32 / np.ptp(sphere.bounds, axis=0).max())
     t_tri, _ = timed(lambda: scaled.voxelized(pitch=1.0).fill())
@@ -57,7 +65,7 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     binvox = sorted(glob.glob(str(data / "shapenet-chair-binvox-64" / "chair" / "*" / "models" / "*.binvox")))
-    grids = np.stack([formats.read_binvox(f) for f in binvox] * (64 // max(1, len(binvox)) + 1))[:64] if binvox else rng.random((64, 64, 64, 64)) > 0.97
+    grids = np.stack([read_binvox(f) for f in binvox] * (64 // max(1, len(binvox)) + 1))[:64] if binvox else rng.random((64, 64, 64, 64)) > 0.97
     t_render, _ = timed(lambda: [render.render_voxels(g, size=128) for g in grids])
     t_touch, _ = timed(lambda: [np.argwhere(g).sum() for g in grids])
     print(f"render 64 shapes at 64^3, 128 px: {t_render:.2f} s; one numpy pass over the voxels {t_touch:.3f} s; ratio {t_render / t_touch:.0f}")

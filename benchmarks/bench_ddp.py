@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from gan3d.datasets import prepare
+from gan3d.data.prepare import prepare
 
 
 def run_rates(cmd: list[str], threads: int, run: Path) -> list[float]:

@@ -19,9 +19,10 @@ import time
 
 import torch
 
-from gan3d.models import build, conv_flops
+from gan3d.models.gan import build, conv_flops
 from gan3d.presets import PRESETS
-from gan3d.training import draw_latents, gan_step, step_generator
+from gan3d.runtime import draw_latents, step_generator
+from gan3d.train.gan import gan_step
 
 
 def matmul_gflops(seconds: float = 3.0, n: int = 2048) -> float:

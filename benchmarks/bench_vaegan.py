@@ -17,9 +17,12 @@ import time
 
 import torch
 
-from gan3d.models import build
+from gan3d.models.gan import build
 from gan3d.presets import PRESETS
-from gan3d.vaegan import ENCODER_PRESETS, ImageEncoder, VAEGANConfig, init_encoder, vaegan_step
+from gan3d.presets import ENCODER_PRESETS
+from gan3d.models.encoder import ImageEncoder, init_encoder
+from gan3d.train.config import VAEGANConfig
+from gan3d.train.vaegan import vaegan_step
 
 
 def make(preset: str, encoder: str, batch: int, channels_last: bool):

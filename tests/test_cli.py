@@ -66,7 +66,7 @@ def test_truncated_checkpoint_one_line(tmp_path):
 
 
 def test_recipe_defaults_are_the_papers_and_presets_override_them():
-    from gan3d.training import TrainConfig, make_config
+    from gan3d.train.config import TrainConfig, make_config
 
     t = TrainConfig()
     assert (t.lr_g, t.lr_d, t.beta1, t.batch_size, t.d_gate, t.loss, t.z_dist) == (0.0025, 1e-5, 0.5, 100, 0.8, "bce", "uniform")
@@ -91,7 +91,7 @@ def test_single_image_path_end_to_end(tmp_path):
     assert main(["reconstruct", str(tmp_path / "gray.png"), "--checkpoint", str(runs / "v"), "--out", str(out)]) == 0
     assert (out / "gray.npz").is_file() and (out / "gray.png").is_file()
     # held-out reconstruction metrics and the IKEA protocol on a fixture, through `gan3d eval`
-    from gan3d.ikea import make_fixture
+    from gan3d.eval.ikea import make_fixture
 
     make_fixture(tmp_path / "ikea", n_per_class=1)
     r = run_cli("eval", "reconstruction", "--checkpoint", str(runs / "v"), "--data", str(pairs), "--ikea", str(tmp_path / "ikea"),

@@ -8,8 +8,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gan3d import datasets, formats, procedural
-from gan3d.datasets import VoxelDataset, from_arrays, info, load, prepare
+from gan3d.data.prepare import MODELNET10_CLASSES
+
+from gan3d.data.inspect import format_info
+
+from gan3d.io.voxelfiles import read_binvox
+
+from gan3d.io.voxelfiles import read_mat
+
+from gan3d.io.meshfiles import read_mesh
+
+from gan3d.io.meshfiles import voxelize_mesh
+
+from gan3d.io.voxelfiles import write_binvox
+
+from gan3d.data import procedural
+from gan3d.data.prepared import VoxelDataset, from_arrays, load
+from gan3d.data.inspect import info
+from gan3d.data.prepare import prepare
 from gan3d.errors import Gan3dError
 from gan3d.voxels import pad_to, resize, upsample_nearest
 
@@ -76,7 +92,7 @@ def test_prepare_mat_tree_at_64(mat_tree, tmp_path):
         key = (cls, str(ds.source_id[i]), int(ds.rotation[i]), int(ds.split[i]))
         f = by_key[key]
         seen.add(key)
-        expected = upsample_nearest(pad_to(formats.read_mat(f), 32), 2)  # the usual 30 -> 32 -> 64
+        expected = upsample_nearest(pad_to(read_mat(f), 32), 2)  # the usual 30 -> 32 -> 64
         np.testing.assert_array_equal(ds.grids([i])[0], expected.astype(np.float32))
     assert len(seen) == 18
     assert ds.grids([0]).dtype == np.float32
@@ -91,7 +107,7 @@ def test_prepare_mat_filters_and_entry_points(mat_tree, tmp_path):
     ds = load(tmp_path / "a.npz")
     assert set(ds.rotation.tolist()) == {1}
     f = mat_tree / "chair" / "30" / "train" / f"chair_{ds.source_id[0]}_1.mat"
-    np.testing.assert_array_equal(ds.grids([0])[0] > 0, pad_to(formats.read_mat(f), 32))
+    np.testing.assert_array_equal(ds.grids([0])[0] > 0, pad_to(read_mat(f), 32))
     # pointing at the folder holding volumetric_data, or at one class folder, finds the same files
     b = prepare(mat_tree.parent, tmp_path / "b.npz", resolution=32, rotations=[1], classes=["chair"], progress=False)
     c = prepare(mat_tree / "chair", tmp_path / "c.npz", resolution=32, rotations=[1], progress=False)
@@ -171,19 +187,19 @@ def test_prepare_binvox_tree(tmp_path):
     assert list(ds.source_id) == ids
     for i in (0, 7, 14):
         f = BINVOX_DIR / "chair" / ds.source_id[i] / "models" / f"{ds.source_id[i]}.binvox"
-        np.testing.assert_array_equal(ds.grids([i])[0] > 0, formats.read_binvox(f))
+        np.testing.assert_array_equal(ds.grids([i])[0] > 0, read_binvox(f))
     s32 = prepare(BINVOX_DIR / "chair", tmp_path / "bv32.npz", resolution=32, progress=False)
     d32 = load(s32["path"])
     assert d32.class_names == ("chair",)  # files directly below a class folder: its name
     f = BINVOX_DIR / "chair" / d32.source_id[3] / "models" / f"{d32.source_id[3]}.binvox"
-    np.testing.assert_array_equal(d32.grids([3])[0] > 0, resize(formats.read_binvox(f), 32))
+    np.testing.assert_array_equal(d32.grids([3])[0] > 0, resize(read_binvox(f), 32))
 
 
 def test_binvox_any_layout_and_synset_names(tmp_path):
     g = np.zeros((16, 16, 16), bool)
     g[4:12, 4:12, :10] = True
-    formats.write_binvox(tmp_path / "03001627" / "abc" / "models" / "model_normalized.solid.binvox", g)
-    formats.write_binvox(tmp_path / "lamps" / "x" / "y" / "z.binvox", g[::-1])
+    write_binvox(tmp_path / "03001627" / "abc" / "models" / "model_normalized.solid.binvox", g)
+    write_binvox(tmp_path / "lamps" / "x" / "y" / "z.binvox", g[::-1])
     s = prepare(tmp_path, tmp_path / "o.npz", resolution=16, progress=False)
     ds = load(s["path"])
     assert ds.class_names == ("chair", "lamps")
@@ -224,8 +240,8 @@ def test_prepare_mesh_tree(tmp_path):
     ds = load(s["path"])
     assert list(ds.source_id) == ["box_0001", "box_0002", "box_0003", "cylinder_0001"]
     for i, sid in enumerate(ds.source_id):
-        v, f = formats.read_mesh(files[sid])
-        expected = formats.voxelize_mesh(v, f, 24, up="z")
+        v, f = read_mesh(files[sid])
+        expected = voxelize_mesh(v, f, 24, up="z")
         np.testing.assert_array_equal(ds.grids([i])[0] > 0, expected)
     # box_0002 is tallest along z; as a y-up mesh its long side lies along y instead
     g = ds.grids([1])[0] > 0
@@ -264,10 +280,10 @@ def modelnet_prepared(tmp_path_factory):
 @needs_modelnet
 def test_modelnet_counts_and_info(modelnet_prepared):
     summary, out = modelnet_prepared
-    assert summary["class_names"] == list(datasets.MODELNET10_CLASSES)
+    assert summary["class_names"] == list(MODELNET10_CLASSES)
     train = [106, 515, 889, 200, 200, 465, 200, 680, 392, 344]
     test = [50, 100, 100, 86, 86, 100, 86, 100, 100, 100]
-    for k, c in enumerate(datasets.MODELNET10_CLASSES):
+    for k, c in enumerate(MODELNET10_CLASSES):
         assert summary["counts"][c] == {"train": train[k], "test": test[k]}
     d = info(out)
     assert d["count"] == 4899 and d["resolution"] == 32
@@ -281,7 +297,7 @@ def test_modelnet_counts_and_info(modelnet_prepared):
     # about one grid in seven has stray voxels
     assert 400 < len(d["suspicious"]) < 1000
     assert all(s["largest_fraction"] < 0.9 and s["components"] >= 2 for s in d["suspicious"])
-    text = datasets.format_info(d)
+    text = format_info(d)
     assert "empty grids: 34" in text and "night_stand" in text and "3991" in text
 
 
@@ -558,5 +574,5 @@ def test_info_components_and_empty(tmp_path):
     assert [(s["index"], s["components"]) for s in db["suspicious"]] == [(2, 2)]
     assert db["suspicious"][0]["largest_fraction"] == pytest.approx(0.5)
     path = ds.save(tmp_path / "i.npz")
-    text = datasets.format_info(info(path))
+    text = format_info(info(path))
     assert "empty grids: 1" in text and "#3 d" in text and "50.0%" in text

@@ -18,11 +18,13 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from gan3d import distributed
+from gan3d.train import distributed
 from gan3d.cli import main
 from gan3d.errors import Gan3dError
-from gan3d.models import ModelConfig, build
-from gan3d.training import draw_batch, gan_step, load_training_data, make_config, shard_of, training_loop
+from gan3d.models.gan import ModelConfig, build
+from gan3d.train.batching import draw_batch, load_training_data, shard_of
+from gan3d.train.gan import gan_step, training_loop
+from gan3d.train.config import make_config
 
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
@@ -150,7 +152,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     """One rank: five training_loop calls in one process group; each rank's final G and D are saved."""
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    import gan3d.training as tr
+    import gan3d.train.gan as tr
 
     built = []  # the plain (G, D) of every training_loop call, as training_loop built them
     real_build = tr.build

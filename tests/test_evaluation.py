@@ -4,11 +4,27 @@ import numpy as np
 import pytest
 import torch
 
-from gan3d import datasets
-from gan3d import evaluation as ev
+from gan3d.data.prepared import from_arrays
+
+from gan3d.data.prepared import load
+
+from gan3d.data.prepare import prepare
+from gan3d.eval.registry import EVALS
+from gan3d.eval.registry import append_result
+from gan3d.eval.classify import classify
+from gan3d.eval.classify import default_blocks
+from gan3d.eval.classify import extract_features
+from gan3d.eval.classify import feature_dims
+from gan3d.eval.generation import generation
+from gan3d.eval.generation import nearest_training
+from gan3d.eval.generation import neighbours
+from gan3d.eval.generation import neighbours_of
+from gan3d.eval.classify import raw_features
+from gan3d.eval.registry import read_results
 from gan3d.errors import Gan3dError
-from gan3d.models import ModelConfig, build
-from gan3d.training import make_config, training_loop
+from gan3d.models.gan import ModelConfig, build
+from gan3d.train.config import make_config
+from gan3d.train.gan import training_loop
 
 CLASSES = ["bed", "monitor", "toilet"]
 
@@ -20,8 +36,8 @@ def small16(shared_data, tmp_path_factory):
     if not src.is_file():
         pytest.skip(f"{src} not found")
     tmp = tmp_path_factory.mktemp("data")
-    datasets.prepare(src, tmp / "mn3.npz", resolution=16, classes=CLASSES, progress=False)
-    ds = datasets.load(tmp / "mn3.npz")
+    prepare(src, tmp / "mn3.npz", resolution=16, classes=CLASSES, progress=False)
+    ds = load(tmp / "mn3.npz")
     rng = np.random.default_rng(0)
     keep = []
     for k in range(len(ds.class_names)):
@@ -39,7 +55,7 @@ def tiny_ckpt(small16, tmp_path_factory):
 
 
 def test_classify_end_to_end(tiny_ckpt, small16):
-    r = ev.classify(tiny_ckpt, small16, C_grid=(1e-3, 1e-1, 10.0), cv=3, device="cpu", progress=False)
+    r = classify(tiny_ckpt, small16, C_grid=(1e-3, 1e-1, 10.0), cv=3, device="cpu", progress=False)
     assert r["n_train"] == 60 and r["n_test"] == 30
     assert r["classes"] == CLASSES
     assert [b["block"] for b in r["blocks"]] == [0, 1]  # a 16^3 D has two hidden blocks: both
@@ -62,98 +78,98 @@ def test_classify_end_to_end(tiny_ckpt, small16):
 
 def test_feature_dims_and_pooling():
     cfg = ModelConfig(resolution=32, z_dim=8, channels=(16, 8, 4))  # D blocks: 4ch@16, 8ch@8, 16ch@4
-    assert ev.default_blocks(3) == (0, 1, 2) and ev.default_blocks(4) == (1, 2, 3)
-    dims = ev.feature_dims(cfg)
+    assert default_blocks(3) == (0, 1, 2) and default_blocks(4) == (1, 2, 3)
+    dims = feature_dims(cfg)
     assert [(d["block"], d["channels"], d["edge"], d["dim"]) for d in dims] == [(0, 4, 16, 32), (1, 8, 8, 64), (2, 16, 4, 128)]
     torch.manual_seed(0)
     _, D = build(cfg)
     x = (np.random.default_rng(0).random((5, 32, 32, 32)) > 0.7).astype(np.float32)
-    f = ev.extract_features(D, x, batch_size=2)
+    f = extract_features(D, x, batch_size=2)
     assert f.shape == (5, 8 * (4 + 8 + 16))
     # block 2 alone, pooled to 2^3, is the max of each 2x2x2 quadrant of its 4^3 response
     with torch.no_grad():
         D.eval()
         resp = D.features(torch.from_numpy(x).unsqueeze(1))[2]
     want = resp.reshape(5, 16, 2, 2, 2, 2, 2, 2).amax(dim=(3, 5, 7)).flatten(1).numpy()
-    np.testing.assert_allclose(ev.extract_features(D, x, blocks=[2]), want, rtol=1e-5, atol=1e-6)
-    assert ev.extract_features(D, x, blocks=[1], pool=1).shape == (5, 8)
+    np.testing.assert_allclose(extract_features(D, x, blocks=[2]), want, rtol=1e-5, atol=1e-6)
+    assert extract_features(D, x, blocks=[1], pool=1).shape == (5, 8)
     with pytest.raises(Gan3dError, match="block 3"):
-        ev.feature_dims(cfg, blocks=[3])
-    assert ev.raw_features(x, raw_resolution=16).shape == (5, 16**3)
+        feature_dims(cfg, blocks=[3])
+    assert raw_features(x, raw_resolution=16).shape == (5, 16**3)
 
 
 def test_resolution_mismatch_names_both(tiny_ckpt, tmp_path):
     grids = np.zeros((4, 32, 32, 32), bool)
     grids[:, 8:20, 8:20, 8:20] = True
-    path = datasets.from_arrays(grids, [0, 1, 0, 1], ["a", "b"], split=["train", "train", "test", "test"]).save(tmp_path / "d32.npz")
+    path = from_arrays(grids, [0, 1, 0, 1], ["a", "b"], split=["train", "train", "test", "test"]).save(tmp_path / "d32.npz")
     with pytest.raises(Gan3dError) as e:
-        ev.classify(tiny_ckpt, path, device="cpu", progress=False)
+        classify(tiny_ckpt, path, device="cpu", progress=False)
     msg = str(e.value)
     assert "16^3" in msg and "32^3" in msg and str(tiny_ckpt) in msg and "d32.npz" in msg
 
 
 def test_empty_selection_is_an_error(tiny_ckpt, small16, tmp_path):
     with pytest.raises(Gan3dError, match="class filter"):
-        ev.classify(tiny_ckpt, small16, classes=[], device="cpu", progress=False)
+        classify(tiny_ckpt, small16, classes=[], device="cpu", progress=False)
     # a dataset with no test split
-    ds = datasets.load(small16)
+    ds = load(small16)
     train_only = ds.select(split="train").save(tmp_path / "train_only.npz")
     with pytest.raises(Gan3dError, match="no test shapes"):
-        ev.classify(tiny_ckpt, train_only, device="cpu", progress=False)
+        classify(tiny_ckpt, train_only, device="cpu", progress=False)
 
 
 def test_nearest_training_finds_exact_copy(small16, tmp_path):
-    pool = datasets.load(small16).select(split="train")
+    pool = load(small16).select(split="train")
     samples = pool.grids([5, 17, 42])
-    idx, iou = ev.nearest_training(samples, pool, k=3, chunk=7)  # several chunks exercise the running top-k
+    idx, iou = nearest_training(samples, pool, k=3, chunk=7)  # several chunks exercise the running top-k
     assert idx[:, 0].tolist() == [5, 17, 42]
     np.testing.assert_allclose(iou[:, 0], 1.0)
     assert (np.diff(iou, axis=1) <= 0).all() and (iou[:, 1] < 1).all()
     # the same against the full IoU matrix
-    from gan3d.metrics import iou_distance_matrix
+    from gan3d.eval.metrics import iou_distance_matrix
 
     full = 1 - iou_distance_matrix(samples, pool.grids(slice(None)))
     np.testing.assert_allclose(np.sort(full, axis=1)[:, ::-1][:, :3], iou, atol=1e-6)
-    r = ev.neighbours_of(samples, pool, k=2, threshold=0.9, out_png=tmp_path / "nn.png", size=32)
+    r = neighbours_of(samples, pool, k=2, threshold=0.9, out_png=tmp_path / "nn.png", size=32)
     assert r["memorised_fraction"] == 1.0
     nb = r["samples"][1]["neighbours"][0]
     assert nb["index"] == int(pool.indices[17]) and nb["source_id"] == str(pool.source_id[17]) and nb["iou"] == 1.0
     assert (tmp_path / "nn.png").stat().st_size > 0
     noise = (np.random.default_rng(1).random((2, 16, 16, 16)) > 0.5)
-    assert ev.neighbours_of(noise, pool, k=1)["memorised_fraction"] == 0.0
+    assert neighbours_of(noise, pool, k=1)["memorised_fraction"] == 0.0
 
 
 def test_neighbours_from_checkpoint(tiny_ckpt, small16, tmp_path):
-    r = ev.neighbours(tiny_ckpt, small16, seeds=[0, 1], k=2, out_png=tmp_path / "n.png", device="cpu", progress=False)
+    r = neighbours(tiny_ckpt, small16, seeds=[0, 1], k=2, out_png=tmp_path / "n.png", device="cpu", progress=False)
     assert [s["seed"] for s in r["samples"]] == [0, 1] and r["k"] == 2 and r["n_pool"] == 60
     assert 0.0 <= r["memorised_fraction"] <= 1.0 and (tmp_path / "n.png").is_file()
     json.dumps(r, allow_nan=False)
 
 
 def test_generation_rows(tiny_ckpt, small16):
-    r = ev.generation(tiny_ckpt, small16, n_samples=6, distances=("iou",), device="cpu", progress=False)
+    r = generation(tiny_ckpt, small16, n_samples=6, distances=("iou",), device="cpu", progress=False)
     assert list(r["rows"]) == ["samples (largest component)", "samples (all components)", "train", "shuffled", "mean_shape"]
     assert r["n_reference"] + r["n_reference_empty_dropped"] == 30 and r["seeds"] == "0-5"
     assert all(v == 6 for v in r["row_sizes"].values())
     for row in r["rows"].values():
         assert row["n_ref"] == r["n_reference"] and row["n_empty_ref"] == 0 and 0 <= row["iou"]["cov"] <= 1
     json.dumps(r, allow_nan=False)
-    r2 = ev.generation(tiny_ckpt, small16, seeds=[3, 4], keep_all=False, context_rows=False, distances=("iou",), device="cpu", progress=False)
+    r2 = generation(tiny_ckpt, small16, seeds=[3, 4], keep_all=False, context_rows=False, distances=("iou",), device="cpu", progress=False)
     assert list(r2["rows"]) == ["samples (largest component)"] and r2["seeds"] == "3-4"
 
 
 def test_registry_and_results_file(tmp_path):
-    assert {"classify", "generation", "neighbours", "reconstruction"} <= set(ev.EVALS)
-    for name, fn in ev.EVALS.items():  # each name is the public evaluation of that name, not a helper
-        assert fn is getattr(ev, name) and fn.eval_name == name, name
+    assert {"classify", "generation", "neighbours", "reconstruction"} <= set(EVALS)
+    for name, fn in EVALS.items():  # each name is the public evaluation of that name, not a helper
+        assert fn.__name__ == name and fn.eval_name == name, name
     path = tmp_path / "results" / "x.jsonl"
     rec = {"checkpoint": "run/snapshot.pt", "checkpoint_step": 7, "accuracy": np.float32(0.5), "bad": float("nan")}
-    line = ev.append_result(path, rec, eval_name="classify", args=["eval", "classify"])
+    line = append_result(path, rec, eval_name="classify", args=["eval", "classify"])
     assert line["step"] == 7 and line["checkpoint"] == "run/snapshot.pt" and line["gan3d_version"]
     with open(path, "a") as f:
         f.write('{"truncated": ')  # a writer that died mid-line
-    ev.append_result(path, {"x": 1}, eval_name="neighbours", checkpoint="c.pt", step=3)
-    lines = ev.read_results(path)
+    append_result(path, {"x": 1}, eval_name="neighbours", checkpoint="c.pt", step=3)
+    lines = read_results(path)
     assert [rec["eval"] for rec in lines] == ["classify", "neighbours"]
     assert lines[0]["result"]["accuracy"] == 0.5 and lines[0]["result"]["bad"] is None
     assert lines[1]["step"] == 3 and lines[1]["args"] is not None and "time" in lines[1]
@@ -162,7 +178,7 @@ def test_registry_and_results_file(tmp_path):
 def test_cli_help_and_run(tiny_ckpt, small16, tmp_path, capsys):
     import argparse
 
-    from gan3d import eval_cli
+    from gan3d.cli import eval as eval_cli
 
     parser = argparse.ArgumentParser(prog="gan3d")
     eval_cli.add_parser(parser.add_subparsers(dest="cmd"))
@@ -179,7 +195,7 @@ def test_cli_help_and_run(tiny_ckpt, small16, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "raw_voxels" in out and "per-class" in out
     assert json.loads((tmp_path / "c.json").read_text())["n_test"] == 30
-    assert ev.read_results(tmp_path / "r.jsonl")[0]["eval"] == "classify"
+    assert read_results(tmp_path / "r.jsonl")[0]["eval"] == "classify"
     args = parser.parse_args(
         ["eval", "neighbours", "--checkpoint", str(tiny_ckpt.parent), "--data", str(small16), "--seeds", "0-1", "-k", "1",
          "--device", "cpu", "--quiet"]
@@ -193,8 +209,8 @@ def test_generation_leaves_out_empty_references(tiny_ckpt, tmp_path):
     g[0, 4:12, 4:12, 2:10] = True
     g[1, 6:10, 6:10, 1:14] = True
     g[3, 2:14, 2:6, 2:14] = True  # g[2] stays empty
-    path = datasets.from_arrays(g, split=["train", "test", "test", "test"]).save(tmp_path / "e.npz")
-    r = ev.generation(tiny_ckpt, path, n_samples=3, context_rows=False, n_points=64, device="cpu", progress=False)
+    path = from_arrays(g, split=["train", "test", "test", "test"]).save(tmp_path / "e.npz")
+    r = generation(tiny_ckpt, path, n_samples=3, context_rows=False, n_points=64, device="cpu", progress=False)
     assert r["n_reference"] == 2 and r["n_reference_empty_dropped"] == 1
     for row in r["rows"].values():
         assert np.isfinite(row["chamfer"]["mmd"]) or row["n_empty_samples"] > 0
@@ -205,7 +221,7 @@ def test_reconstruction_scores_and_class_mean_oracle():
 
     from sklearn.metrics import average_precision_score
 
-    from gan3d.evaluation import _class_mean_shapes, _score_reconstructions
+    from gan3d.eval.reconstruction import _class_mean_shapes, _score_reconstructions
 
     rng = np.random.default_rng(0)
     grids = (rng.random((7, 4, 4, 4)) > 0.6).astype(np.float32)

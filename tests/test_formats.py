@@ -10,22 +10,11 @@ import pytest
 import scipy.io
 import trimesh
 
-from gan3d import formats
+from gan3d.io.files import DEFAULT_MESH_RESOLUTION
 from gan3d.errors import Gan3dError
-from gan3d.formats import (
-    MESH_SUFFIXES,
-    VOXEL_SUFFIXES,
-    BinvoxHeader,
-    read_array,
-    read_binvox,
-    read_binvox_header,
-    read_mat,
-    read_mesh,
-    read_voxels,
-    voxelize_mesh,
-    write_array,
-    write_binvox,
-)
+from gan3d.io.files import MESH_SUFFIXES, VOXEL_SUFFIXES
+from gan3d.io.voxelfiles import BinvoxHeader, read_array, read_binvox, read_binvox_header, read_mat, read_voxels, write_array, write_binvox
+from gan3d.io.meshfiles import read_mesh, voxelize_mesh
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BINVOX_DIR = DATA / "shapenet-chair-binvox-64" / "chair"
@@ -388,4 +377,4 @@ def test_write_binvox_rejects_non_cubic(tmp_path):
 def test_suffix_constants():
     assert set(VOXEL_SUFFIXES) == {".mat", ".binvox", ".npy", ".npz"}
     assert set(MESH_SUFFIXES) == {".off", ".obj", ".stl", ".ply"}
-    assert formats.DEFAULT_MESH_RESOLUTION == 64
+    assert DEFAULT_MESH_RESOLUTION == 64

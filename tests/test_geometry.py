@@ -11,13 +11,8 @@ import trimesh
 from scipy import ndimage
 
 from gan3d.errors import Gan3dError
-from gan3d.geometry import (
-    blocky_mesh,
-    export_mesh,
-    largest_component,
-    largest_component_batch,
-    smooth_mesh,
-)
+from gan3d.io.meshing import blocky_mesh, export_mesh, smooth_mesh
+from gan3d.voxels import largest_component, largest_component_batch
 
 # ---------------------------------------------------------------------------------------------
 # Slow, obviously correct reference: breadth-first search over filled voxels in C order.

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import jensenshannon
 
-from gan3d import geometry, metrics
+from gan3d.eval import metrics
 from gan3d.errors import Gan3dError
 
 
@@ -179,7 +179,7 @@ def test_surface_points_are_area_weighted(monkeypatch):
     # two triangles, areas 1 and 3 (in voxel units): points fall on them 1:3
     v = np.array([[0, 0, 1], [2, 0, 1], [0, 1, 1], [0, 0, 3], [3, 0, 3], [0, 2, 3]], dtype=np.float32)
     f = np.array([[0, 1, 2], [3, 4, 5]])
-    monkeypatch.setattr(geometry, "smooth_mesh", lambda grid: (v, f))
+    monkeypatch.setattr("gan3d.io.meshing.smooth_mesh", lambda grid: (v, f))
     g = np.ones((4, 4, 4))
     pts = metrics.sample_surface_points(g, 8000, rng=np.random.default_rng(9)) * 4
     upper = pts[:, 2] > 2

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from gan3d.models import Discriminator, Generator, ModelConfig, build, conv_flops, recalibrate_batchnorm, with_resolution
+from gan3d.models.gan import Generator, ModelConfig, build, conv_flops, recalibrate_batchnorm, with_resolution
 from gan3d.presets import PRESETS
 
 
@@ -58,7 +58,7 @@ def test_flop_count_matches_a_direct_count():
 
 
 def test_minibatch_std_discriminator_and_layer_summary():
-    from gan3d.models import layer_summary
+    from gan3d.models.gan import layer_summary
 
     cfg = ModelConfig(resolution=16, z_dim=8, channels=(8, 4), minibatch_std=True)
     g, d = build(cfg)
@@ -67,7 +67,7 @@ def test_minibatch_std_discriminator_and_layer_summary():
     assert any("minibatch std" in l and "(9, 4, 4, 4)" in l for l in lines)
     # the extra channel carries the batch spread: identical shapes give (almost) zero
     x = torch.rand(1, 1, 16, 16, 16).repeat(4, 1, 1, 1, 1)
-    from gan3d.models import append_minibatch_std
+    from gan3d.models.gan import append_minibatch_std
 
     with torch.no_grad():
         feats = d.features(x)[-1]
@@ -107,7 +107,8 @@ def test_recalibrate_batchnorm_is_the_plain_average_over_all_inputs():
     """For an image encoder (2D BatchNorm) fed batches: the first BN's running mean and variance
     become the mean over all batches of each batch's statistics of that BN's input, whatever the
     momentum-averaged values were before."""
-    from gan3d.vaegan import ENCODER_PRESETS, ImageEncoder
+    from gan3d.presets import ENCODER_PRESETS
+    from gan3d.models.encoder import ImageEncoder
 
     torch.manual_seed(0)
     E = ImageEncoder(ENCODER_PRESETS["tiny"])

@@ -8,7 +8,7 @@ import pytest
 from scipy import ndimage
 
 from gan3d.errors import Gan3dError
-from gan3d.procedural import CLASS_NAMES, make_dataset, make_shape
+from gan3d.data.procedural import CLASS_NAMES, make_dataset, make_shape
 
 
 @pytest.fixture(scope="module")

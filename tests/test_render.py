@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-import types
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from gan3d import render
-from gan3d.render import (
-    LABEL_HEIGHT,
-    project_points,
-    render_files,
-    render_grid_png,
-    render_voxels,
-    save_png,
-    tile,
-)
+from gan3d.render import raster as render
+from gan3d.render.raster import LABEL_HEIGHT, project_points, render_files, render_grid_png, render_voxels, save_png, tile
 
 
 def _mask(img):
@@ -287,11 +277,7 @@ def test_render_files_with_reader(tmp_path, monkeypatch):
             g[2:6, 2:6, 2:6] = True
         return g
 
-    fake = types.ModuleType("gan3d.formats")
-    fake.read_voxels = fake_read_voxels
-    fake.MESH_SUFFIXES = (".off", ".obj", ".stl", ".ply")
-    monkeypatch.setitem(sys.modules, "gan3d.formats", fake)
-    monkeypatch.setattr("gan3d.formats", fake, raising=False)
+    monkeypatch.setattr("gan3d.io.voxelfiles.read_voxels", fake_read_voxels)
     paths = [tmp_path / "full.binvox", tmp_path / "empty.npy", tmp_path / "full.obj"]
     out = tmp_path / "files.png"
     image = render_files(paths, out, resolution=16, size=40, mesh_up="y")
@@ -303,7 +289,7 @@ def test_render_files_with_reader(tmp_path, monkeypatch):
 
 
 def test_render_files_real_reader(tmp_path):
-    pytest.importorskip("gan3d.formats")
+    pytest.importorskip("gan3d.io.voxelfiles")
     g = np.zeros((16, 16, 16), dtype=bool)
     g[4:12, 4:12, 0:8] = True
     np.save(tmp_path / "box.npy", g)

@@ -3,8 +3,10 @@ import pytest
 import torch
 
 from gan3d.errors import Gan3dError
-from gan3d.sampling import generate, latents, parse_seeds, postprocess, sample_to_dir
-from gan3d.training import make_config, training_loop
+from gan3d.sampling import postprocess, sample_to_dir
+from gan3d.runtime import latents, parse_seeds
+from gan3d.train.config import make_config
+from gan3d.train.gan import training_loop
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +46,7 @@ def test_writes_every_format_and_largest_component(snapshot, tmp_path):
     s = sample_to_dir(snapshot, [0, 1], tmp_path, formats=["npz", "binvox", "obj", "stl", "ply"])
     names = set(s["files"])
     assert "samples.npz" in names and "grid.png" in names and "seed0000.binvox" in names
-    from gan3d.formats import read_binvox
+    from gan3d.io.voxelfiles import read_binvox
 
     grids = np.load(tmp_path / "samples.npz")["grids"]
     np.testing.assert_array_equal(read_binvox(tmp_path / "seed0000.binvox"), grids[0])
@@ -77,7 +79,7 @@ def test_bad_format_and_bad_checkpoint(snapshot, tmp_path):
 
 
 def test_format_seeds_is_the_inverse_of_parse_seeds():
-    from gan3d.sampling import format_seeds
+    from gan3d.runtime import format_seeds
 
     for text in ("0-3,10,12-13", "7", "5,3-4"):
         assert format_seeds(parse_seeds(text)) == text

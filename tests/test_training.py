@@ -8,8 +8,10 @@ import torch
 
 from gan3d import checkpoint as ckpt
 from gan3d.errors import Gan3dError
-from gan3d.models import ModelConfig, build
-from gan3d.training import batch_indices, gan_step, make_config, training_loop
+from gan3d.models.gan import ModelConfig, build
+from gan3d.train.batching import batch_indices
+from gan3d.train.gan import gan_step, training_loop
+from gan3d.train.config import make_config
 
 
 def tiny_cfg(tmp_path, **kw):
@@ -112,7 +114,7 @@ def test_exact_resume(tmp_path):
 
 def test_nan_loss_stops_with_message_and_keeps_last_checkpoint(tmp_path, monkeypatch):
     cfg = tiny_cfg(tmp_path, run_name="nan", snapshot_every=2)
-    import gan3d.training as tr
+    import gan3d.train.gan as tr
 
     real_step = tr.gan_step
     calls = {"n": 0}
@@ -178,7 +180,7 @@ def test_in_training_evaluation_writes_metrics(tmp_path):
 
 
 def test_quick_eval_sees_a_collapsed_generator():
-    from gan3d.training import quick_eval
+    from gan3d.train.batching import quick_eval
 
     class Same(torch.nn.Module):  # every latent gives the same shape
         def forward(self, z):
@@ -196,7 +198,7 @@ def test_quick_eval_sees_a_collapsed_generator():
 
 
 def test_straight_through_binarize_is_hard_forward_identity_backward():
-    from gan3d.training import straight_through_binarize
+    from gan3d.train.losses import straight_through_binarize
 
     x = torch.tensor([0.1, 0.49, 0.5, 0.93], requires_grad=True)
     y = straight_through_binarize(x)
@@ -220,7 +222,7 @@ def test_hard_fakes_reach_d_as_binary_grids():
 
 
 def test_mode_seeking_term_punishes_identical_shapes():
-    from gan3d.training import mode_seeking_term
+    from gan3d.train.losses import mode_seeking_term
 
     torch.manual_seed(0)
     z = torch.randn(8, 5)
@@ -233,7 +235,7 @@ def test_mode_seeking_term_punishes_identical_shapes():
 
 
 def test_in_training_evaluation_uses_the_held_out_split(tmp_path):
-    from gan3d.datasets import prepare
+    from gan3d.data.prepare import prepare
 
     data = tmp_path / "b.npz"
     prepare("builtin", data, resolution=16, per_class=(8, 5), progress=False)  # 35 test shapes

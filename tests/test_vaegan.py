@@ -1,28 +1,20 @@
 import json
-import sys
-import types
 
 import numpy as np
 import pytest
 import torch
 
 from gan3d import checkpoint as ckpt
-from gan3d import datasets, procedural
+from gan3d.data.prepared import from_arrays
+from gan3d.data import procedural
 from gan3d.errors import Gan3dError
-from gan3d.models import ModelConfig, build
-from gan3d.training import set_determinism
-from gan3d.vaegan import (
-    ENCODER_PRESETS,
-    EncoderConfig,
-    ImageEncoder,
-    VAEGANConfig,
-    init_encoder,
-    kl_divergence,
-    reconstruction_loss,
-    reparameterize,
-    train_vaegan,
-    vaegan_step,
-)
+from gan3d.models.gan import ModelConfig, build
+from gan3d.runtime import set_determinism
+from gan3d.presets import ENCODER_PRESETS
+from gan3d.models.encoder import EncoderConfig, ImageEncoder, init_encoder, kl_divergence, reparameterize
+from gan3d.train.config import VAEGANConfig
+from gan3d.train.losses import reconstruction_loss
+from gan3d.train.vaegan import train_vaegan, vaegan_step
 
 
 @pytest.fixture(autouse=True)
@@ -39,7 +31,7 @@ def make_pairs(folder, n_shapes=8, size=32, resolution=16, n_test=2):
     grids, labels = procedural.make_dataset(n_shapes, resolution, seed=3)
     split = np.array([0] * (n_shapes - n_test) + [1] * n_test)
     src = folder / "voxels.npz"
-    datasets.from_arrays(grids, labels, list(procedural.CLASS_NAMES), split=split).save(src)
+    from_arrays(grids, labels, list(procedural.CLASS_NAMES), split=split).save(src)
     images, shape_index, view, az = [], [], [], []
     for s, g in enumerate(grids):
         for v, axis in enumerate((1, 0)):  # front and side silhouettes
@@ -264,7 +256,7 @@ def test_snapshot_has_recalibrated_batchnorm(trained):
 
 
 def test_spread_takes_rows_from_the_whole_split():
-    from gan3d.vaegan import _spread
+    from gan3d.train.vaegan import _spread
 
     rows = np.arange(100, 200)
     got = _spread(rows, 5)
@@ -304,24 +296,11 @@ def test_init_from_checkpoint(pairs, tmp_path):
 
 
 @pytest.fixture
-def prepare(monkeypatch):
-    """gan3d.imaging.prepare_image, or a stand-in while imaging.py does not exist yet."""
-    try:
-        from gan3d.imaging import prepare_image  # noqa: F401
-    except ImportError:
-        from PIL import Image
+def prepare():
+    """The image reader that reconstruction uses."""
+    from gan3d.data.images import prepare_image
 
-        def prepare_image(path, *, size=256):
-            try:
-                with Image.open(path) as im:
-                    im = im.convert("RGBA")
-                    bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                    im = Image.alpha_composite(bg, im).convert("RGB").resize((size, size))
-            except Exception as e:
-                raise Gan3dError(f"unreadable image ({e})", path) from None
-            return np.asarray(im, np.float32).transpose(2, 0, 1) / 255.0
-
-        monkeypatch.setitem(sys.modules, "gan3d.imaging", types.SimpleNamespace(prepare_image=prepare_image))
+    return prepare_image
 
 
 def _write_images(folder):
@@ -383,7 +362,7 @@ def test_reconstruct_errors(trained, tmp_path, prepare):
 def test_vaegan_presets_and_dry_run(capsys):
     from gan3d.cli import main
     from gan3d.presets import PRESETS
-    from gan3d.vaegan import make_vaegan_config
+    from gan3d.train.config import make_vaegan_config
 
     paper = make_vaegan_config("paper64", pairs="x")
     assert (paper.alpha1, paper.alpha2, paper.lr_g, paper.lr_d, paper.batch_size, paper.d_gate) == (5.0, 1e-4, 0.0025, 1e-5, 100, 0.8)

@@ -8,7 +8,7 @@ of 32 samples; 1.0 means every sample is the same) and quality (mean best IoU of
 """
 import argparse, json, time
 import numpy as np, torch, torch.nn.functional as F
-from gan3d.models import ModelConfig, build
+from gan3d.models.gan import ModelConfig, build
 
 p = argparse.ArgumentParser()
 p.add_argument("--name", required=True)

@@ -5,11 +5,13 @@ images spread evenly over the test split.
 
     python docs/recipe/vaegan_snapshot_iou.py RUN/snapshot.pt [PAIRS_FOLDER]
 """
-import sys, copy, torch, numpy as np
+import sys, torch, numpy as np
 torch.set_num_threads(1)
 from gan3d import checkpoint as ckpt
-from gan3d.models import Generator, recalibrate_batchnorm
-from gan3d.vaegan import ImageEncoder, EncoderConfig, PairedData, _spread
+from gan3d.models.gan import Generator, recalibrate_batchnorm
+from gan3d.models.encoder import ImageEncoder, EncoderConfig
+from gan3d.data.pairs import PairedData
+from gan3d.train.vaegan import _spread
 snap = ckpt.load(sys.argv[1])
 mcfg = ckpt.model_config(snap, sys.argv[1]); ecfg = EncoderConfig.from_dict(snap["encoder_config"])
 G = Generator(mcfg); G.load_state_dict(snap["G"]); E = ImageEncoder(ecfg); E.load_state_dict(snap["E"])

@@ -3,7 +3,7 @@ starts it in N processes for data-parallel training."""
 
 import sys
 
-from .cli import main
+from gan3d.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -17,12 +17,14 @@ from typing import Any
 
 import torch
 
-from . import __version__
-from .errors import Gan3dError
-from .fileio import atomic_path
-from .models import Discriminator, Generator, ModelConfig
+from gan3d import __version__
+from gan3d.errors import Gan3dError
+from gan3d.fileio import atomic_path
+from gan3d.models.gan import Discriminator, Generator, ModelConfig
 
 FORMAT = "gan3d-checkpoint"
+
+
 FORMAT_VERSION = 1
 
 

@@ -1,13 +1,15 @@
 """The main job on the built-in data: train a small 3D-GAN on procedural furniture, sample shapes
-from it, export meshes and voxel files, render pictures, and say where everything is."""
+from it, export meshes and voxel files, render pictures, and say where everything is.
+"""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from .sampling import sample_to_dir
-from .training import make_config, training_loop
+from gan3d.sampling import sample_to_dir
+from gan3d.train.config import make_config
+from gan3d.train.gan import training_loop
 
 
 def run_demo(*, out: str = "runs", steps: int | None = None, preset: str = "demo") -> Path:

@@ -1,4 +1,5 @@
-"""The one exception type the command line turns into a one-line message and a non-zero exit."""
+"""The one exception type the command line turns into a one-line message and a non-zero exit.
+"""
 
 from __future__ import annotations
 

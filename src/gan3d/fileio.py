@@ -1,5 +1,6 @@
 """Atomic writes: every output file is written to a temporary name beside it and renamed into place,
-so an interrupted or failed write never leaves a half-written file under the final name."""
+so an interrupted or failed write never leaves a half-written file under the final name.
+"""
 
 from __future__ import annotations
 

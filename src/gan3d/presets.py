@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .models import ModelConfig
+from gan3d.models.encoder import EncoderConfig
+from gan3d.models.gan import ModelConfig
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Preset:
 
 
 PAPER_RECIPE = dict(lr_g=0.0025, lr_d=1e-5, beta1=0.5, batch_size=100, d_gate=0.8, loss="bce", z_dist="uniform")
+
 
 # Found by experiment on 2-core CPUs (docs/recipe/README.md): the paper's gate and a weak D, with a
 # normal latent, a minibatch-std channel in D, decaying instance noise and a small mode-seeking term
@@ -47,11 +49,13 @@ CPU_RECIPE = dict(
     steps=3000,
 )
 
+
 # The 3D-VAE-GAN as the paper gives it: alpha1 = 5, alpha2 = 1e-4, the 3D-GAN's learning rates and
 # batch, the 256 px encoder. The paper does not give E's learning rate.
 PAPER_VAEGAN_RECIPE = dict(
     encoder="paper", alpha1=5.0, alpha2=1e-4, recon_loss="l2", lr_e=1e-4, lr_g=0.0025, lr_d=1e-5, beta1=0.5, batch_size=100, d_gate=0.8, loss="bce"
 )
+
 
 # Found by experiment on 2-core CPUs (docs/recipe/README.md, runs V1-V4): the paper's alpha1 / alpha2
 # ratio pushes E to the prior (no reconstruction at all); this one keeps the KL weight a tenth of the
@@ -72,6 +76,7 @@ CPU_VAEGAN_RECIPE = dict(
     noise_decay_steps=3000,
     steps=3000,
 )
+
 
 PRESETS: dict[str, Preset] = {
     "paper64": Preset(
@@ -106,3 +111,20 @@ def get(name: str) -> Preset:
         return PRESETS[name]
     except KeyError:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+
+
+ENCODER_PRESETS: dict[str, EncoderConfig] = {
+    # the paper's: 256 -> 64 -> 32 -> 16 -> 8 -> 1 (paddings 4-2-2-2-0)
+    "paper": EncoderConfig(256, 200, (64, 128, 256, 512, 400), (11, 5, 5, 5, 8), (4, 2, 2, 2, 1)),
+    # the same layer pattern on 128 px at half the widths, for cpu32's z_dim 200: 128 -> 32 -> 16 -> 8 -> 4 -> 1
+    "cpu": EncoderConfig(128, 200, (32, 64, 128, 256, 400), (11, 5, 5, 5, 4), (4, 2, 2, 2, 1)),
+    # for tests, matched to the tiny 3D-GAN's z_dim 32: 32 -> 16 -> 8 -> 4 -> 1
+    "tiny": EncoderConfig(32, 32, (8, 16, 32, 64), (5, 3, 3, 4), (2, 2, 2, 1)),
+}
+
+
+def get_encoder_preset(name: str) -> EncoderConfig:
+    try:
+        return ENCODER_PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown encoder preset {name!r}; choose one of {', '.join(ENCODER_PRESETS)}") from None

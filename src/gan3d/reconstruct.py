@@ -16,16 +16,20 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from . import checkpoint as ckpt
-from .errors import Gan3dError
-from .fileio import atomic_path
-from .models import Generator
-from .training import pick_device
-from .vaegan import EncoderConfig, ImageEncoder
-from .voxels import THRESHOLD
+from gan3d import checkpoint as ckpt
+from gan3d.errors import Gan3dError
+from gan3d.fileio import atomic_path
+from gan3d.models.encoder import EncoderConfig, ImageEncoder
+from gan3d.models.gan import Generator
+from gan3d.runtime import pick_device
+from gan3d.voxels import THRESHOLD
 
 FORMATS = ("npz", "obj", "stl", "ply", "binvox")
+
+
 MESH_FORMATS = ("obj", "stl", "ply")
+
+
 KINDS = ("vaegan-snapshot", "vaegan-train")
 
 
@@ -82,8 +86,8 @@ def reconstruct_images(
     (skipped, and listed under ``empty``, when the grid is empty), and ``<stem>.png`` (the input
     image beside the rendered shape). Every image is read before anything is written, so a bad
     image (a Gan3dError naming it) leaves ``out_dir`` untouched. Returns a summary dict."""
-    from . import imaging
-    from .sampling import postprocess
+    from gan3d.data.images import prepare_image
+    from gan3d.sampling import postprocess
 
     bad = [f for f in formats if f not in FORMATS]
     if bad:
@@ -96,15 +100,15 @@ def reconstruct_images(
     dev = pick_device(device)
     E, G, meta = load_reconstructor(checkpoint, device=dev)
     size = E.cfg.image_size
-    prepared = [np.asarray(imaging.prepare_image(p, size=size), dtype=np.float32) for p in paths]
+    prepared = [np.asarray(prepare_image(p, size=size), dtype=np.float32) for p in paths]
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: list[str] = []
     results = []
     empty = []
-    from .geometry import export_mesh
-    from .render import render_voxels, save_png, tile
+    from gan3d.io.meshing import export_mesh
+    from gan3d.render.raster import render_voxels, save_png, tile
 
     for path, stem, arr in zip(paths, _stems(paths), prepared):
         img = torch.from_numpy(arr).unsqueeze(0).to(dev)
@@ -131,7 +135,7 @@ def reconstruct_images(
                 )
             files.append(f"{stem}.npz")
         if "binvox" in formats:
-            from .formats import write_binvox
+            from gan3d.io.voxelfiles import write_binvox
 
             write_binvox(out / f"{stem}.binvox", grid)
             files.append(f"{stem}.binvox")

@@ -1,59 +1,27 @@
 """Sampling from a trained generator: one random generator per seed, so shape 17 is the same shape
-whatever the batch size or the other seeds asked for. Needs nothing but a checkpoint."""
+whatever the batch size or the other seeds asked for. Needs nothing but a checkpoint.
+"""
 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from . import checkpoint as ckpt
-from .errors import Gan3dError
-from .fileio import atomic_path
-from .models import Generator
-from .training import draw_latents, pick_device
-from .voxels import THRESHOLD
+from gan3d import checkpoint as ckpt
+from gan3d.errors import Gan3dError
+from gan3d.fileio import atomic_path
+from gan3d.models.gan import Generator
+from gan3d.runtime import latents, pick_device
+from gan3d.voxels import THRESHOLD
 
 FORMATS = ("npz", "binvox", "obj", "stl", "ply")
+
+
 MESH_FORMATS = ("obj", "stl", "ply")
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``"0-3,10,12-13"`` -> ``[0, 1, 2, 3, 10, 12, 13]``; order kept, duplicates dropped."""
-    seeds: list[int] = []
-    for part in str(text).replace(" ", "").split(","):
-        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
-        if not m:
-            raise ValueError(f"bad seed list {text!r}: use forms like 0-63 or 1,5,9-12")
-        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
-        if hi < lo:
-            raise ValueError(f"bad seed range {part!r}: the end is before the start")
-        seeds.extend(range(lo, hi + 1))
-    return list(dict.fromkeys(seeds))
-
-
-def format_seeds(seeds: Sequence[int]) -> str:
-    """``[0, 1, 2, 5]`` -> ``"0-2,5"``, consecutive runs in the given order: the inverse of
-    :func:`parse_seeds` for duplicate-free lists."""
-    parts, i = [], 0
-    while i < len(seeds):
-        j = i
-        while j + 1 < len(seeds) and seeds[j + 1] == seeds[j] + 1:
-            j += 1
-        parts.append(str(seeds[i]) if i == j else f"{seeds[i]}-{seeds[j]}")
-        i = j + 1
-    return ",".join(parts)
-
-
-def latents(seeds: Sequence[int], z_dim: int, dist: str = "uniform") -> torch.Tensor:
-    """(len(seeds), z_dim) float32 on the CPU; row i depends only on seeds[i]."""
-    if len(seeds) == 0:
-        return torch.empty(0, z_dim)
-    return torch.cat([draw_latents(1, z_dim, dist, torch.Generator().manual_seed(int(s))) for s in seeds])
 
 
 @torch.no_grad()
@@ -73,7 +41,7 @@ def postprocess(occupancy: np.ndarray, *, keep_all: bool = False, threshold: flo
     grids = occupancy >= threshold
     if keep_all:
         return grids
-    from .geometry import largest_component_batch
+    from gan3d.voxels import largest_component_batch
 
     return largest_component_batch(grids)
 
@@ -114,8 +82,8 @@ def sample_to_dir(
         with atomic_path(out / "samples.npz") as tmp:
             np.savez_compressed(tmp, grids=grids, occupancy=occ.astype(np.float16), seeds=np.asarray(seeds, np.int64))
         written.append("samples.npz")
-    from .formats import write_binvox
-    from .geometry import export_mesh
+    from gan3d.io.meshing import export_mesh
+    from gan3d.io.voxelfiles import write_binvox
 
     for seed, grid in zip(seeds, grids):
         stem = f"seed{seed:04d}"
@@ -127,7 +95,7 @@ def sample_to_dir(
                 export_mesh(grid, out / f"{stem}.{fmt}", style=mesh_style)
                 written.append(f"{stem}.{fmt}")
     if picture:
-        from .render import render_grid_png
+        from gan3d.render.raster import render_grid_png
 
         render_grid_png(grids.astype(np.float32), out / "grid.png", labels=[str(s) for s in seeds])
         written.append("grid.png")

@@ -22,7 +22,14 @@ import numpy as np
 THRESHOLD = 0.5
 """Occupancy at or above which a voxel counts as filled."""
 
+
+"""Occupancy at or above which a voxel counts as filled."""
+
+
 UP_AXIS = 2
+"""Index of the vertical axis in ``grid[x, y, z]``."""
+
+
 """Index of the vertical axis in ``grid[x, y, z]``."""
 
 
@@ -98,3 +105,50 @@ def unpack(packed: np.ndarray, resolution: int) -> np.ndarray:
     n = packed.shape[0]
     bits = np.unpackbits(packed, axis=1, count=resolution**3)
     return bits.reshape(n, resolution, resolution, resolution).astype(bool)
+
+
+def _check_3d(grid: np.ndarray) -> np.ndarray:
+    g = np.asarray(grid)
+    if g.ndim != 3:
+        raise ValueError(f"expected a 3D voxel grid, got shape {g.shape}")
+    return g
+
+
+def largest_component(grid: np.ndarray, *, connectivity: int = 26) -> np.ndarray:
+    """Keep only the largest connected component of the filled voxels; returns a bool grid.
+
+    ``connectivity`` is 26 (voxels touching by a face, an edge or a corner are connected, as in
+    the 3D-GAN paper's post-processing) or 6 (faces only). An empty grid gives an empty grid.
+    Ties between equally large components go to the one whose first voxel comes first in C
+    (x-major) order, i.e. the lowest label of :func:`scipy.ndimage.label`.
+    """
+    from scipy import ndimage
+
+    filled = binarize(_check_3d(grid))
+    if connectivity == 26:
+        structure = ndimage.generate_binary_structure(3, 3)
+    elif connectivity == 6:
+        structure = ndimage.generate_binary_structure(3, 1)
+    else:
+        raise ValueError(f"connectivity must be 6 or 26, got {connectivity!r}")
+    labels, n = ndimage.label(filled, structure=structure)
+    if n <= 1:
+        return filled
+    counts = np.bincount(labels.ravel(), minlength=n + 1)
+    counts[0] = 0
+    keep = int(np.argmax(counts))  # argmax returns the first (lowest) label among ties
+    return labels == keep
+
+
+def largest_component_batch(grids: np.ndarray, *, connectivity: int = 26) -> np.ndarray:
+    """:func:`largest_component` of every grid in a batch ``(N, R, R, R)`` (or ``(N, 1, R, R, R)``)."""
+    g = np.asarray(grids)
+    shape = g.shape
+    if g.ndim == 5 and shape[1] == 1:
+        g = g[:, 0]
+    if g.ndim != 4:
+        raise ValueError(f"expected a batch of 3D grids (N, R, R, R), got shape {shape}")
+    out = np.empty(g.shape, dtype=bool)
+    for i in range(g.shape[0]):
+        out[i] = largest_component(g[i], connectivity=connectivity)
+    return out.reshape(shape)

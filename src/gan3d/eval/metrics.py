@@ -44,8 +44,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import Gan3dError
-from .voxels import THRESHOLD
+from gan3d.errors import Gan3dError
+from gan3d.voxels import THRESHOLD
 
 __all__ = [
     "iou_distance_matrix",
@@ -61,14 +61,15 @@ __all__ = [
     "DISTANCES",
 ]
 
+
 DISTANCES = ("iou", "chamfer")
 """Shape distances :func:`evaluate_generation` knows."""
 
+
+"""Shape distances :func:`evaluate_generation` knows."""
+
+
 _BLOCK_BYTES = 8 << 20  # working buffer of iou_distance_matrix
-
-
-# ----------------------------------------------------------------------------------------------
-# input checks
 
 
 def _as_grids(x: Any, what: str) -> np.ndarray:
@@ -89,10 +90,6 @@ def _check_same_resolution(a: np.ndarray, b: np.ndarray, what_a: str, what_b: st
             f"{what_a} are {a.shape[1]}^3 grids but {what_b} are {b.shape[1]}^3; "
             "bring both to the same resolution first"
         )
-
-
-# ----------------------------------------------------------------------------------------------
-# IoU distance
 
 
 def _packed_words(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -145,10 +142,6 @@ def iou_distance_matrix(A: Any, B: Any, *, progress: bool = False) -> np.ndarray
     return out
 
 
-# ----------------------------------------------------------------------------------------------
-# surface point clouds and Chamfer distance
-
-
 def _rng(rng: Any) -> np.random.Generator:
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
@@ -162,7 +155,7 @@ def sample_surface_points(grid: np.ndarray, n: int = 2048, *, rng: Any) -> np.nd
     points uniformly inside them. ``rng`` is a :class:`numpy.random.Generator` (or a seed).
     An empty grid gives ``n`` NaN points.
     """
-    from .geometry import smooth_mesh
+    from gan3d.io.meshing import smooth_mesh
 
     g = np.asarray(grid)
     if g.ndim != 3 or not (g.shape[0] == g.shape[1] == g.shape[2]):
@@ -302,10 +295,6 @@ def chamfer_distance_matrix(
     return out
 
 
-# ----------------------------------------------------------------------------------------------
-# set metrics
-
-
 def _matrix(D: Any, name: str) -> np.ndarray:
     d = np.asarray(D, dtype=np.float64)
     if d.ndim != 2:
@@ -392,10 +381,6 @@ def jsd(samples: Any, refs: Any) -> float:
     return float(min(max(value, 0.0), 1.0))
 
 
-# ----------------------------------------------------------------------------------------------
-# the whole evaluation
-
-
 def evaluate_generation(
     samples: Any,
     refs: Any,
@@ -456,10 +441,6 @@ def evaluate_generation(
         result["chamfer"] = set_metrics(cd(ps, None), cd(pr, None), cd(ps, pr))
     result["jsd"] = jsd(s, r)
     return result
-
-
-# ----------------------------------------------------------------------------------------------
-# baselines
 
 
 def baseline_sets(train_grids: Any, *, rng: Any) -> dict[str, np.ndarray]:

@@ -9,10 +9,8 @@ import argparse
 import sys
 from typing import Any
 
-from .errors import Gan3dError
-
-
-from .cli import HelpFormatter as _Formatter  # one formatter for every gan3d command
+from gan3d.cli.common import HelpFormatter as _Formatter
+from gan3d.errors import Gan3dError
 
 
 def _floats(text: str) -> list[float]:
@@ -33,7 +31,7 @@ def _ints(text: str) -> list[int]:
 
 
 def _seeds(text: str) -> list[int]:
-    from .sampling import parse_seeds
+    from gan3d.runtime import parse_seeds
 
     try:
         return parse_seeds(text)
@@ -132,6 +130,7 @@ def add_parser(sub) -> None:
     rc.add_argument("--seed", type=int, default=0, help="seed of the image subset")
     rc.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
 
+
 def _pct(v: Any) -> str:
     return "   -  " if v is None else f"{100 * v:5.1f}%"
 
@@ -203,16 +202,16 @@ def format_neighbours(r: dict) -> str:
     return "\n".join(lines)
 
 
-# --- running -------------------------------------------------------------------------------------
-
-
 def run(args) -> int:
-    from . import evaluation as ev
+    from gan3d.eval.classify import classify
+    from gan3d.eval.generation import generation, neighbours
+    from gan3d.eval.reconstruction import reconstruction
+    from gan3d.eval.registry import append_result, write_result
 
     cmd = args.eval_cmd
     progress = not args.quiet
     if cmd == "classify":
-        result = ev.classify(
+        result = classify(
             args.checkpoint,
             args.data,
             classes=args.classes,
@@ -231,7 +230,7 @@ def run(args) -> int:
         text = format_classify(result)
     elif cmd == "generation":
         keep_all = {"both": None, "largest": False, "all": True}[args.components]
-        result = ev.generation(
+        result = generation(
             args.checkpoint,
             args.data,
             n_samples=args.n_samples,
@@ -251,7 +250,7 @@ def run(args) -> int:
         text = format_generation(result)
     elif cmd == "neighbours":
         seeds = args.seeds if isinstance(args.seeds, list) else _seeds(args.seeds)
-        result = ev.neighbours(
+        result = neighbours(
             args.checkpoint,
             args.data,
             seeds=seeds,
@@ -266,7 +265,7 @@ def run(args) -> int:
         )
         text = format_neighbours(result)
     elif cmd == "reconstruction":
-        result = ev.reconstruction(
+        result = reconstruction(
             args.checkpoint,
             args.data,
             split=args.split,
@@ -282,10 +281,10 @@ def run(args) -> int:
         raise Gan3dError(f"unknown evaluation {cmd!r}")
     print(text)
     if args.out:
-        ev.write_result(args.out, result)
+        write_result(args.out, result)
         print(f"wrote {args.out}")
     if args.results:
-        ev.append_result(args.results, result, eval_name=cmd, args=sys.argv[1:])
+        append_result(args.results, result, eval_name=cmd, args=sys.argv[1:])
         print(f"appended to {args.results}")
     return 0
 

@@ -45,7 +45,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from .errors import Gan3dError
+from gan3d.errors import Gan3dError
 
 __all__ = [
     "CLASSES",
@@ -64,12 +64,21 @@ __all__ = [
     "make_fixture",
 ]
 
+
 GRID = 20
 """Resolution of the IKEA ground-truth voxels."""
 
+
+"""Resolution of the IKEA ground-truth voxels."""
+
+
 CLASSES = ("bed", "bookcase", "chair", "desk", "sofa", "table")
 
+
 PAPER_AP = {"bed": 63.2, "bookcase": 46.3, "chair": 47.2, "desk": 40.7, "sofa": 78.8, "table": 42.3, "mean": 53.1}
+"""Average precision (%) of the 3D-VAE-GAN trained separately per class, Wu et al. 2016, Table 2."""
+
+
 """Average precision (%) of the 3D-VAE-GAN trained separately per class, Wu et al. 2016, Table 2."""
 
 
@@ -102,8 +111,7 @@ TRANSFORMS: tuple[tuple[tuple[int, int, int], tuple[bool, bool, bool]], ...] = t
 """The 48 (perm, flips) pairs :func:`align` searches, identity first."""
 
 
-# ----------------------------------------------------------------------------------------------
-# reading the dataset
+"""The 48 (perm, flips) pairs :func:`align` searches, identity first."""
 
 
 def _read_list(path: Path) -> list[str]:
@@ -179,10 +187,6 @@ def load_voxels(path: str | os.PathLike) -> np.ndarray:
     if g.shape != (GRID,) * 3:
         raise Gan3dError(f"grid has shape {g.shape}, expected {(GRID,) * 3}", path)
     return g > 0.5 if np.issubdtype(g.dtype, np.floating) else g != 0
-
-
-# ----------------------------------------------------------------------------------------------
-# protocol
 
 
 def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
@@ -324,7 +328,7 @@ def evaluate_ikea(
     "ap_mode": ap, "transforms": [...]}``; classes without images are left out (and named in
     ``"missing"``).
     """
-    from .imaging import prepare_image
+    from gan3d.data.images import prepare_image
 
     if ap not in ("pooled", "per_image"):
         raise ValueError(f"ap must be 'pooled' or 'per_image', got {ap!r}")
@@ -392,9 +396,6 @@ def evaluate_ikea(
     }
 
 
-# ----------------------------------------------------------------------------------------------
-# fixture
-
 _FIXTURE_KINDS = {"bed": "bed", "bookcase": "bookshelf", "chair": "chair", "desk": "table", "sofa": "sofa", "table": "table"}
 
 
@@ -408,8 +409,8 @@ def make_fixture(root: str | os.PathLike, n_per_class: int = 2, seed: int = 0, *
     import scipy.io
     from PIL import Image
 
-    from .imaging import random_background, random_color, render_rgb
-    from .procedural import make_shape
+    from gan3d.data.procedural import make_shape
+    from gan3d.render.rgb import random_background, random_color, render_rgb
 
     root = Path(root)
     n = int(n_per_class)

@@ -36,175 +36,49 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import json
 import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from . import __version__
-from . import checkpoint as ckpt
-from . import datasets
-from .errors import Gan3dError
-from .models import Discriminator, Generator, build, init_weights, recalibrate_batchnorm, with_resolution
-from .presets import get as get_preset
-from .training import (
-    LOSSES,
-    LoopIO,
-    RunLog,
-    TrainResult,
-    _plain_state,
-    _rng_state,
-    _set_rng_state,
-    batch_indices,
-    draw_instance_noise,
-    gated_d_update,
-    make_run_dir,
-    open_resume,
-    g_loss,
-    pick_device,
-    set_determinism,
-    step_generator,
-    write_json,
+from gan3d import __version__
+from gan3d import checkpoint as ckpt
+from gan3d.data.pairs import PairedData
+from gan3d.errors import Gan3dError
+from gan3d.models.encoder import (
+    EncoderConfig,
+    ImageEncoder,
+    init_encoder,
+    kl_divergence,
+    reparameterize,
 )
-
-# --- the encoder ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EncoderConfig:
-    image_size: int = 256  # edge of the square RGB input
-    z_dim: int = 200  # latent size; the last layer has 2 * z_dim channels (mean and log-variance)
-    channels: tuple[int, ...] = (64, 128, 256, 512, 400)  # output widths of every convolution
-    kernels: tuple[int, ...] = (11, 5, 5, 5, 8)
-    strides: tuple[int, ...] = (4, 2, 2, 2, 1)
-
-    def __post_init__(self):
-        for name in ("channels", "kernels", "strides"):
-            object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
-        n = len(self.channels)
-        if n < 1 or len(self.kernels) != n or len(self.strides) != n:
-            raise ValueError("channels, kernels and strides must have the same (non-zero) length")
-        if self.z_dim < 1 or min(self.channels) < 1 or min(self.kernels) < 1 or min(self.strides) < 1:
-            raise ValueError("z_dim, channels, kernels and strides must be positive")
-        if self.channels[-1] != 2 * self.z_dim:
-            raise ValueError(f"the last layer must have 2 * z_dim = {2 * self.z_dim} channels, got {self.channels[-1]}")
-        sizes = self.spatial_sizes()
-        if sizes[-1] != 1:
-            raise ValueError(f"image_size {self.image_size} with these layers gives {sizes[-1]}x{sizes[-1]} output, not 1x1 ({sizes})")
-
-    @property
-    def paddings(self) -> tuple[int, ...]:
-        """``ceil((k - s) / 2)`` for every strided layer (exact division by the stride when the
-        size is a multiple of it), 0 for the last layer (a full-size 'dense' convolution)."""
-        pads = [max(0, math.ceil((k - s) / 2)) for k, s in zip(self.kernels[:-1], self.strides[:-1])]
-        return (*pads, 0)
-
-    def spatial_sizes(self) -> list[int]:
-        """Spatial edge after each layer."""
-        out, x = [], int(self.image_size)
-        for k, s, p in zip(self.kernels, self.strides, self.paddings):
-            x = (x + 2 * p - k) // s + 1
-            out.append(x)
-        return out
-
-    def with_z_dim(self, z_dim: int) -> "EncoderConfig":
-        return dataclasses.replace(self, z_dim=int(z_dim), channels=(*self.channels[:-1], 2 * int(z_dim)))
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "EncoderConfig":
-        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
-
-
-ENCODER_PRESETS: dict[str, EncoderConfig] = {
-    # the paper's: 256 -> 64 -> 32 -> 16 -> 8 -> 1 (paddings 4-2-2-2-0)
-    "paper": EncoderConfig(256, 200, (64, 128, 256, 512, 400), (11, 5, 5, 5, 8), (4, 2, 2, 2, 1)),
-    # the same layer pattern on 128 px at half the widths, for cpu32's z_dim 200: 128 -> 32 -> 16 -> 8 -> 4 -> 1
-    "cpu": EncoderConfig(128, 200, (32, 64, 128, 256, 400), (11, 5, 5, 5, 4), (4, 2, 2, 2, 1)),
-    # for tests, matched to the tiny 3D-GAN's z_dim 32: 32 -> 16 -> 8 -> 4 -> 1
-    "tiny": EncoderConfig(32, 32, (8, 16, 32, 64), (5, 3, 3, 4), (2, 2, 2, 1)),
-}
-
-
-def get_encoder_preset(name: str) -> EncoderConfig:
-    try:
-        return ENCODER_PRESETS[name]
-    except KeyError:
-        raise ValueError(f"unknown encoder preset {name!r}; choose one of {', '.join(ENCODER_PRESETS)}") from None
-
-
-class ImageEncoder(nn.Module):
-    """RGB image (N, 3, S, S) in [0, 1] -> (mu, logvar), each (N, z_dim)."""
-
-    def __init__(self, cfg: EncoderConfig):
-        super().__init__()
-        self.cfg = cfg
-        widths = [3, *cfg.channels]
-        layers: list[nn.Module] = []
-        last = len(cfg.channels) - 1
-        for i, (cin, cout, k, s, p) in enumerate(zip(widths[:-1], widths[1:], cfg.kernels, cfg.strides, cfg.paddings)):
-            if i < last:
-                layers += [nn.Conv2d(cin, cout, k, s, p, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-            else:
-                layers.append(nn.Conv2d(cin, cout, k, s, p, bias=True))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        s = self.cfg.image_size
-        if img.dim() != 4 or img.shape[1] != 3 or img.shape[2] != s or img.shape[3] != s:
-            raise ValueError(f"encoder expects (N, 3, {s}, {s}) images, got {tuple(img.shape)}")
-        out = self.net(img).reshape(img.shape[0], 2 * self.cfg.z_dim)
-        return out[:, : self.cfg.z_dim], out[:, self.cfg.z_dim :]
-
-
-def init_encoder(E: nn.Module) -> None:
-    """DCGAN-style initialisation, the same as G and D get (:func:`gan3d.models.init_weights`)."""
-    init_weights(E)
-
-
-def reparameterize(
-    mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None, *, eps: torch.Tensor | None = None
-) -> torch.Tensor:
-    """``mu + exp(logvar / 2) * eps``, ``eps ~ N(0, I)`` drawn on the CPU from ``generator`` (or given)."""
-    if eps is None:
-        eps = torch.randn(mu.shape, generator=generator)
-    return mu + torch.exp(0.5 * logvar) * eps.to(mu.device, mu.dtype)
-
-
-def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """Per-sample KL(N(mu, exp(logvar)) || N(0, I)), summed over the latent dimensions: (N,)."""
-    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
-
-
-RECON_LOSSES = ("l2", "bce")
-
-
-def reconstruction_loss(recon: torch.Tensor, shapes: torch.Tensor, kind: str = "l2") -> torch.Tensor:
-    """Per-voxel error summed over voxels, averaged over the batch: squared L2 (``l2``, the paper's)
-    or binary cross-entropy of G's occupancy probabilities (``bce``)."""
-    if kind == "l2":
-        per_voxel = (recon - shapes).pow(2)
-    elif kind == "bce":
-        eps = 1e-6  # G's sigmoid can reach 0 or 1 in float32
-        per_voxel = F.binary_cross_entropy(recon.clamp(eps, 1 - eps), shapes, reduction="none")
-    else:
-        raise ValueError(f"reconstruction loss must be one of {RECON_LOSSES}, got {kind!r}")
-    return per_voxel.reshape(recon.shape[0], -1).sum(dim=1).mean()
-
-
-# --- one training step ---------------------------------------------------------------------------
+from gan3d.models.gan import (
+    Discriminator,
+    Generator,
+    build,
+    recalibrate_batchnorm,
+    with_resolution,
+)
+from gan3d.presets import get as get_preset
+from gan3d.presets import get_encoder_preset
+from gan3d.runtime import pick_device, set_determinism, step_generator
+from gan3d.train.batching import batch_indices
+from gan3d.train.config import VAEGANConfig
+from gan3d.train.losses import (
+    draw_instance_noise,
+    g_loss,
+    gated_d_update,
+    reconstruction_loss,
+)
+from gan3d.train.runfolder import LoopIO, RunLog, TrainResult, make_run_dir, write_json
+from gan3d.train.state import _count as _count
+from gan3d.train.state import _plain_state, _rng_state, _set_rng_state, open_resume
 
 
 @contextlib.contextmanager
@@ -359,130 +233,6 @@ def _fused_step(E, G, D, opt_e, opt_g, opt_d, images, shapes, z_prior, eps, cfg,
         recon_g=rec.item(),
     )
     return st
-
-
-# --- paired data ---------------------------------------------------------------------------------
-
-
-class PairedData:
-    """A paired image/shape folder (``images.npy``, ``pairs.npz``, ``meta.json``) read lazily:
-    images stay in a memory map and shapes bit-packed; :meth:`batch` reads only one batch."""
-
-    def __init__(self, folder: str | os.PathLike):
-        folder = Path(folder)
-        self.folder = folder
-        for name in ("images.npy", "pairs.npz", "meta.json"):
-            if not (folder / name).is_file():
-                raise Gan3dError(f"not a paired image/shape folder (no {name})", folder)
-        try:
-            self.meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-            self.images = np.load(folder / "images.npy", mmap_mode="r")
-            with np.load(folder / "pairs.npz") as z:
-                self.shape_index = np.asarray(z["shape_index"], dtype=np.int64)
-                self.split = np.asarray(z["split"], dtype=np.int64)
-        except (OSError, ValueError, KeyError) as e:
-            raise Gan3dError(f"cannot read the paired folder ({type(e).__name__}: {e})", folder) from None
-        im = self.images
-        if im.ndim != 4 or im.shape[3] != 3 or im.shape[1] != im.shape[2] or im.dtype != np.uint8:
-            raise Gan3dError(f"images.npy must be (N, S, S, 3) uint8, got {im.shape} {im.dtype}", folder)
-        if len(self.shape_index) != len(im) or len(self.split) != len(im):
-            raise Gan3dError(f"pairs.npz has {len(self.shape_index)} rows but images.npy {len(im)}", folder)
-        dpath = Path(self.meta.get("dataset") or self.meta.get("source") or "")  # absolute path of the voxel file
-        if not dpath.is_file() and (folder / dpath.name).is_file():
-            dpath = folder / dpath.name  # a moved folder that carries its dataset along
-        self.dataset = datasets.load(dpath)
-        if len(self.shape_index) and (self.shape_index.min() < 0 or self.shape_index.max() >= len(self.dataset)):
-            raise Gan3dError(f"shape_index out of range for the {len(self.dataset)} shapes of {dpath}", folder)
-        self.resolution = self.dataset.resolution
-        self.image_size = int(im.shape[1])
-
-    def __len__(self) -> int:
-        return len(self.shape_index)
-
-    def rows(self, split: int) -> np.ndarray:
-        return np.flatnonzero(self.split == split)
-
-    def batch(self, rows: np.ndarray, image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """float32 images (B, 3, image_size, image_size) in [0, 1] and shapes (B, 1, R, R, R)."""
-        rows = np.asarray(rows, dtype=np.int64)
-        order = np.argsort(rows, kind="stable")  # read the memmap in file order
-        raw = np.empty((len(rows), *self.images.shape[1:]), np.uint8)
-        raw[order] = self.images[rows[order]]
-        img = torch.from_numpy(raw).permute(0, 3, 1, 2).float().div_(255.0)
-        if img.shape[-1] != image_size:
-            img = F.interpolate(img, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True)
-            img = img.clamp_(0.0, 1.0)
-        shapes = torch.from_numpy(self.dataset.grids(self.shape_index[rows])).unsqueeze(1)
-        return img.contiguous(), shapes
-
-
-# --- configuration and the loop ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class VAEGANConfig:
-    pairs: str = ""  # paired image/shape folder (images.npy, pairs.npz, meta.json)
-    encoder: str = "cpu"  # encoder preset (ENCODER_PRESETS); its z_dim follows G's
-    preset: str = "cpu32"  # 3D-GAN preset for G and D when not initialised from a checkpoint
-    init_from: str = ""  # a trained 3D-GAN checkpoint: G and D start from its weights
-    out: str = "runs"  # parent folder of the run folders
-    steps: int = 3000
-    batch_size: int = 32
-    lr_e: float = 1e-4  # encoder Adam learning rate
-    lr_g: float = 1e-4  # generator Adam learning rate
-    lr_d: float = 1e-5  # discriminator Adam learning rate
-    beta1: float = 0.5
-    beta2: float = 0.999
-    alpha1: float = 5.0  # weight of KL in E's loss (the paper's)
-    alpha2: float = 1e-4  # weight of the voxel-summed reconstruction error in E's and G's losses (the paper's)
-    recon_loss: str = "l2"  # per-voxel reconstruction error: l2 (the paper's) or bce
-    d_gate: float = 0.8  # update D only if its accuracy on the batch was <= this
-    loss: str = "bce"  # adversarial loss (gan3d.training.LOSSES)
-    instance_noise: float = 0.0  # std of Gaussian noise on D's real and fake inputs (0 = off, the paper)
-    noise_decay_steps: int = 0  # the noise falls linearly to 0 over this many steps (0 = constant)
-    seed: int = 0
-    device: str = "auto"
-    deterministic: bool = False
-    channels_last: bool = True  # channels_last_3d memory format for G, D and the shapes (faster on CPU)
-    log_every: int = 50
-    snapshot_every: int = 500
-    n_preview: int = 8  # test pairs shown (image, truth, reconstruction) at each snapshot; 0 = none
-    eval_pairs: int = 256  # test pairs (spread evenly over the test split) whose mean IoU is logged at each snapshot; 0 = none
-    bn_samples: int = 1024  # training images (E) and prior latents (G) that re-estimate BatchNorm statistics for the snapshot
-    run_name: str = ""
-
-    def __post_init__(self):
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
-        for name in ("steps", "batch_size", "log_every", "snapshot_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not (0.0 < self.d_gate <= 1.0):
-            raise ValueError(f"d_gate must be in (0, 1], got {self.d_gate}")
-        if min(self.lr_e, self.lr_g, self.lr_d) <= 0 or self.alpha1 < 0 or self.alpha2 < 0:
-            raise ValueError("learning rates must be positive and alphas non-negative")
-        if self.recon_loss not in RECON_LOSSES:
-            raise ValueError(f"recon_loss must be one of {RECON_LOSSES}, got {self.recon_loss!r}")
-        if self.instance_noise < 0 or self.noise_decay_steps < 0:
-            raise ValueError("instance_noise and noise_decay_steps must be >= 0")
-        if self.n_preview < 0 or self.eval_pairs < 0 or self.bn_samples < 0:
-            raise ValueError("n_preview, eval_pairs and bn_samples must be >= 0")
-        get_encoder_preset(self.encoder)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "VAEGANConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-
-def make_vaegan_config(preset: str = "cpu32", **overrides: Any) -> VAEGANConfig:
-    """A VAEGANConfig with the preset's 3D-VAE-GAN recipe, then ``overrides`` (None values ignored)."""
-    p = get_preset(preset)
-    values = {**p.vaegan, **{k: v for k, v in overrides.items() if v is not None}}
-    return VAEGANConfig(preset=preset, **values)
 
 
 def _new_run_dir(cfg: VAEGANConfig) -> Path:
@@ -640,7 +390,7 @@ def train_vaegan(
                     ious.append(_shape_ious(g_eval(e_eval(img.to(device))[0]).cpu(), shp).numpy())
                 extra["test_iou"] = round(float(np.concatenate(ious).mean()), 4)
             if len(preview_rows):
-                from .render import render_voxels, save_png, tile
+                from gan3d.render.raster import render_voxels, save_png, tile
 
                 img, shp = data.batch(preview_rows, ecfg.image_size)
                 rec = g_eval(e_eval(img.to(device))[0]).squeeze(1).cpu().numpy()
@@ -703,10 +453,6 @@ def _spread(rows: np.ndarray, n: int) -> np.ndarray:
     if n >= len(rows):
         return rows
     return rows[np.linspace(0, len(rows) - 1, n).round().astype(np.int64)]
-
-
-def _count(m: nn.Module) -> int:
-    return sum(p.numel() for p in m.parameters())
 
 
 def _resize_rgb(img: np.ndarray, size: int) -> np.ndarray:

@@ -31,7 +31,7 @@ file / key         dtype, shape                     meaning
 ``pairs.npz``      (uncompressed ``np.savez``)
   ``shape_index``  int64, (N,)                      row of the shape in the source dataset file
                                                     (the numbering of ``VoxelDataset.indices``;
-                                                    ``datasets.load(src).grids(row)`` is it)
+                                                    ``load(src).grids(row)`` is it)
   ``view``         int64, (N,)                      index of the view in ``meta["views"]``
   ``azimuth``      float32, (N,)                    degrees
   ``elevation``    float32, (N,)                    degrees
@@ -63,191 +63,36 @@ import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
-from .errors import Gan3dError
-from .render import _as_grid, _camera, _rasterize
-
-__all__ = [
-    "VIEWS_PAPER",
-    "PAIRED_FORMAT",
-    "render_rgb",
-    "random_background",
-    "random_color",
-    "render_dataset",
-    "load_pairs",
-    "PairedImages",
-    "prepare_image",
-    "MIN_IMAGE_SIDE",
-]
+from gan3d.data.images import MIN_IMAGE_SIDE
+from gan3d.data.prepared import load
+from gan3d.errors import Gan3dError
+from gan3d.render.rgb import AMBIENT, DEFAULT_LIGHT, DIFFUSE, render_rgb
+from gan3d.render.rgb import random_background as _random_background
+from gan3d.render.rgb import random_color as _random_color
 
 PAIRED_FORMAT = "gan3d-paired-images"
+
+
 PAIRED_FORMAT_VERSION = 1
 
+
 PAPER_AZIMUTHS = tuple(float(a) for a in range(0, 360, 15))
+
+
 PAPER_ELEVATIONS = (15.0, 30.0, 45.0)
+
+
 VIEWS_PAPER: tuple[tuple[float, float], ...] = tuple(
     (az, el) for el in PAPER_ELEVATIONS for az in PAPER_AZIMUTHS
 )
 """The 72 (azimuth, elevation) pairs in degrees: 24 azimuths every 15 degrees at elevations 15, 30,
 45 (elevation-major: views 0..23 at 15 degrees, 24..47 at 30, 48..71 at 45)."""
-
-DEFAULT_COLOR = (0.62, 0.72, 0.90)
-DEFAULT_LIGHT = (-0.25, 0.35, 0.90)
-"""Light direction in camera coordinates (right, up, towards the viewer)."""
-AMBIENT = 0.35
-DIFFUSE = 0.65
-
-MIN_IMAGE_SIDE = 16
-"""Images smaller than this on either side are rejected by :func:`prepare_image`."""
-
-_NORMALS = np.array([[-1, 0, 0], [1, 0, 0], [0, -1, 0], [0, 1, 0], [0, 0, -1], [0, 0, 1]], dtype=np.float64)
-_MAX_ELEVATION = 89.99  # the rasteriser's camera needs a horizontal "right" vector
-
-
-# ----------------------------------------------------------------------------------------------
-# rendering
-
-
-def _color(color: Sequence[float] | None) -> np.ndarray:
-    base = np.array(DEFAULT_COLOR if color is None else color, dtype=np.float64)
-    if base.shape != (3,):
-        raise ValueError(f"color must be three numbers (r, g, b), got {color!r}")
-    if base.max() > 1.0:
-        base = base / 255.0
-    return np.clip(base, 0.0, 1.0)
-
-
-def _background(background: np.ndarray | None, size: int) -> np.ndarray:
-    """float (size, size, 3) in [0, 1]."""
-    if background is None:
-        return np.ones((size, size, 3))
-    bg = np.asarray(background)
-    if bg.ndim == 2:
-        bg = np.repeat(bg[..., None], 3, axis=2)
-    if bg.ndim != 3 or bg.shape[2] not in (3, 4):
-        raise ValueError(f"background must be an (H, W, 3) image, got shape {bg.shape}")
-    bg = bg[..., :3]
-    if bg.shape[:2] != (size, size):
-        from PIL import Image
-
-        bg = np.asarray(
-            Image.fromarray(np.asarray(bg, dtype=np.uint8)).resize((size, size), Image.BILINEAR)
-        )
-    if bg.dtype == np.uint8:
-        return bg.astype(np.float64) / 255.0
-    return np.clip(bg.astype(np.float64), 0.0, 1.0)
-
-
-def render_rgb(
-    grid: np.ndarray,
-    *,
-    azimuth_deg: float,
-    elevation_deg: float,
-    size: int = 256,
-    color: Sequence[float] | None = None,
-    background: np.ndarray | None = None,
-    light: Sequence[float] = DEFAULT_LIGHT,
-    supersample: int = 2,
-) -> np.ndarray:
-    """Shaded orthographic picture of a voxel grid: ``uint8 (size, size, 3)``.
-
-    ``grid``: ``(X, Y, Z)`` occupancy (filled at ``>= 0.5``). The view frames the grid's bounding
-    cube (see the module docstring for the camera). ``color``: RGB of the surface in ``[0, 1]`` (or
-    ``0..255``). ``background``: ``None`` (white) or an ``(H, W, 3)`` image (resized to ``size`` if
-    needed). ``light``: direction towards the light in camera coordinates (right, up, towards the
-    viewer); each face gets ``color * (AMBIENT + DIFFUSE * max(0, n . light))``. Edges are
-    anti-aliased by ``supersample`` x ``supersample`` sampling; the object is blended over the
-    background by its pixel coverage.
-    """
-    filled = _as_grid(grid)
-    size = int(size)
-    if size < 1:
-        raise ValueError(f"size must be positive, got {size}")
-    el = float(elevation_deg)
-    if not -90.0 <= el <= 90.0:
-        raise ValueError(f"elevation must be in [-90, 90] degrees, got {el}")
-    el = max(-_MAX_ELEVATION, min(_MAX_ELEVATION, el))
-    az = float(azimuth_deg)
-    base = _color(color)
-    bg = _background(background, size)
-    if not filled.any():
-        return np.clip(np.rint(bg * 255.0), 0, 255).astype(np.uint8)
-
-    ss = max(1, int(supersample))
-    big = size * ss
-    _, orient, _ = _rasterize(filled, big, az, el)
-    right, up, to_cam = _camera(az, el)
-    lvec = np.asarray(light, dtype=np.float64)
-    if lvec.shape != (3,) or not np.linalg.norm(lvec) > 0:
-        raise ValueError(f"light must be a non-zero 3-vector, got {light!r}")
-    lvec = lvec / np.linalg.norm(lvec)
-    world_light = lvec[0] * right + lvec[1] * up + lvec[2] * to_cam
-    shade6 = AMBIENT + DIFFUSE * np.clip(_NORMALS @ world_light, 0.0, None)
-    table = np.concatenate([shade6, [0.0]])  # index -1 (background) -> last entry
-    obj = orient >= 0
-    shade = table[orient.astype(np.int64)]  # -1 picks the last entry
-    if ss > 1:
-        alpha = obj.reshape(size, ss, size, ss).mean(axis=(1, 3))
-        shade_sum = np.where(obj, shade, 0.0).reshape(size, ss, size, ss).sum(axis=(1, 3))
-        shade = np.where(alpha > 0, shade_sum / np.maximum(alpha * ss * ss, 1e-12), 0.0)
-    else:
-        alpha = obj.astype(np.float64)
-    fg = np.clip(shade[..., None] * base[None, None, :], 0.0, 1.0)
-    rgb = alpha[..., None] * fg + (1.0 - alpha[..., None]) * bg
-    return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
-
-
-def random_color(rng: np.random.Generator) -> tuple[float, float, float]:
-    """A random surface colour (RGB in [0, 1]): any hue, moderate saturation, not too dark."""
-    import colorsys
-
-    h = rng.random()
-    s = rng.uniform(0.0, 0.8)
-    v = rng.uniform(0.55, 1.0)
-    return tuple(float(c) for c in colorsys.hsv_to_rgb(h, s, v))
-
-
-def _smooth_noise(rng: np.random.Generator, size: int, cells: int, channels: int = 3) -> np.ndarray:
-    from PIL import Image
-
-    small = (rng.random((cells, cells, channels)) * 255).astype(np.uint8)
-    img = Image.fromarray(small if channels == 3 else small[..., 0]).resize((size, size), Image.BICUBIC)
-    out = np.asarray(img, dtype=np.float64) / 255.0
-    return out if channels == 3 else out[..., None]
-
-
-def random_background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A procedural background ``uint8 (size, size, 3)``: a linear colour gradient, smooth value
-    noise or a base colour with random rectangles, with optional fine grain, drawn from ``rng``."""
-    size = int(size)
-    kind = int(rng.integers(3))
-    c0, c1 = rng.random(3), rng.random(3)
-    if kind == 0:  # linear gradient at a random angle
-        ang = rng.uniform(0, 2 * math.pi)
-        yy, xx = np.mgrid[0:size, 0:size] / max(size - 1, 1) - 0.5
-        t = np.clip(xx * math.cos(ang) + yy * math.sin(ang) + 0.5, 0.0, 1.0)[..., None]
-        img = (1 - t) * c0 + t * c1
-    elif kind == 1:  # smooth value noise between two colours, plus a coloured noise layer
-        t = _smooth_noise(rng, size, int(rng.integers(2, 9)), 1)
-        img = (1 - t) * c0 + t * c1
-        img = 0.75 * img + 0.25 * _smooth_noise(rng, size, int(rng.integers(4, 17)))
-    else:  # random rectangles over a base colour
-        img = np.empty((size, size, 3))
-        img[:] = c0
-        for _ in range(int(rng.integers(3, 12))):
-            x0, x1 = np.sort(rng.integers(0, size + 1, 2))
-            y0, y1 = np.sort(rng.integers(0, size + 1, 2))
-            img[y0:y1, x0:x1] = rng.random(3)
-    if rng.random() < 0.5:  # fine grain
-        img = img + rng.normal(0.0, rng.uniform(0.01, 0.06), (size, size, 1))
-    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
-
-
-# ----------------------------------------------------------------------------------------------
-# paired datasets
 
 
 def _views_list(views: Any) -> tuple[list[tuple[float, float]], int | None]:
@@ -296,7 +141,7 @@ def render_dataset(
     docstring. Returns a summary: ``path``, ``count``, ``shapes``, ``views_per_shape``, ``size``,
     ``seconds``, ``images_per_second``, ``bytes``.
     """
-    from . import datasets
+    from gan3d.data.prepared import load
 
     t0 = time.perf_counter()
     src = Path(dataset_path).resolve()
@@ -307,7 +152,7 @@ def render_dataset(
     if out.exists() and not overwrite:
         raise Gan3dError("output folder already exists (choose another or pass overwrite)", out)
     view_list, per_shape = _views_list(views)
-    ds = datasets.load(src)
+    ds = load(src)
     if split is not None or classes is not None:
         ds = ds.select(split=split, classes=classes)
     if limit is not None:
@@ -421,11 +266,6 @@ def render_dataset(
     }
 
 
-# module-level names shadowed by render_dataset's keyword arguments
-_random_color = random_color
-_random_background = random_background
-
-
 def _progress(total: int, enabled: bool, desc: str):
     if not enabled:
         return None
@@ -514,92 +354,53 @@ def load_pairs(out_dir: str | os.PathLike) -> PairedImages:
     return PairedImages(path=root, images=images, meta=meta, **arrays)
 
 
-# ----------------------------------------------------------------------------------------------
-# user images
+class PairedData:
+    """A paired image/shape folder (``images.npy``, ``pairs.npz``, ``meta.json``) read lazily:
+    images stay in a memory map and shapes bit-packed; :meth:`batch` reads only one batch."""
 
-
-def prepare_image(path_or_array: Any, *, size: int = 256) -> np.ndarray:
-    """A photograph as network input: ``float32 (3, size, size)`` in ``[0, 1]``.
-
-    Reads any image PIL reads (JPEG, PNG, ...), applies its EXIF orientation, converts grayscale,
-    palette, CMYK and 16-bit images to RGB and composites transparency over white, scales the short
-    side to ``size`` (bicubic) and crops the centre square. Also takes an ``(H, W)``, ``(H, W, 3)``
-    or ``(H, W, 4)`` array (uint8, or float in [0, 1]). An unreadable, empty or truncated file, or
-    an image smaller than :data:`MIN_IMAGE_SIDE` pixels on a side, raises Gan3dError naming it.
-    """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    size = int(size)
-    if size < 1:
-        raise ValueError(f"size must be positive, got {size}")
-    where = None
-    if isinstance(path_or_array, (str, os.PathLike)):
-        where = Path(path_or_array)
-        if not where.is_file():
-            raise Gan3dError("no such image file", where)
+    def __init__(self, folder: str | os.PathLike):
+        folder = Path(folder)
+        self.folder = folder
+        for name in ("images.npy", "pairs.npz", "meta.json"):
+            if not (folder / name).is_file():
+                raise Gan3dError(f"not a paired image/shape folder (no {name})", folder)
         try:
-            with Image.open(where) as im:
-                im.load()
-                im = ImageOps.exif_transpose(im)
-                img = _to_rgb(im)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-            what = "empty file" if where.stat().st_size == 0 else f"unreadable image ({type(e).__name__}: {e})"
-            raise Gan3dError(what, where) from None
-    else:
-        img = _array_to_pil(path_or_array)
-    w, h = img.size
-    if min(w, h) < MIN_IMAGE_SIDE:
-        raise Gan3dError(f"image too small ({w}x{h}; at least {MIN_IMAGE_SIDE} px on each side)", where)
-    scale = size / min(w, h)
-    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-    img = img.resize((nw, nh), Image.BICUBIC)
-    left, top = (nw - size) // 2, (nh - size) // 2
-    img = img.crop((left, top, left + size, top + size))
-    arr = np.asarray(img, dtype=np.float32) / 255.0
-    return np.ascontiguousarray(arr.transpose(2, 0, 1))
+            self.meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+            self.images = np.load(folder / "images.npy", mmap_mode="r")
+            with np.load(folder / "pairs.npz") as z:
+                self.shape_index = np.asarray(z["shape_index"], dtype=np.int64)
+                self.split = np.asarray(z["split"], dtype=np.int64)
+        except (OSError, ValueError, KeyError) as e:
+            raise Gan3dError(f"cannot read the paired folder ({type(e).__name__}: {e})", folder) from None
+        im = self.images
+        if im.ndim != 4 or im.shape[3] != 3 or im.shape[1] != im.shape[2] or im.dtype != np.uint8:
+            raise Gan3dError(f"images.npy must be (N, S, S, 3) uint8, got {im.shape} {im.dtype}", folder)
+        if len(self.shape_index) != len(im) or len(self.split) != len(im):
+            raise Gan3dError(f"pairs.npz has {len(self.shape_index)} rows but images.npy {len(im)}", folder)
+        dpath = Path(self.meta.get("dataset") or self.meta.get("source") or "")  # absolute path of the voxel file
+        if not dpath.is_file() and (folder / dpath.name).is_file():
+            dpath = folder / dpath.name  # a moved folder that carries its dataset along
+        self.dataset = load(dpath)
+        if len(self.shape_index) and (self.shape_index.min() < 0 or self.shape_index.max() >= len(self.dataset)):
+            raise Gan3dError(f"shape_index out of range for the {len(self.dataset)} shapes of {dpath}", folder)
+        self.resolution = self.dataset.resolution
+        self.image_size = int(im.shape[1])
 
+    def __len__(self) -> int:
+        return len(self.shape_index)
 
-def _to_rgb(im):
-    from PIL import Image
+    def rows(self, split: int) -> np.ndarray:
+        return np.flatnonzero(self.split == split)
 
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        a = np.asarray(im, dtype=np.float64)
-        top = 65535.0 if a.max() > 255 else 255.0
-        im = Image.fromarray(np.clip(a / top * 255.0, 0, 255).astype(np.uint8), "L")
-    elif im.mode == "F":
-        a = np.asarray(im, dtype=np.float64)
-        a = a * 255.0 if a.max() <= 1.0 else a
-        im = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8), "L")
-    if im.mode == "P" and "transparency" in im.info:
-        im = im.convert("RGBA")
-    if im.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
-        rgba = im.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return im.convert("RGB")
-
-
-def _array_to_pil(a: Any):
-    from PIL import Image
-
-    arr = np.asarray(a)
-    if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[2] not in (1, 3, 4):
-        arr = arr.transpose(1, 2, 0)  # channels-first input
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[..., 0]
-    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
-        raise Gan3dError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image array, got shape {arr.shape}")
-    if arr.size == 0:
-        raise Gan3dError(f"image too small ({arr.shape}; at least {MIN_IMAGE_SIDE} px on each side)")
-    if arr.dtype != np.uint8:
-        arr = arr.astype(np.float64)
-        if np.issubdtype(np.asarray(a).dtype, np.floating) and arr.max() <= 1.0:
-            arr = arr * 255.0
-        arr = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
-    if arr.ndim == 2:
-        im = Image.fromarray(arr, "L")
-    elif arr.shape[2] == 3:
-        im = Image.fromarray(arr, "RGB")
-    else:
-        im = Image.fromarray(arr, "RGBA")
-    return _to_rgb(im)
+    def batch(self, rows: np.ndarray, image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """float32 images (B, 3, image_size, image_size) in [0, 1] and shapes (B, 1, R, R, R)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        order = np.argsort(rows, kind="stable")  # read the memmap in file order
+        raw = np.empty((len(rows), *self.images.shape[1:]), np.uint8)
+        raw[order] = self.images[rows[order]]
+        img = torch.from_numpy(raw).permute(0, 3, 1, 2).float().div_(255.0)
+        if img.shape[-1] != image_size:
+            img = F.interpolate(img, size=(image_size, image_size), mode="bilinear", align_corners=False, antialias=True)
+            img = img.clamp_(0.0, 1.0)
+        shapes = torch.from_numpy(self.dataset.grids(self.shape_index[rows])).unsqueeze(1)
+        return img.contiguous(), shapes

@@ -22,20 +22,37 @@ from typing import Sequence
 
 import numpy as np
 
-from .fileio import atomic_path
-from .voxels import binarize
+from gan3d.fileio import atomic_path
+from gan3d.voxels import binarize
 
 DEFAULT_COLOR = (0.62, 0.72, 0.90)
 """Base colour (RGB in [0, 1]) of the voxels before shading."""
 
+
+"""Base colour (RGB in [0, 1]) of the voxels before shading."""
+
+
 BACKGROUND = 255
 
+
 _LIGHT = np.array([-0.30, -0.55, 0.78])
+
+
 _LIGHT = _LIGHT / np.linalg.norm(_LIGHT)
+
+
 _AMBIENT = 0.30
+
+
 _DIFFUSE = 0.72
+
+
 _OUTLINE_DARKEN = 0.45  # outline pixels keep this fraction of their colour (before downsampling)
+
+
 _FILL = 0.96  # fraction of the picture's half-size the bounding cube's projection reaches
+
+
 _CHUNK = 100_000  # faces rasterised at a time, bounds memory for noisy grids
 
 
@@ -306,6 +323,9 @@ LABEL_HEIGHT = 14
 """Pixel height of the strip under each tile that holds its label (when labels are given)."""
 
 
+"""Pixel height of the strip under each tile that holds its label (when labels are given)."""
+
+
 def tile(
     images: Sequence[np.ndarray],
     *,
@@ -406,21 +426,21 @@ def render_files(
     ncols: int | None = None,
     mesh_up: str = "z",
 ) -> np.ndarray:
-    """Read each shape file (any format :func:`gan3d.formats.read_voxels` reads), render it, tile
+    """Read each shape file (any format :func:`gan3d.io.voxelfiles.read_voxels` reads), render it, tile
     them labelled with the file names and save the PNG at ``out_png``. Returns the tiled image.
 
     Mesh files are voxelized at ``resolution`` with ``mesh_up`` as their vertical axis; voxel files
     are drawn at their own resolution (each picture frames its grid's bounding cube, so a shape
     looks the same size at 32^3 and 64^3). Unreadable files raise :class:`gan3d.errors.Gan3dError`.
     """
-    from . import formats
+    from gan3d.io.files import MESH_SUFFIXES as mesh_suffixes
+    from gan3d.io.voxelfiles import read_voxels
 
-    mesh_suffixes = tuple(getattr(formats, "MESH_SUFFIXES", (".off", ".obj", ".stl", ".ply")))
     paths = [Path(p) for p in paths]
     grids = []
     for p in paths:
         if p.suffix.lower() in mesh_suffixes:
-            grids.append(formats.read_voxels(p, resolution=resolution, mesh_up=mesh_up))
+            grids.append(read_voxels(p, resolution=resolution, mesh_up=mesh_up))
         else:
-            grids.append(formats.read_voxels(p))
+            grids.append(read_voxels(p))
     return render_grid_png(grids, out_png, size=size, ncols=ncols, labels=[p.name for p in paths])

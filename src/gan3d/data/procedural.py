@@ -28,11 +28,19 @@ from gan3d.errors import Gan3dError
 
 __all__ = ["CLASS_NAMES", "make_shape", "make_dataset", "resolve_classes"]
 
+
 CLASS_NAMES: tuple[str, ...] = ("chair", "table", "stool", "bed", "bookshelf", "cabinet", "sofa")
 """Classes of the built-in dataset, in label order."""
 
+
+"""Classes of the built-in dataset, in label order."""
+
+
 _MIN_THICKNESS = 1.25  # voxels; any interval this long contains a voxel centre
+
+
 _MIN_RADIUS = 0.78  # voxels; a disc this wide always contains a voxel centre (needs > sqrt(2)/2)
+
 
 # A primitive is ("box", x0, x1, y0, y1, z0, z1) or ("cyl", axis, c0, c1, radius, a0, a1):
 # a cylinder along ``axis`` whose centre line sits at (c0, c1) in the other two axes (in order)
@@ -77,10 +85,6 @@ class _Builder:
             self.vcyl(cx, cy, self.r(width / 2), z0, z1)
         else:
             self.cbox(cx, cy, width, width, z0, z1)
-
-
-# ----------------------------------------------------------------------------------------------
-# the classes (world units: metres; x width, y depth with the front at -y, z up from the floor)
 
 
 def _chair(b: _Builder) -> None:
@@ -335,11 +339,9 @@ _BUILDERS: dict[str, Callable[[_Builder], None]] = {
     "cabinet": _cabinet,
     "sofa": _sofa,
 }
+
+
 assert tuple(_BUILDERS) == CLASS_NAMES
-
-
-# ----------------------------------------------------------------------------------------------
-# framing and rasterisation
 
 
 def _bounds(prims: Sequence[_Prim]) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from .errors import Gan3dError
+from gan3d.errors import Gan3dError
 
 
 def env_world() -> int:

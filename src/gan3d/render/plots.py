@@ -1,4 +1,5 @@
-"""Training curves from a run's ``stats.jsonl`` (matplotlib, imported only here)."""
+"""Training curves from a run's ``stats.jsonl`` (matplotlib, imported only here).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import json
 import os
 from pathlib import Path
 
-from .errors import Gan3dError
-from .fileio import atomic_path
+from gan3d.errors import Gan3dError
+from gan3d.fileio import atomic_path
 
 
 def read_stats(run: str | os.PathLike) -> list[dict]:

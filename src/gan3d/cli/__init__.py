@@ -1,0 +1,79 @@
+"""The ``gan3d`` command: parses and validates options, then calls plain functions.
+
+No training, sampling or data logic lives here. Every user error (gan3d.errors.Gan3dError, bad
+option values) ends as one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gan3d import __version__
+from gan3d.cli.common import EPILOG_DEMO, HelpFormatter
+from gan3d.cli.data import _add_data, _run_data
+from gan3d.cli.shapes import (
+    _add_demo,
+    _add_plot,
+    _add_reconstruct,
+    _add_render,
+    _add_sample,
+    _run_demo,
+    _run_plot,
+    _run_reconstruct,
+    _run_render,
+    _run_sample,
+)
+from gan3d.cli.train import _add_train, _run_train
+from gan3d.errors import Gan3dError
+
+
+def _add_eval(sub) -> None:
+    from gan3d.cli.eval import add_parser
+
+    add_parser(sub)
+
+
+def _run_eval(args) -> int:
+    from gan3d.cli.eval import run
+
+    return run(args)
+
+
+COMMANDS = {
+    "data": (_add_data, _run_data),
+    "train": (_add_train, _run_train),
+    "sample": (_add_sample, _run_sample),
+    "render": (_add_render, _run_render),
+    "reconstruct": (_add_reconstruct, _run_reconstruct),
+    "eval": (_add_eval, _run_eval),
+    "plot": (_add_plot, _run_plot),
+    "demo": (_add_demo, _run_demo),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gan3d",
+        description="3D-GAN (Wu et al., NIPS 2016): prepare voxel data, train, sample, export and render shapes.",
+        epilog=EPILOG_DEMO,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"gan3d {__version__}")
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="{" + ",".join(COMMANDS) + "}")
+    for add, _ in COMMANDS.values():
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.cmd][1](args)
+    except Gan3dError as e:
+        print(f"gan3d {args.cmd}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"gan3d {args.cmd}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,7 @@
+"""``python -m gan3d.cli``: the same as the ``gan3d`` command."""
+
+import sys
+
+from gan3d.cli import main
+
+sys.exit(main())

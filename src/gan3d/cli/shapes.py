@@ -1,0 +1,128 @@
+"""``gan3d sample``, ``reconstruct``, ``render``, ``plot`` and ``demo``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from gan3d.cli.common import HelpFormatter
+from gan3d.errors import Gan3dError
+
+
+def _add_sample(sub) -> None:
+    from gan3d.sampling import FORMATS
+
+    p = sub.add_parser("sample", help="generate shapes from a checkpoint", formatter_class=HelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="snapshot.pt or checkpoint.pt of a run (or a run folder)")
+    p.add_argument("--seeds", default="0-15", help="seeds, e.g. 0-63 or 1,5,9-12; one shape per seed")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--formats", nargs="+", choices=FORMATS, default=["npz", "obj"], help="files to write per sample")
+    p.add_argument("--mesh-style", choices=["smooth", "blocky"], default="smooth", help="marching cubes or one cube per voxel")
+    p.add_argument("--keep-all", action="store_true", help="keep every component (default: only the largest, as the paper)")
+    p.add_argument("--threshold", type=float, default=0.5, help="occupancy threshold")
+    p.add_argument("--batch-size", type=int, default=32, help="shapes per forward pass (does not change the shapes)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+
+
+def _checkpoint_path(text: str, prefer: str = "snapshot.pt") -> Path:
+    p = Path(text)
+    if p.is_dir():
+        for name in (prefer, "checkpoint.pt", "snapshot.pt"):
+            if (p / name).is_file():
+                return p / name
+        raise Gan3dError("folder has no snapshot.pt or checkpoint.pt", p)
+    return p
+
+
+def _run_sample(args) -> int:
+    from gan3d.runtime import parse_seeds
+    from gan3d.sampling import sample_to_dir
+
+    try:
+        seeds = parse_seeds(args.seeds)
+    except ValueError as e:
+        raise Gan3dError(str(e)) from None
+    summary = sample_to_dir(
+        _checkpoint_path(args.checkpoint),
+        seeds,
+        args.out,
+        formats=args.formats,
+        mesh_style=args.mesh_style,
+        keep_all=args.keep_all,
+        threshold=args.threshold,
+        batch_size=args.batch_size,
+        device=args.device,
+    )
+    print(f"wrote {summary['n']} samples ({summary['resolution']}^3, step {summary['step']}) to {summary['out']}; picture: {summary['out']}/grid.png")
+    if summary["empty_seeds"]:
+        print(f"empty after thresholding: seeds {summary['empty_seeds']}")
+    return 0
+
+
+def _add_reconstruct(sub) -> None:
+    p = sub.add_parser("reconstruct", help="3D shapes from single images with a trained 3D-VAE-GAN", formatter_class=HelpFormatter)
+    p.add_argument("images", nargs="+", help="JPEG or PNG files of any size (resized and centre-cropped as in training)")
+    p.add_argument("--checkpoint", required=True, help="snapshot.pt of a `gan3d train --model vaegan` run (or its folder)")
+    p.add_argument("--out", required=True, help="output folder: <image>.npz, .obj and a picture of input beside result")
+    p.add_argument("--samples", type=int, default=1, help="mean of K draws of z (1 = the mean of q(z|image))")
+    p.add_argument("--keep-all", action="store_true", help="keep every component (default: only the largest)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+
+
+def _run_reconstruct(args) -> int:
+    from gan3d.reconstruct import reconstruct_images
+
+    summary = reconstruct_images(args.checkpoint, args.images, args.out, samples=args.samples, keep_all=args.keep_all, device=args.device)
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def _add_render(sub) -> None:
+    p = sub.add_parser("render", help="render voxel or mesh files to one PNG grid", formatter_class=HelpFormatter)
+    p.add_argument("files", nargs="+", help=".mat .binvox .npy .npz .off .obj .stl .ply files")
+    p.add_argument("--out", required=True, help="output PNG")
+    p.add_argument("--resolution", type=int, default=64, help="voxel resolution for meshes")
+    p.add_argument("--size", type=int, default=128, help="pixels per shape")
+    p.add_argument("--mesh-up", choices=["z", "y"], default="z", help="vertical axis of mesh files")
+
+
+def _run_render(args) -> int:
+    from gan3d.render.raster import render_files
+
+    render_files(args.files, args.out, resolution=args.resolution, size=args.size, mesh_up=args.mesh_up)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _add_plot(sub) -> None:
+    p = sub.add_parser("plot", help="plot a run's training curves to a PNG", formatter_class=HelpFormatter)
+    p.add_argument("run", help="run folder (or its stats.jsonl)")
+    p.add_argument("--out", default=None, help="output PNG (default: RUN/curves.png)")
+
+
+def _run_plot(args) -> int:
+    from gan3d.render.plots import plot_run
+
+    run = Path(args.run)
+    out = args.out or ((run if run.is_dir() else run.parent) / "curves.png")
+    print(f"wrote {plot_run(run, out)}")
+    return 0
+
+
+def _add_demo(sub) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="the main job on built-in data: train, sample, export, render, print where results are",
+        formatter_class=HelpFormatter,
+    )
+    p.add_argument("--out", default="runs", help="parent folder of the run folder")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default: the demo's budget)")
+    p.add_argument("--preset", default="demo", help="preset to train (the demo preset fits in a few minutes)")
+
+
+def _run_demo(args) -> int:
+    from gan3d.demo import run_demo
+
+    run_demo(out=args.out, steps=args.steps, preset=args.preset)
+    return 0

@@ -1,0 +1,84 @@
+"""Run-time basics every layer shares: the device, seeding and determinism, per-step random
+generators, latent draws and seed lists.
+
+Every random draw of training step ``s`` comes from :func:`step_generator` seeded by ``(seed, s,
+stream)``; sampling draws one latent per seed (:func:`latents`), so sample 17 is the same shape at
+any batch size.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from gan3d.errors import Gan3dError
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """CUDA when present and ``name`` is auto, else CPU; an explicit name is checked."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise Gan3dError(f"--device {name}: CUDA is not available on this machine (use cpu or auto)")
+    return dev
+
+
+def set_determinism(deterministic: bool) -> None:
+    """The one place that sets determinism flags."""
+    torch.use_deterministic_algorithms(deterministic, warn_only=False)
+    if torch.backends.cudnn.is_available():
+        torch.backends.cudnn.deterministic = deterministic
+        torch.backends.cudnn.benchmark = not deterministic
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+def step_generator(seed: int, step: int, stream: int) -> torch.Generator:
+    """A CPU torch generator for one step's draws, independent of every other step and stream."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step, stream]).generate_state(1)[0]))
+
+
+def draw_latents(n: int, z_dim: int, dist: str, generator: torch.Generator) -> torch.Tensor:
+    """(n, z_dim) float32 latents on the CPU: U[0,1] (the paper) or N(0, 1)."""
+    if dist == "uniform":
+        return torch.rand(n, z_dim, generator=generator)
+    return torch.randn(n, z_dim, generator=generator)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-3,10,12-13"`` -> ``[0, 1, 2, 3, 10, 12, 13]``; order kept, duplicates dropped."""
+    seeds: list[int] = []
+    for part in str(text).replace(" ", "").split(","):
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m:
+            raise ValueError(f"bad seed list {text!r}: use forms like 0-63 or 1,5,9-12")
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        if hi < lo:
+            raise ValueError(f"bad seed range {part!r}: the end is before the start")
+        seeds.extend(range(lo, hi + 1))
+    return list(dict.fromkeys(seeds))
+
+
+def format_seeds(seeds: Sequence[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``"0-2,5"``, consecutive runs in the given order: the inverse of
+    :func:`parse_seeds` for duplicate-free lists."""
+    parts, i = [], 0
+    while i < len(seeds):
+        j = i
+        while j + 1 < len(seeds) and seeds[j + 1] == seeds[j] + 1:
+            j += 1
+        parts.append(str(seeds[i]) if i == j else f"{seeds[i]}-{seeds[j]}")
+        i = j + 1
+    return ",".join(parts)
+
+
+def latents(seeds: Sequence[int], z_dim: int, dist: str = "uniform") -> torch.Tensor:
+    """(len(seeds), z_dim) float32 on the CPU; row i depends only on seeds[i]."""
+    if len(seeds) == 0:
+        return torch.empty(0, z_dim)
+    return torch.cat([draw_latents(1, z_dim, dist, torch.Generator().manual_seed(int(s))) for s in seeds])

@@ -1,0 +1,121 @@
+"""Batches: the training data, each step's seeded batch of shapes, latents and instance noise, and
+the share of it that one process of a data-parallel run trains on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from gan3d.data.augment import augment_batch
+from gan3d.data.prepared import from_arrays, load
+from gan3d.errors import Gan3dError
+from gan3d.models.gan import Generator
+from gan3d.runtime import draw_latents, step_generator
+from gan3d.train.config import TrainConfig
+from gan3d.train.losses import draw_instance_noise
+
+
+def load_training_data(cfg: TrainConfig, model_resolution: int, full=None):
+    """The training split as a VoxelDataset; builtin shapes are made at ``model_resolution``,
+    a prepared file keeps its own resolution. ``full``: the prepared file, if already loaded."""
+    from gan3d.data.procedural import CLASS_NAMES, make_dataset
+
+    if cfg.data == "builtin":
+        grids, labels = make_dataset(cfg.builtin_count, model_resolution, seed=cfg.seed)
+        ds = from_arrays(grids, labels, list(CLASS_NAMES))
+    else:
+        ds = (full if full is not None else load(cfg.data)).select(split="train")
+    if cfg.classes:
+        ds = ds.select(classes=list(cfg.classes))
+    if len(ds) < cfg.batch_size:
+        raise Gan3dError(f"the training data has {len(ds)} shapes, fewer than one batch of {cfg.batch_size}", cfg.data)
+    return ds
+
+
+def batch_indices(n: int, batch_size: int, seed: int, step: int) -> tuple[np.ndarray, int]:
+    """Indices of step ``step``'s batch: epochs are seeded permutations cut into whole batches."""
+    per_epoch = n // batch_size
+    epoch, pos = divmod(step, per_epoch)
+    perm = np.random.default_rng([seed, epoch, 7]).permutation(n)
+    return perm[pos * batch_size : (pos + 1) * batch_size], epoch
+
+
+@dataclass
+class Batch:
+    """One step's inputs for one process, on the CPU."""
+
+    real: np.ndarray  # float32 (b, R, R, R), occupancy 0/1 (augmented if the run augments)
+    z: torch.Tensor  # float32 (b, z_dim) latents
+    noise: tuple[torch.Tensor, torch.Tensor] | None  # instance noise for D's real and fake inputs, each float32 (b, 1, R, R, R); None when off
+    epoch: int  # the epoch this step belongs to
+
+
+def draw_batch(cfg: TrainConfig, data, z_dim: int, step: int, shard: slice = slice(None)) -> Batch:
+    """Step ``step``'s batch of ``cfg.batch_size`` shapes, latents and noise, or the rows ``shard`` of it.
+
+    Every draw is made for the whole batch from the step's own generators and then cut, so the
+    shards of :func:`shard_of` for ranks 0..W-1, put together, are exactly the single-process batch.
+    ``data``: the training VoxelDataset; only the shard's shapes are unpacked (all of the
+    batch when augmenting, since augmentation draws per shape).
+    """
+    idx, epoch = batch_indices(len(data), cfg.batch_size, cfg.seed, step)
+    if cfg.augment:
+        real = augment_batch(data.grids(idx), np.random.default_rng([cfg.seed, step, 3]))[shard]
+    else:
+        real = data.grids(idx[shard])
+    z = draw_latents(cfg.batch_size, z_dim, cfg.z_dist, step_generator(cfg.seed, step, 1))[shard]
+    noise = draw_instance_noise(cfg, step, (cfg.batch_size, 1, *real.shape[1:]), stream=2)
+    if noise is not None:
+        noise = tuple(n[shard] for n in noise)
+    return Batch(real=real, z=z, noise=noise, epoch=epoch)
+
+
+def shard_of(batch_size: int, rank: int, world: int) -> slice:
+    """Rows of the batch that process ``rank`` of ``world`` trains on: a contiguous ``batch_size / world``."""
+    if batch_size % world:
+        raise Gan3dError(
+            f"batch size {batch_size} does not split evenly over {world} processes; use a multiple of {world} (--batch-size)"
+        )
+    b = batch_size // world
+    return slice(rank * b, (rank + 1) * b)
+
+
+def eval_reference(cfg: "TrainConfig", train_data, n: int, full=None) -> tuple[np.ndarray, str]:
+    """Reference shapes for in-training evaluation: the held-out test split of the prepared file
+    ``full`` when it has at least 32 shapes, else training shapes. At most ``n``, a fixed seeded subset."""
+    ref, name = train_data, "train"
+    if full is not None:
+        try:
+            test = full.select(split="test")
+            if cfg.classes:
+                test = test.select(classes=list(cfg.classes))
+            if len(test) >= 32:
+                ref, name = test, "test"
+        except Gan3dError:
+            pass
+    idx = np.sort(np.random.default_rng([cfg.seed, 11]).choice(len(ref), size=min(n, len(ref)), replace=False))
+    return ref.grids(idx) >= 0.5, name
+
+
+@torch.no_grad()
+def quick_eval(G: Generator, z: torch.Tensor, ref: np.ndarray) -> dict[str, float]:
+    """IoU-distance generation metrics of G's samples for latents ``z`` against ``ref`` (bool
+    (m,R,R,R)), plus the samples' mean pairwise IoU (near 1 when the generator has collapsed)."""
+    from gan3d.eval.metrics import coverage, iou_distance_matrix, mmd, one_nna
+
+    samples = G(z).squeeze(1).float().cpu().numpy() >= 0.5
+    d_ss = iou_distance_matrix(samples, samples)
+    d_rr = iou_distance_matrix(ref, ref)
+    d_sr = iou_distance_matrix(samples, ref)
+    off = ~np.eye(len(samples), dtype=bool)
+    return {
+        "eval_1nna_iou": round(float(one_nna(d_ss, d_rr, d_sr)), 4),
+        "eval_mmd_iou": round(float(mmd(d_sr)), 4),
+        "eval_cov_iou": round(float(coverage(d_sr)), 4),
+        "eval_pairwise_iou": round(float(1.0 - d_ss[off].mean()), 4),
+        "eval_best_iou": round(float(1.0 - d_sr.min(axis=1).mean()), 4),
+        "eval_occupancy": round(float(samples.mean()), 5),
+    }

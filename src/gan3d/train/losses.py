@@ -1,0 +1,121 @@
+"""The GAN and 3D-VAE-GAN losses, instance noise, and the paper's gated D update.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from gan3d.runtime import step_generator
+
+LOSSES = ("bce", "hinge", "lsgan")
+
+
+Z_DISTS = ("uniform", "normal")
+
+
+def noise_std(cfg: Any, step: int) -> float:
+    """Instance-noise std at ``step``: constant, or linear decay to 0 over ``noise_decay_steps``."""
+    if cfg.instance_noise <= 0:
+        return 0.0
+    if cfg.noise_decay_steps <= 0:
+        return cfg.instance_noise
+    return cfg.instance_noise * max(0.0, 1.0 - step / cfg.noise_decay_steps)
+
+
+def draw_instance_noise(cfg: Any, step: int, shape: tuple[int, ...], *, stream: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Instance noise for D's real and fake inputs at ``step``: two float32 CPU tensors of ``shape``
+    with std :func:`noise_std`, drawn from the step's generator ``stream``; None when the noise is off.
+    ``cfg`` needs ``seed``, ``instance_noise`` and ``noise_decay_steps``."""
+    sigma = noise_std(cfg, step)
+    if sigma <= 0:
+        return None
+    gen = step_generator(cfg.seed, step, stream)
+    return tuple(sigma * torch.randn(shape, generator=gen) for _ in range(2))
+
+
+def d_loss(loss: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Discriminator loss on logits (N,). ``bce`` is the paper's cross-entropy."""
+    if loss == "bce":
+        return F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits)) + F.binary_cross_entropy_with_logits(
+            fake_logits, torch.zeros_like(fake_logits)
+        )
+    if loss == "hinge":
+        return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+    return ((real_logits - 1) ** 2).mean() + (fake_logits**2).mean()
+
+
+def g_loss(loss: str, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Generator loss on D's logits for G(z): non-saturating BCE, hinge or least squares."""
+    if loss == "bce":
+        return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+    if loss == "hinge":
+        return -fake_logits.mean()
+    return ((fake_logits - 1) ** 2).mean()
+
+
+def gated_d_update(
+    D: torch.nn.Module,
+    opt_d: torch.optim.Optimizer,
+    real_in: torch.Tensor,
+    fake_in: torch.Tensor,
+    *,
+    loss: str,
+    d_gate: float,
+    sum_over_ranks: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, float, float, float, bool]:
+    """The paper's D step: score ``real_in`` and ``fake_in`` (detached, noise already added), and step
+    D only if its accuracy on this batch was <= ``d_gate``. Returns (loss_d, acc_real, acc_fake,
+    d_acc, d_updated). ``sum_over_ranks``: see :func:`gan_step`; the accuracy is then the whole
+    batch's over all ranks."""
+    real_logits = D(real_in)
+    fake_logits = D(fake_in)
+    loss_d = d_loss(loss, real_logits, fake_logits)
+    if sum_over_ranks is None:
+        acc_real = (real_logits > 0).float().mean().item()
+        acc_fake = (fake_logits < 0).float().mean().item()
+    else:  # counts of right calls and of shapes, summed over the ranks: exact, the same everywhere
+        right = torch.stack([(real_logits > 0).sum(), (fake_logits < 0).sum()]).cpu().double()
+        total = sum_over_ranks(torch.cat([right, torch.tensor([len(real_logits), len(fake_logits)], dtype=torch.float64)]))
+        acc_real, acc_fake = float(total[0] / total[2]), float(total[1] / total[3])
+    d_acc = 0.5 * (acc_real + acc_fake)
+    d_updated = d_acc <= d_gate
+    if d_updated:
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+    return loss_d, acc_real, acc_fake, d_acc, d_updated
+
+
+def mode_seeking_term(fake: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """MSGAN's term: 1 / (mean|G(z1) - G(z2)| / mean|z1 - z2| + eps) over the batch split in halves.
+    It is large when different latents give the same shape, so minimising it fights mode collapse."""
+    h = fake.shape[0] // 2
+    if h == 0:
+        return fake.new_zeros(())
+    ratio = (fake[:h] - fake[h : 2 * h]).abs().mean() / (z[:h] - z[h : 2 * h]).abs().mean()
+    return 1.0 / (ratio + eps)
+
+
+def straight_through_binarize(x: torch.Tensor) -> torch.Tensor:
+    """``x >= 0.5`` as 0/1 in the forward pass; identity gradient in the backward pass."""
+    hard = (x >= 0.5).to(x.dtype)
+    return hard + (x - x.detach())
+
+
+RECON_LOSSES = ("l2", "bce")
+
+
+def reconstruction_loss(recon: torch.Tensor, shapes: torch.Tensor, kind: str = "l2") -> torch.Tensor:
+    """Per-voxel error summed over voxels, averaged over the batch: squared L2 (``l2``, the paper's)
+    or binary cross-entropy of G's occupancy probabilities (``bce``)."""
+    if kind == "l2":
+        per_voxel = (recon - shapes).pow(2)
+    elif kind == "bce":
+        eps = 1e-6  # G's sigmoid can reach 0 or 1 in float32
+        per_voxel = F.binary_cross_entropy(recon.clamp(eps, 1 - eps), shapes, reduction="none")
+    else:
+        raise ValueError(f"reconstruction loss must be one of {RECON_LOSSES}, got {kind!r}")
+    return per_voxel.reshape(recon.shape[0], -1).sum(dim=1).mean()
