@@ -24,7 +24,8 @@ from gan3d.errors import Gan3dError
 from gan3d.models.gan import ModelConfig, build
 from gan3d.train.batching import draw_batch, load_training_data, shard_of
 from gan3d.train.gan import gan_step, training_loop
-from gan3d.train.config import make_config
+from gan3d.train.config import VAEGANConfig, make_config
+from gan3d.train.vaegan import train_vaegan, vaegan_step
 
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
@@ -132,13 +133,6 @@ def test_without_torchrun_nothing_changes(tmp_path, monkeypatch, no_torchrun):
     assert "processes" not in json.loads((one.run_dir / "config.json").read_text())
 
 
-def test_vaegan_refuses_several_processes(monkeypatch, capsys):
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    assert main(["train", "--model", "vaegan", "--pairs", "nowhere"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "3D-GAN only" in err[0]
-
-
 # --- two processes -------------------------------------------------------------------------------
 
 
@@ -234,3 +228,108 @@ def test_torchrun_command_line(tmp_path, no_torchrun):
     assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 6
     assert [json.loads(line)["step"] for line in (run / "stats.jsonl").read_text().splitlines()] == [2, 4, 6]
     assert json.loads((run / "config.json").read_text())["processes"] == 2
+
+
+# --- the 3D-VAE-GAN, two processes ---------------------------------------------------------------
+
+
+def vae_cfg(pairs, out, **kw):
+    base = dict(pairs=str(pairs), encoder="tiny", preset="tiny", out=str(out), steps=8, batch_size=4, log_every=1,
+                snapshot_every=4, n_preview=2, eval_pairs=4, bn_samples=8, deterministic=True, device="cpu",
+                lr_g=1e-3, lr_d=2e-3, lr_e=1e-3, d_gate=0.6)
+    base.update(kw)
+    return VAEGANConfig(**base)
+
+
+def _vae_gradients_are_averaged(rank: int, world: int) -> None:
+    """One fused step on plain SGD (lr 1, so a parameter moves by minus its gradient): with E, G and
+    D wrapped, each moves by the mean over the ranks of what one process would do on its shard alone
+    (G is called twice before the one backward pass; its reducer must still average once)."""
+    import copy
+
+    from gan3d.models.encoder import ImageEncoder, init_encoder
+    from gan3d.presets import ENCODER_PRESETS
+
+    torch.manual_seed(0)
+    G, D = build(ModelConfig(resolution=16, z_dim=32, channels=(16, 8)))
+    E = ImageEncoder(ENCODER_PRESETS["tiny"])
+    init_encoder(E)
+    gen = torch.Generator().manual_seed(1)
+    images, shapes = torch.rand(4, 3, 32, 32, generator=gen), (torch.rand(4, 1, 16, 16, 16, generator=gen) > 0.7).float()
+    z_prior, eps = torch.rand(4, 32, generator=gen), torch.randn(4, 32, generator=gen)
+    cfg = VAEGANConfig(alpha1=0.5, alpha2=0.01, d_gate=1.0)
+    mine = slice(2 * rank, 2 * rank + 2)
+
+    def moves(mods, **kw):
+        before = [p.detach().clone() for m in mods for p in distributed.plain(m).parameters()]
+        opts = [torch.optim.SGD(distributed.plain(m).parameters(), lr=1.0) for m in mods]
+        vaegan_step(*mods, *opts, images[mine], shapes[mine], z_prior[mine], eps[mine], cfg, **kw)
+        after = [p.detach() for m in mods for p in distributed.plain(m).parameters()]
+        return torch.cat([(b - a).flatten() for b, a in zip(before, after)]).double()
+
+    alone = moves([copy.deepcopy(m) for m in (E, G, D)])
+    together = moves([distributed.data_parallel(m) for m in (E, G, D)], sum_over_ranks=distributed.all_sum)
+    expected = distributed.all_sum(alone) / world
+    assert together.abs().max() > 0 and not torch.allclose(alone, expected)  # the shards' gradients differ
+    torch.testing.assert_close(together, expected, rtol=1e-4, atol=1e-6)
+
+
+def _vae_worker(rank: int, world: int, port: int, out: str, pairs: str) -> None:
+    """One rank: the gradient check, then four train_vaegan calls; each rank's final E, G, D are saved."""
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    import gan3d.train.loop as lp
+
+    tasks = []  # the task of every call, holding the plain modules it trained
+    real_run = lp._steps
+
+    def keep(task, *a, **k):
+        tasks.append(task)
+        return real_run(task, *a, **k)
+
+    lp._steps = keep
+    dist.init_process_group("gloo", timeout=timedelta(seconds=120))
+    _vae_gradients_are_averaged(rank, world)
+    runs = {}
+    runs["full"] = train_vaegan(vae_cfg(pairs, out, run_name="full"), progress=False)
+    train_vaegan(vae_cfg(pairs, out, run_name="part"), stop_after=3, progress=False)
+    runs["part"] = train_vaegan(vae_cfg(pairs, out), resume=os.path.join(out, "part"), progress=False)
+    runs["single"] = train_vaegan(vae_cfg(pairs, out), resume=os.path.join(out, "single"), progress=False)
+    for (name, res), task in zip(runs.items(), [tasks[0], tasks[2], tasks[3]]):
+        assert res.step == 8 and not res.interrupted and bool(res.stats) == (rank == 0)
+        torch.save({k: dict(getattr(task, k).named_parameters()) for k in "EGD"}, os.path.join(out, f"{name}_rank{rank}.pt"))
+    dist.destroy_process_group()
+
+
+def test_vaegan_two_processes_train_one_run(tmp_path, no_torchrun):
+    from test_vaegan import make_pairs
+
+    pairs = make_pairs(tmp_path / "pairs")
+    out = tmp_path / "runs"
+    train_vaegan(vae_cfg(pairs, out, run_name="single"), stop_after=5, progress=False)  # continued by two processes
+    mp.spawn(_vae_worker, args=(2, _free_port(), str(out), str(pairs)), nprocs=2, join=True)
+
+    full = out / "full"
+    assert json.loads((full / "config.json").read_text())["processes"] == 2
+    assert "data-parallel: 2 processes (gloo), 2 of each batch of 4" in (full / "log.txt").read_text()
+    rows = [json.loads(line) for line in (full / "stats.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 9))  # one writer
+    assert {r["d_updated"] for r in rows} == {0.0, 1.0}  # the gate was open at some steps and closed at others
+    for name in ("full", "part", "single"):
+        state = torch.load(out / name / "checkpoint.pt", weights_only=True)
+        assert state["step"] == 8
+        r0 = torch.load(out / f"{name}_rank0.pt", weights_only=True)
+        r1 = torch.load(out / f"{name}_rank1.pt", weights_only=True)
+        for key in "EGD":
+            for p, t in r0[key].items():
+                torch.testing.assert_close(r1[key][p], t, rtol=0, atol=0, msg=f"{name}: rank 1 {key}.{p}")
+                torch.testing.assert_close(state[key][p], t, rtol=0, atol=0, msg=f"{name}: saved {key}.{p}")
+    a = torch.load(full / "checkpoint.pt", weights_only=True)
+    b = torch.load(out / "part" / "checkpoint.pt", weights_only=True)
+    for key in "EGD":  # stopped at step 3 and resumed by two processes: as never stopped
+        for p, t in a[key].items():
+            torch.testing.assert_close(b[key][p], t, rtol=0, atol=0, msg=f"resumed {key}.{p}")
+    # the data-parallel checkpoint continues in a single process
+    more = train_vaegan(vae_cfg(pairs, out, steps=10), resume=full, progress=False)
+    assert more.step == 10 and [r["step"] for r in more.stats] == [9, 10]
+    assert not torch.equal(torch.load(full / "checkpoint.pt", weights_only=True)["G"]["net.0.weight"], a["G"]["net.0.weight"])

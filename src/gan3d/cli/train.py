@@ -157,7 +157,10 @@ def _run_vaegan(args) -> int:
         print(json.dumps(cfg.to_dict(), indent=2))
         return 0
     result = train_vaegan(cfg, resume=args.resume, quiet=args.quiet)
-    print(f"run folder: {result.run_dir}")
+    from gan3d.train import distributed
+
+    if distributed.is_main():
+        print(f"run folder: {result.run_dir}")
     return 130 if result.interrupted else 0
 
 
@@ -166,8 +169,6 @@ def _run_train(args) -> int:
     from gan3d.train.gan import training_loop
 
     if args.model == "vaegan":
-        if distributed.launched():
-            raise Gan3dError(f"multi-process training (torchrun, WORLD_SIZE={distributed.env_world()}) is supported for the 3D-GAN only, not --model vaegan")
         return _run_vaegan(args)
 
     cfg = _train_config(args)

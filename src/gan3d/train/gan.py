@@ -52,7 +52,6 @@ from gan3d.train.batching import (
     draw_batch,
     eval_reference,
     load_training_data,
-    quick_eval,
 )
 from gan3d.train.config import TrainConfig, model_config_for
 from gan3d.train.losses import (
@@ -271,7 +270,9 @@ class GanTask:
         cfg = self.cfg
         if not (cfg.eval_every and (step % cfg.eval_every == 0 or step == end)):
             return {}
-        return quick_eval(self.eval_generator(step), self.z_eval.to(self.device), self.eval_ref)
+        from gan3d.eval.registry import EVALS
+
+        return EVALS["quick_generation"](self.eval_generator(step), self.z_eval.to(self.device), self.eval_ref)
 
     def eval_generator(self, step: int) -> Generator:
         """A copy of G in eval mode with BatchNorm statistics re-estimated (training state untouched)."""
