@@ -117,7 +117,7 @@ def open_run(cfg: Any, *, resume=None, overrides=None, extend_to=None) -> Start:
         return Start(_task_for_config(cfg), cfg, tensorboard=tb or bool((overrides or {}).get("tensorboard")))
     resume = Path(resume)
     if resume.is_dir() and not (resume / "checkpoint.pt").exists():
-        return _restart(resume, cfg, overrides)
+        return _restart(resume, cfg, overrides, extend_to)
     ckpt_path = resume / "checkpoint.pt" if resume.is_dir() else resume
     state = ckpt.load(ckpt_path)
     types = _task_types()
@@ -160,23 +160,24 @@ def _replace(cfg: Any, overrides: dict) -> Any:
         raise Gan3dError(f"invalid training option: {e}") from None
 
 
-def _restart(run: Path, cfg: Any, overrides: dict | None) -> Start:
+def _restart(run: Path, cfg: Any, overrides: dict | None, extend_to: int | None) -> Start:
     """A run folder without a checkpoint (stopped before its first one): start it again from step 0
-    in the same folder, with the config saved in its ``config.json`` (or ``cfg`` when given)."""
-    conf_path = run / "config.json"
+    in the same folder with the config saved in its ``config.json``, as a resumed run keeps its own."""
     types = _task_types()
-    if cfg is None:
-        try:
-            conf = json.loads(conf_path.read_text(encoding="utf-8"))
-            key, task_type = next((t.config_json_key, t) for t in types.values() if t.config_json_key in conf)
-        except (OSError, ValueError, StopIteration):
-            raise Gan3dError("no checkpoint.pt and no readable config.json: not a gan3d run folder", run) from None
-        cfg = task_type.config_type.from_dict(conf[key])
+    try:
+        conf = json.loads((run / "config.json").read_text(encoding="utf-8"))
+        key, task_type = next((t.config_json_key, t) for t in types.values() if t.config_json_key in conf)
+        saved = task_type.config_type.from_dict(conf[key])
+    except (OSError, ValueError, TypeError, StopIteration):
+        raise Gan3dError("no checkpoint.pt and no readable config.json in it: not a gan3d run folder", run) from None
+    if cfg is not None and _task_for_config(cfg) is not task_type:
+        raise Gan3dError(_task_for_config(cfg).not_resumable, run / "config.json")
+    if extend_to is not None and extend_to > saved.steps:
+        saved = dataclasses.replace(saved, steps=extend_to)
     overrides = dict(overrides or {})
-    _check_resume_overrides(overrides, cfg, 0)
-    tb = bool(overrides.pop("tensorboard", None) or getattr(cfg, "tensorboard", False))
-    cfg = _replace(cfg, overrides)
-    return Start(_task_for_config(cfg), cfg, run=run, tensorboard=tb)
+    _check_resume_overrides(overrides, saved, 0)
+    tb = bool(overrides.pop("tensorboard", None) or getattr(saved, "tensorboard", False))
+    return Start(task_type, _replace(saved, overrides), run=run, tensorboard=tb)
 
 
 def _run(start: Start, *, stop_after, progress, quiet, on_stats) -> TrainResult:
@@ -207,6 +208,8 @@ def _run(start: Start, *, stop_after, progress, quiet, on_stats) -> TrainResult:
         step = int(start.state["step"])
         log(f"resumed {start.ckpt_path} at step {step}")
     elif main:
+        if start.run is not None:
+            log(f"{run} has no checkpoint.pt (stopped before its first one): started again from step 0 with its saved config")
         processes = {"processes": distributed.world()} if ddp else {}
         write_json(run / "config.json", {"gan3d_version": __version__, **task.config_json(), **processes})
         for line in task.header(run):
