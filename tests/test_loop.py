@@ -241,3 +241,22 @@ def test_tensorboard_gets_every_statistics_line(tmp_path, monkeypatch):
     seen["scalars"].clear()
     train(gan_cfg(tmp_path, steps=2, log_every=2), progress=False, quiet=True)  # off unless asked
     assert seen["scalars"] == []
+
+
+# --- the command line ------------------------------------------------------------------------------
+
+
+def test_cli_resume_without_steps_keeps_the_runs_own(tmp_path, capsys):
+    cfg = gan_cfg(tmp_path, run_name="cli", steps=6)
+    assert make_config("tiny").steps != 6  # the preset's steps, which the old CLI extended every run to
+    train(cfg, stop_after=3, progress=False, quiet=True)
+    run = str(tmp_path / "runs" / "cli")
+    assert main(["train", "--resume", run, "--preset", "tiny", "--quiet"]) == 0  # the same preset is no change
+    assert torch.load(os.path.join(run, "checkpoint.pt"), weights_only=True)["step"] == 6
+    capsys.readouterr()
+    for flags, flag in ((["--lr-g", "0.5"], "--lr-g"), (["--preset", "cpu32"], "--preset"), (["--data", "other.npz"], "--data")):
+        assert main(["train", "--resume", run, *flags, "--quiet"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"{flag} cannot be changed when resuming" in err[0]
+    assert main(["train", "--resume", run, "--steps", "7", "--quiet"]) == 0
+    assert _steps(tmp_path / "runs" / "cli") == [1, 2, 3, 4, 5, 6, 7]

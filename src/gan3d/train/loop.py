@@ -140,7 +140,11 @@ def open_run(cfg: Any, *, resume=None, overrides=None, extend_to=None) -> Start:
 
 
 def _check_resume_overrides(overrides: dict, saved: Any, step: int) -> None:
+    """Refuse (one Gan3dError naming the flag) an override that would change a saved field other
+    than :data:`RESUME_FIELDS`; a value equal to the saved one is no change and is dropped."""
     names = {f.name for f in dataclasses.fields(saved)}
+    for key in [k for k, v in overrides.items() if k in names and _same_value(getattr(saved, k), v)]:
+        del overrides[key]
     for key in overrides:
         flag = "--" + key.replace("_", "-")
         if key not in RESUME_FIELDS:
@@ -149,6 +153,14 @@ def _check_resume_overrides(overrides: dict, saved: Any, step: int) -> None:
             raise Gan3dError(f"{flag} does not apply to this run's model ({type(saved).__name__})")
     if overrides.get("steps") is not None and int(overrides["steps"]) < step:
         raise Gan3dError(f"--steps {overrides['steps']} is below the checkpoint's step {step}: the run cannot go back")
+
+
+def _same_value(saved: Any, given: Any) -> bool:
+    if given is None:
+        return True
+    if isinstance(saved, tuple) and isinstance(given, (list, tuple)):
+        return tuple(saved) == tuple(given)
+    return saved == given
 
 
 def _replace(cfg: Any, overrides: dict) -> Any:
