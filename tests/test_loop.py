@@ -83,6 +83,8 @@ def test_resume_keeps_the_saved_config(tmp_path, pairs, model):
         train(None, resume=part.run_dir, overrides={"lr_g": 0.1}, progress=False, quiet=True)
     with pytest.raises(Gan3dError, match=f"--steps 2 is below the checkpoint's step {cfg.steps + 2}"):
         train(None, resume=part.run_dir, overrides={"steps": 2}, progress=False, quiet=True)
+    same = {"lr_g": cfg.lr_g, "seed": cfg.seed, "eval_every": None}  # unchanged or not given: no change
+    assert train(None, resume=part.run_dir, overrides=same, progress=False, quiet=True).step == cfg.steps + 2
     if model == "vaegan":
         with pytest.raises(Gan3dError, match="--eval-every does not apply"):
             train(None, resume=part.run_dir, overrides={"eval_every": 2}, progress=False, quiet=True)

@@ -143,7 +143,7 @@ def _check_resume_overrides(overrides: dict, saved: Any, step: int) -> None:
     """Refuse (one Gan3dError naming the flag) an override that would change a saved field other
     than :data:`RESUME_FIELDS`; a value equal to the saved one is no change and is dropped."""
     names = {f.name for f in dataclasses.fields(saved)}
-    for key in [k for k, v in overrides.items() if k in names and _same_value(getattr(saved, k), v)]:
+    for key in [k for k, v in overrides.items() if v is None or (k in names and _same_value(getattr(saved, k), v))]:
         del overrides[key]
     for key in overrides:
         flag = "--" + key.replace("_", "-")
