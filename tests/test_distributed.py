@@ -19,7 +19,6 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from gan3d.train import distributed
-from gan3d.cli import main
 from gan3d.errors import Gan3dError
 from gan3d.models.gan import ModelConfig, build
 from gan3d.train.batching import draw_batch, load_training_data, shard_of

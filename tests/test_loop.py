@@ -11,6 +11,7 @@ import sys
 import time
 import types
 
+import numpy as np
 import pytest
 import torch
 
@@ -230,7 +231,7 @@ def test_tensorboard_gets_every_statistics_line(tmp_path, monkeypatch):
             seen["scalars"].append((step, rec["loss_d"]))
 
         def image(self, tag, img, step):
-            pass
+            seen.setdefault("images", []).append((tag, img.dtype, img.ndim, img.shape[2], step))
 
         def close(self):
             seen["closed"] += 1
@@ -239,6 +240,7 @@ def test_tensorboard_gets_every_statistics_line(tmp_path, monkeypatch):
     res = train(gan_cfg(tmp_path, steps=4, log_every=2), overrides={"tensorboard": True}, progress=False, quiet=True)
     assert seen["run"] == res.run_dir and seen["closed"] == 1
     assert seen["scalars"] == [(r["step"], r["loss_d"]) for r in res.stats] and [s for s, _ in seen["scalars"]] == [2, 4]
+    assert seen["images"] == [("preview", np.uint8, 3, 3, 4)]  # the snapshot's sample picture
     monkeypatch.delitem(sys.modules, "gan3d.tensorboard")
     seen["scalars"].clear()
     train(gan_cfg(tmp_path, steps=2, log_every=2), progress=False, quiet=True)  # off unless asked

@@ -11,8 +11,11 @@ Every random draw of step ``s`` comes from generators seeded by ``(seed, s)`` (b
 ``(seed, epoch)``), so a run stopped at step k and resumed reaches the same weights at step n as
 one that never stopped (exactly so in deterministic CPU mode).
 
+The run itself (folder, resume, statistics, snapshots, Ctrl-C) is the one training loop of
+:mod:`gan3d.train.loop`; :class:`GanTask` is what it needs to know about the 3D-GAN.
+
 **Data-parallel training.** Under ``torchrun --nproc_per_node=W`` (``WORLD_SIZE`` = W > 1) the same
-loop trains one run with W processes (:mod:`gan3d.distributed`). The batch stays ``batch_size``
+loop trains one run with W processes (:mod:`gan3d.train.distributed`). The batch stays ``batch_size``
 shapes: every process draws the step's whole batch (indices, latents, noise) exactly as a single
 process would and keeps its own contiguous ``batch_size / W`` of it (:func:`draw_batch`). G and D are
 wrapped in DistributedDataParallel, which averages gradients over the processes; the checkpoints
@@ -296,8 +299,8 @@ class GanTask:
             epoch=step // max(1, len(self.data) // self.cfg.batch_size),
         )
 
-    def snapshot(self, run: Path, step: int, log: Callable[[str], None]) -> None:
-        """snapshot.pt (G with BatchNorm re-estimated, D) and the picture of the preview latents."""
+    def snapshot(self, run: Path, step: int, log: Callable[[str], None]) -> Path:
+        """snapshot.pt (G with BatchNorm re-estimated, D) and the picture of the preview latents (its path)."""
         from gan3d.render.raster import render_grid_png
         from gan3d.train.loop import save_checkpoint
 
@@ -309,6 +312,7 @@ class GanTask:
         with torch.no_grad():
             grids = g_eval(self.z_preview.to(self.device)).squeeze(1).float().cpu().numpy()
         render_grid_png(grids, run / f"samples_{step:06d}.png", size=96)
+        return run / f"samples_{step:06d}.png"
 
 
 def _save_reals(run: Path, data, cfg: TrainConfig) -> None:

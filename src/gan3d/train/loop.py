@@ -239,18 +239,20 @@ def _run(start: Start, *, stop_after, progress, quiet, on_stats) -> TrainResult:
 
 def _steps(task, cfg, run: Path, log, step: int, *, main, ddp, tensorboard, stop_after, progress, quiet, on_stats) -> TrainResult:
     """The steps of a run from ``step``: statistics, evaluation, snapshots and the finish."""
+    board = _board(run, log) if (tensorboard and main) else None
 
     def snapshot() -> None:
         if main:
             save_checkpoint(run / "checkpoint.pt", {**task.checkpoint_payload(step), "rng": _rng_state()})
-            task.snapshot(run, step, log)
+            picture = task.snapshot(run, step, log)
+            if board is not None and picture is not None:
+                board.image("preview", _rgb(picture), step)
 
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     window: list[dict] = []
     t_window = time.perf_counter()
     interrupted = False
     agreed_stop = False  # data-parallel: Ctrl-C as all ranks agreed on it at the end of the last step
-    board = _board(run, log) if (tensorboard and main) else None
     with LoopIO(run, log, total=cfg.steps, start=step, progress=progress, quiet=quiet, on_stats=on_stats, main=main) as io:
         while step < end:
             if agreed_stop if ddp else io.stop_requested:
@@ -363,3 +365,12 @@ def _board(run: Path, log):
         return None
     return TensorBoardWriter(run)
 
+
+
+def _rgb(path: Path):
+    """The picture at ``path`` as a uint8 (H, W, 3) array."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))

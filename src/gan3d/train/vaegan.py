@@ -14,7 +14,7 @@ the config checks that the last layer's output is 1x1.
 Training (the supplement's three alternating steps, each with only its own module trainable)
 --------------------------------------------------------------------------------------------
 1. **D**: scores real shapes ``x`` and ``G(z)``, ``z ~ N(0, I)``; stepped only if its accuracy on
-   that batch was <= ``d_gate`` (0.8), as in the 3D-GAN (:func:`gan3d.training.gated_d_update`).
+   that batch was <= ``d_gate`` (0.8), as in the 3D-GAN (:func:`gan3d.train.losses.gated_d_update`).
 2. **E**: ``alpha1 * KL(q(z|y) || N(0, I)) + alpha2 * ||G(E(y)) - x||^2`` with ``E(y)`` sampled by
    the reparameterisation trick.
 3. **G**: ``g_loss(D(G(z)))`` (non-saturating) ``+ alpha2 * ||G(E(y)) - x||^2`` with E's latents of
@@ -27,9 +27,10 @@ the latent dimensions and averaged over the batch. Defaults: ``alpha1 = 5``, ``a
 but their BatchNorm running statistics are restored afterwards, so a phase changes nothing but its
 own module (and its optimizer).
 
-Like :func:`gan3d.training.training_loop`, every random draw of step ``s`` comes from generators
-seeded by ``(seed, s)``, so a run stopped at step k and resumed equals an uninterrupted one (exactly
-in deterministic CPU mode).
+The run is the one training loop of :mod:`gan3d.train.loop`, driven by :class:`VaeganTask`. As for
+the 3D-GAN, every random draw of step ``s`` comes from generators seeded by ``(seed, s)``, so a run
+stopped at step k and resumed equals an uninterrupted one (exactly in deterministic CPU mode), and
+under ``torchrun`` every process draws the whole batch and trains on its own share of it.
 """
 
 from __future__ import annotations
@@ -427,8 +428,9 @@ class VaeganTask:
             recalibrate_batchnorm(g_eval, z_bn, batch_size=bs)
         return e_eval, g_eval
 
-    def snapshot(self, run: Path, step: int, log: Callable[[str], None]) -> None:
-        """snapshot.pt (E and G with BatchNorm re-estimated, D), the held-out IoU and the preview picture."""
+    def snapshot(self, run: Path, step: int, log: Callable[[str], None]) -> Path | None:
+        """snapshot.pt (E and G with BatchNorm re-estimated, D), the held-out IoU and the preview
+        picture (its path; None without preview pairs)."""
         from gan3d.train.loop import save_checkpoint
 
         e_eval, g_eval = self.eval_models(step)
@@ -439,6 +441,7 @@ class VaeganTask:
                 self._preview(e_eval, g_eval, run / f"recon_{step:06d}.png")
         if extra:
             log(json.dumps({"step": step, **extra}))
+        return run / f"recon_{step:06d}.png" if len(self.preview_rows) else None
 
     def _test_iou(self, e_eval: ImageEncoder, g_eval: Generator) -> float:
         ious, bs = [], self.cfg.batch_size
