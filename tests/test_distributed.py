@@ -19,12 +19,12 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from gan3d.train import distributed
-from gan3d.cli import main
 from gan3d.errors import Gan3dError
 from gan3d.models.gan import ModelConfig, build
 from gan3d.train.batching import draw_batch, load_training_data, shard_of
 from gan3d.train.gan import gan_step, training_loop
-from gan3d.train.config import make_config
+from gan3d.train.config import VAEGANConfig, make_config
+from gan3d.train.vaegan import train_vaegan, vaegan_step
 
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
@@ -132,13 +132,6 @@ def test_without_torchrun_nothing_changes(tmp_path, monkeypatch, no_torchrun):
     assert "processes" not in json.loads((one.run_dir / "config.json").read_text())
 
 
-def test_vaegan_refuses_several_processes(monkeypatch, capsys):
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    assert main(["train", "--model", "vaegan", "--pairs", "nowhere"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "3D-GAN only" in err[0]
-
-
 # --- two processes -------------------------------------------------------------------------------
 
 
@@ -233,4 +226,137 @@ def test_torchrun_command_line(tmp_path, no_torchrun):
     run = tmp_path / "cli"
     assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 6
     assert [json.loads(line)["step"] for line in (run / "stats.jsonl").read_text().splitlines()] == [2, 4, 6]
+    assert json.loads((run / "config.json").read_text())["processes"] == 2
+
+
+# --- the 3D-VAE-GAN, two processes ---------------------------------------------------------------
+
+
+def vae_cfg(pairs, out, **kw):
+    base = dict(pairs=str(pairs), encoder="tiny", preset="tiny", out=str(out), steps=8, batch_size=4, log_every=1,
+                snapshot_every=4, n_preview=2, eval_pairs=4, bn_samples=8, deterministic=True, device="cpu",
+                lr_g=1e-3, lr_d=2e-3, lr_e=1e-3, d_gate=0.6)
+    base.update(kw)
+    return VAEGANConfig(**base)
+
+
+def _vae_gradients_are_averaged(rank: int, world: int) -> None:
+    """One fused step (optimizers with lr 0, so nothing moves and every gradient stays readable):
+    with E, G and D wrapped, each parameter's gradient is the mean over the ranks of what one process
+    gets on its shard alone (G is called twice before the one backward pass of alpha1 * KL +
+    alpha2 * rec + adv; its reducer must still average it once, and D's must not take part in adv)."""
+    import copy
+
+    from gan3d.models.encoder import ImageEncoder, init_encoder
+    from gan3d.presets import ENCODER_PRESETS
+
+    torch.manual_seed(0)
+    G, D = build(ModelConfig(resolution=16, z_dim=32, channels=(16, 8)))
+    E = ImageEncoder(ENCODER_PRESETS["tiny"])
+    init_encoder(E)
+    gen = torch.Generator().manual_seed(1)
+    images, shapes = torch.rand(4, 3, 32, 32, generator=gen), (torch.rand(4, 1, 16, 16, 16, generator=gen) > 0.7).float()
+    z_prior, eps = torch.rand(4, 32, generator=gen), torch.randn(4, 32, generator=gen)
+    cfg = VAEGANConfig(alpha1=0.5, alpha2=0.01, d_gate=1.0)
+    mine = slice(2 * rank, 2 * rank + 2)
+
+    def grads(mods, **kw):
+        opts = [torch.optim.SGD(distributed.plain(m).parameters(), lr=0.0) for m in mods]
+        vaegan_step(*mods, *opts, images[mine], shapes[mine], z_prior[mine], eps[mine], cfg, **kw)
+        return [torch.cat([p.grad.flatten() for p in distributed.plain(m).parameters()]).double() for m in mods]
+
+    alone = grads([copy.deepcopy(m) for m in (E, G, D)])
+    together = grads([distributed.data_parallel(m) for m in (E, G, D)], sum_over_ranks=distributed.all_sum)
+    for name, a, t in zip("EGD", alone, together):
+        expected = distributed.all_sum(a) / world
+        assert t.abs().max() > 0 and not torch.allclose(a, expected), name  # the shards' gradients differ
+        torch.testing.assert_close(t, expected, rtol=1e-5, atol=1e-8, msg=name)
+
+
+def _vae_worker(rank: int, world: int, port: int, out: str, pairs: str) -> None:
+    """One rank: the gradient check, then four train_vaegan calls; each rank's final E, G, D are saved."""
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    import gan3d.train.loop as lp
+
+    tasks = []  # the task of every call, holding the plain modules it trained
+    real_run = lp._steps
+
+    def keep(task, *a, **k):
+        tasks.append(task)
+        return real_run(task, *a, **k)
+
+    lp._steps = keep
+    dist.init_process_group("gloo", timeout=timedelta(seconds=120))
+    _vae_gradients_are_averaged(rank, world)
+    runs = {}
+    runs["full"] = train_vaegan(vae_cfg(pairs, out, run_name="full"), progress=False)
+    train_vaegan(vae_cfg(pairs, out, run_name="part"), stop_after=3, progress=False)
+    runs["part"] = train_vaegan(vae_cfg(pairs, out), resume=os.path.join(out, "part"), progress=False)
+    runs["single"] = train_vaegan(vae_cfg(pairs, out), resume=os.path.join(out, "single"), progress=False)
+    for (name, res), task in zip(runs.items(), [tasks[0], tasks[2], tasks[3]]):
+        assert res.step == 8 and not res.interrupted and bool(res.stats) == (rank == 0)
+        torch.save({k: dict(getattr(task, k).named_parameters()) for k in "EGD"}, os.path.join(out, f"{name}_rank{rank}.pt"))
+    dist.destroy_process_group()
+
+
+def test_vaegan_two_processes_train_one_run(tmp_path, no_torchrun):
+    from test_vaegan import make_pairs
+
+    pairs = make_pairs(tmp_path / "pairs")
+    out = tmp_path / "runs"
+    train_vaegan(vae_cfg(pairs, out, run_name="single"), stop_after=5, progress=False)  # continued by two processes
+    mp.spawn(_vae_worker, args=(2, _free_port(), str(out), str(pairs)), nprocs=2, join=True)
+
+    full = out / "full"
+    assert json.loads((full / "config.json").read_text())["processes"] == 2
+    assert "data-parallel: 2 processes (gloo), 2 of each batch of 4" in (full / "log.txt").read_text()
+    rows = [json.loads(line) for line in (full / "stats.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 9))  # one writer
+    assert {r["d_updated"] for r in rows} == {0.0, 1.0}  # the gate was open at some steps and closed at others
+    for name in ("full", "part", "single"):
+        state = torch.load(out / name / "checkpoint.pt", weights_only=True)
+        assert state["step"] == 8
+        r0 = torch.load(out / f"{name}_rank0.pt", weights_only=True)
+        r1 = torch.load(out / f"{name}_rank1.pt", weights_only=True)
+        for key in "EGD":
+            for p, t in r0[key].items():
+                torch.testing.assert_close(r1[key][p], t, rtol=0, atol=0, msg=f"{name}: rank 1 {key}.{p}")
+                torch.testing.assert_close(state[key][p], t, rtol=0, atol=0, msg=f"{name}: saved {key}.{p}")
+    a = torch.load(full / "checkpoint.pt", weights_only=True)
+    b = torch.load(out / "part" / "checkpoint.pt", weights_only=True)
+    for key in "EGD":  # stopped at step 3 and resumed by two processes: as never stopped
+        for p, t in a[key].items():
+            torch.testing.assert_close(b[key][p], t, rtol=0, atol=0, msg=f"resumed {key}.{p}")
+    # the data-parallel checkpoint continues in a single process
+    more = train_vaegan(vae_cfg(pairs, out, steps=10), resume=full, progress=False)
+    assert more.step == 10 and [r["step"] for r in more.stats] == [9, 10]
+    assert not torch.equal(torch.load(full / "checkpoint.pt", weights_only=True)["G"]["net.0.weight"], a["G"]["net.0.weight"])
+
+
+def test_vaegan_batch_must_split_evenly(tmp_path, monkeypatch):
+    from test_vaegan import make_pairs
+
+    pairs = make_pairs(tmp_path / "pairs")
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(Gan3dError, match="batch size 4 does not split evenly over 3 processes"):
+        train_vaegan(vae_cfg(pairs, tmp_path / "runs"), progress=False)
+    assert not dist.is_initialized() and not (tmp_path / "runs").exists()
+
+
+def test_vaegan_torchrun_command_line(tmp_path, no_torchrun):
+    from test_vaegan import make_pairs
+
+    pairs = make_pairs(tmp_path / "pairs")
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "gan3d", "train",
+           "--model", "vaegan", "--preset", "tiny", "--pairs", str(pairs), "--batch-size", "4", "--steps", "4",
+           "--log-every", "2", "--out", str(tmp_path), "--run-name", "cli", "--quiet"]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.count("run folder:") == 1  # printed by rank 0 only
+    run = tmp_path / "cli"
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 4
+    assert [json.loads(line)["step"] for line in (run / "stats.jsonl").read_text().splitlines()] == [2, 4]
     assert json.loads((run / "config.json").read_text())["processes"] == 2

@@ -180,7 +180,9 @@ def test_in_training_evaluation_writes_metrics(tmp_path):
 
 
 def test_quick_eval_sees_a_collapsed_generator():
-    from gan3d.train.batching import quick_eval
+    from gan3d.eval.registry import EVALS
+
+    quick_eval = EVALS["quick_generation"]
 
     class Same(torch.nn.Module):  # every latent gives the same shape
         def forward(self, z):

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 from gan3d.cli.common import HelpFormatter, _bool
-from gan3d.cli.shapes import _checkpoint_path
 from gan3d.errors import Gan3dError
 
 
@@ -157,7 +156,29 @@ def _run_vaegan(args) -> int:
         print(json.dumps(cfg.to_dict(), indent=2))
         return 0
     result = train_vaegan(cfg, resume=args.resume, quiet=args.quiet)
-    print(f"run folder: {result.run_dir}")
+    from gan3d.train import distributed
+
+    if distributed.is_main():
+        print(f"run folder: {result.run_dir}")
+    return 130 if result.interrupted else 0
+
+
+def _resume(args) -> int:
+    """``--resume``: the run keeps its saved config; the options given on the command line are
+    overrides, which the training loop refuses unless they are allowed on resume or equal the saved value."""
+    import dataclasses
+
+    from gan3d.train import distributed
+    from gan3d.train.config import TrainConfig, VAEGANConfig
+    from gan3d.train.loop import train
+
+    dflt = TrainConfig()
+    names = sorted({f.name for c in (TrainConfig, VAEGANConfig) for f in dataclasses.fields(c)})
+    given = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+    given = {k: v for k, v in given.items() if not (k in ("data", "out") and v == getattr(dflt, k))}  # parser defaults
+    result = train(None, resume=args.resume, overrides=given, quiet=args.quiet)
+    if distributed.is_main():
+        print(f"run folder: {result.run_dir}")
     return 130 if result.interrupted else 0
 
 
@@ -165,22 +186,14 @@ def _run_train(args) -> int:
     from gan3d.train import distributed
     from gan3d.train.gan import training_loop
 
+    if args.resume and not args.dry_run:
+        return _resume(args)
     if args.model == "vaegan":
-        if distributed.launched():
-            raise Gan3dError(f"multi-process training (torchrun, WORLD_SIZE={distributed.env_world()}) is supported for the 3D-GAN only, not --model vaegan")
         return _run_vaegan(args)
 
     cfg = _train_config(args)
     if args.data != "builtin" and not Path(args.data).exists():
         raise Gan3dError("no such dataset file (make one with `gan3d data prepare`)", args.data)
-    if args.resume and args.preset:
-        from gan3d import checkpoint as ckpt
-
-        saved = ckpt.load(_checkpoint_path(args.resume, prefer="checkpoint.pt"))
-        if saved.get("train_config", {}).get("preset") != args.preset:
-            raise Gan3dError(
-                f"checkpoint is from preset {saved.get('train_config', {}).get('preset')!r}, not {args.preset!r}", args.resume
-            )
     if args.dry_run:
         print(json.dumps(cfg.to_dict(), indent=2))
         return 0

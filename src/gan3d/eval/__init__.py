@@ -4,4 +4,4 @@ Importing this package registers every evaluation, so ``gan3d.eval.registry.EVAL
 wherever it is read.
 """
 
-from gan3d.eval import classify, generation, reconstruction  # noqa: F401  (each registers itself)
+from gan3d.eval import classify, generation, quick, reconstruction  # noqa: F401  (each registers itself)

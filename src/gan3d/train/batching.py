@@ -12,7 +12,6 @@ import torch
 from gan3d.data.augment import augment_batch
 from gan3d.data.prepared import from_arrays, load
 from gan3d.errors import Gan3dError
-from gan3d.models.gan import Generator
 from gan3d.runtime import draw_latents, step_generator
 from gan3d.train.config import TrainConfig
 from gan3d.train.losses import draw_instance_noise
@@ -98,24 +97,3 @@ def eval_reference(cfg: "TrainConfig", train_data, n: int, full=None) -> tuple[n
             pass
     idx = np.sort(np.random.default_rng([cfg.seed, 11]).choice(len(ref), size=min(n, len(ref)), replace=False))
     return ref.grids(idx) >= 0.5, name
-
-
-@torch.no_grad()
-def quick_eval(G: Generator, z: torch.Tensor, ref: np.ndarray) -> dict[str, float]:
-    """IoU-distance generation metrics of G's samples for latents ``z`` against ``ref`` (bool
-    (m,R,R,R)), plus the samples' mean pairwise IoU (near 1 when the generator has collapsed)."""
-    from gan3d.eval.metrics import coverage, iou_distance_matrix, mmd, one_nna
-
-    samples = G(z).squeeze(1).float().cpu().numpy() >= 0.5
-    d_ss = iou_distance_matrix(samples, samples)
-    d_rr = iou_distance_matrix(ref, ref)
-    d_sr = iou_distance_matrix(samples, ref)
-    off = ~np.eye(len(samples), dtype=bool)
-    return {
-        "eval_1nna_iou": round(float(one_nna(d_ss, d_rr, d_sr)), 4),
-        "eval_mmd_iou": round(float(mmd(d_sr)), 4),
-        "eval_cov_iou": round(float(coverage(d_sr)), 4),
-        "eval_pairwise_iou": round(float(1.0 - d_ss[off].mean()), 4),
-        "eval_best_iou": round(float(1.0 - d_sr.min(axis=1).mean()), 4),
-        "eval_occupancy": round(float(samples.mean()), 5),
-    }

@@ -148,3 +148,20 @@ def _env_int(name: str, default: int) -> int:
         return int(text)
     except ValueError:
         raise Gan3dError(f"environment variable {name}={text!r} is not an integer (it is set by torchrun)") from None
+
+
+def data_parallel(module: torch.nn.Module) -> torch.nn.Module:
+    """``module`` wrapped for data-parallel training: backward averages its gradients over the ranks.
+    BatchNorm running statistics are not synchronised in the forward pass; each rank keeps its own
+    and rank 0's are saved. The module must already be on this process's device."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    device = next(module.parameters()).device
+    return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None, forward_sync_buffers=False)
+
+
+def plain(module: torch.nn.Module) -> torch.nn.Module:
+    """The module inside a DistributedDataParallel wrapper (``module`` itself when not wrapped)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    return module.module if isinstance(module, DistributedDataParallel) else module

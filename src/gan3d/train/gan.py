@@ -11,8 +11,11 @@ Every random draw of step ``s`` comes from generators seeded by ``(seed, s)`` (b
 ``(seed, epoch)``), so a run stopped at step k and resumed reaches the same weights at step n as
 one that never stopped (exactly so in deterministic CPU mode).
 
+The run itself (folder, resume, statistics, snapshots, Ctrl-C) is the one training loop of
+:mod:`gan3d.train.loop`; :class:`GanTask` is what it needs to know about the 3D-GAN.
+
 **Data-parallel training.** Under ``torchrun --nproc_per_node=W`` (``WORLD_SIZE`` = W > 1) the same
-loop trains one run with W processes (:mod:`gan3d.distributed`). The batch stays ``batch_size``
+loop trains one run with W processes (:mod:`gan3d.train.distributed`). The batch stays ``batch_size``
 shapes: every process draws the step's whole batch (indices, latents, noise) exactly as a single
 process would and keeps its own contiguous ``batch_size / W`` of it (:func:`draw_batch`). G and D are
 wrapped in DistributedDataParallel, which averages gradients over the processes; the checkpoints
@@ -26,9 +29,7 @@ means over the processes. With ``WORLD_SIZE`` unset or 1 nothing of this runs.
 from __future__ import annotations
 
 import copy
-import math
 import os
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -48,14 +49,12 @@ from gan3d.models.gan import (
     recalibrate_batchnorm,
     with_resolution,
 )
-from gan3d.runtime import draw_latents, pick_device, set_determinism, step_generator
+from gan3d.runtime import draw_latents, step_generator
 from gan3d.train import distributed
 from gan3d.train.batching import (
     draw_batch,
     eval_reference,
     load_training_data,
-    quick_eval,
-    shard_of,
 )
 from gan3d.train.config import TrainConfig, model_config_for
 from gan3d.train.losses import (
@@ -65,16 +64,9 @@ from gan3d.train.losses import (
     noise_std,
     straight_through_binarize,
 )
-from gan3d.train.runfolder import (
-    LoopIO,
-    RunLog,
-    TrainResult,
-    _NullLog,
-    new_run_dir,
-    write_json,
-)
+from gan3d.train.runfolder import TrainResult
 from gan3d.train.state import _count as _count
-from gan3d.train.state import _plain_state, _rng_state, _set_rng_state, open_resume
+from gan3d.train.state import _plain_state
 
 
 def gan_step(
@@ -150,238 +142,177 @@ def training_loop(
     quiet: bool = False,
     on_stats: Callable[[dict], None] | None = None,
 ) -> TrainResult:
-    """Train a 3D-GAN as ``cfg`` says, in a new run folder or (``resume``) in an existing one.
-
-    ``resume`` is a run folder or a training checkpoint; the run continues in that checkpoint's
-    folder with its own config (``cfg`` is ignored except ``steps``, which may extend the run).
-    ``stop_after`` ends this call after that many steps have run in total (tests use it to stop
-    a run part-way). Ctrl-C saves a checkpoint and returns with ``interrupted=True``.
-
-    Under ``torchrun`` with ``WORLD_SIZE`` > 1 every process calls this and they train the run
-    together (see the module docstring); the process group is started here unless it is already up,
-    and shut down on return if it was started here. Only rank 0's result has ``stats``.
+    """Train a 3D-GAN as ``cfg`` says (:func:`gan3d.train.loop.train`), in a new run folder or
+    (``resume``: a run folder or a training checkpoint) in an existing one, which keeps its saved
+    config except ``steps``, which ``cfg.steps`` may extend. ``stop_after`` ends this call after
+    that many steps have run in total. Ctrl-C saves a checkpoint and returns with ``interrupted=True``.
     """
-    group_was_up = distributed.initialized()
-    try:
-        return _training_loop(cfg, resume=resume, stop_after=stop_after, progress=progress, quiet=quiet, on_stats=on_stats)
-    finally:
-        if not group_was_up:
-            distributed.cleanup()
+    from gan3d.train.loop import _train
+
+    return _train(cfg, resume=resume, overrides=None, extend_to=cfg.steps if (resume is not None and cfg is not None) else None,
+                  stop_after=stop_after, progress=progress, quiet=quiet, on_stats=on_stats)
 
 
-def _training_loop(
-    cfg: TrainConfig,
-    *,
-    resume: str | os.PathLike | None,
-    stop_after: int | None,
-    progress: bool,
-    quiet: bool,
-    on_stats: Callable[[dict], None] | None,
-) -> TrainResult:
-    """The body of :func:`training_loop`."""
-    state = None
-    if resume is not None:
-        state, ckpt_path, cfg = open_resume(
-            resume, cfg, kind="train", config_key="train_config", what="not a training checkpoint (a sampling snapshot cannot be resumed)"
-        )
-        run = ckpt_path.parent
-    set_determinism(cfg.deterministic)
-    ddp = distributed.launched()  # several processes under torchrun: data-parallel
-    if ddp:
-        shard = shard_of(cfg.batch_size, distributed.env_rank(), distributed.env_world())  # checked before any waiting
-        device = distributed.init(cfg.device)
-    else:
-        shard = slice(None)
-        device = pick_device(cfg.device)
-    main = distributed.is_main() if ddp else True  # the one process that writes files, logs and shows progress
+class GanTask:
+    """What the training loop (:mod:`gan3d.train.loop`) needs to train a 3D-GAN."""
 
-    mcfg = model_config_for(cfg)
-    if state is not None:
-        mcfg = ckpt.model_config(state, ckpt_path)
-    elif cfg.resolution:
-        mcfg = with_resolution(mcfg, cfg.resolution)
-    full = None if cfg.data == "builtin" else load(cfg.data)  # loaded once: training and test views
-    data = load_training_data(cfg, mcfg.resolution, full)
-    if state is None and not cfg.resolution and data.resolution != mcfg.resolution:
-        mcfg = with_resolution(mcfg, data.resolution)  # sizes that come from the data are read from it
-    if data.resolution != mcfg.resolution:
-        raise Gan3dError(
-            f"dataset is {data.resolution}^3 but the model is {mcfg.resolution}^3 "
-            f"(prepare the data with --resolution {mcfg.resolution}, or train with --resolution {data.resolution})",
-            cfg.data,
-        )
+    kind = "train"  # the training checkpoint's kind
+    config_type = TrainConfig
+    config_key = "train_config"  # the config's key in the checkpoint
+    config_json_key = "train"  # and in config.json
+    not_resumable = "not a training checkpoint (a sampling snapshot cannot be resumed)"
+    finite_keys = ("loss_d", "loss_g")  # a non-finite value stops the run
+    rank_keys = ("loss_d", "loss_g", "fake_occupancy", "real_occupancy")  # per-process values, averaged over the processes
+    stat_keys = ("loss_d", "loss_g", "acc_real", "acc_fake", "d_acc", "d_updated", "fake_occupancy", "real_occupancy")
+    digits = (5, 5, 4, 4, 4, 4, 5, 5)
 
-    if state is None:
-        run = new_run_dir(cfg) if not ddp else _new_run_dir_on_main(cfg)
-    log = RunLog(run, quiet=quiet) if main else _NullLog()
-    torch.manual_seed(cfg.seed)  # the same weights on every rank (DDP also copies rank 0's when wrapping)
-    G, D = build(mcfg)
-    G.to(device)
-    D.to(device)
-    if cfg.channels_last:
-        G.to(memory_format=torch.channels_last_3d)
-        D.to(memory_format=torch.channels_last_3d)
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
-    step = 0
-    if state is not None:
-        ckpt.load_state(G, state["G"], "generator", ckpt_path)
-        ckpt.load_state(D, state["D"], "discriminator", ckpt_path)
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        _set_rng_state(state["rng"])
-        step = int(state["step"])
-        log(f"resumed {ckpt_path} at step {step}")
-    elif main:
-        processes = {"processes": distributed.world()} if ddp else {}
-        write_json(run / "config.json", {"gan3d_version": __version__, "train": cfg.to_dict(), "model": mcfg.to_dict(), **processes})
-        log(f"gan3d {__version__}: run folder {run}")
-        log(f"model {cfg.preset} {mcfg.to_dict()}  G {_count(G):,} params, D {_count(D):,} params")
-        log(f"data {cfg.data}: {len(data)} training shapes at {data.resolution}^3; device {device}")
-        for line in layer_summary(G, D, device):
-            log("  " + line)
+    def __init__(self, cfg: TrainConfig, *, device: torch.device, shard: slice, state: dict | None, ckpt_path: Path | None):
+        self.cfg, self.device, self.shard = cfg, device, shard
+        mcfg = model_config_for(cfg)
+        if state is not None:
+            mcfg = ckpt.model_config(state, ckpt_path)
+        elif cfg.resolution:
+            mcfg = with_resolution(mcfg, cfg.resolution)
+        self.full = None if cfg.data == "builtin" else load(cfg.data)  # loaded once: training and test views
+        self.data = load_training_data(cfg, mcfg.resolution, self.full)
+        if state is None and not cfg.resolution and self.data.resolution != mcfg.resolution:
+            mcfg = with_resolution(mcfg, self.data.resolution)  # sizes that come from the data are read from it
+        if self.data.resolution != mcfg.resolution:
+            raise Gan3dError(
+                f"dataset is {self.data.resolution}^3 but the model is {mcfg.resolution}^3 "
+                f"(prepare the data with --resolution {mcfg.resolution}, or train with --resolution {self.data.resolution})",
+                cfg.data,
+            )
+        self.mcfg = mcfg
+        self.memfmt = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
+
+    def label(self) -> str:
+        """The run folder's name after its number."""
+        cfg = self.cfg
+        return f"{cfg.preset}-{'builtin' if cfg.data == 'builtin' else Path(cfg.data).stem}"
+
+    def build(self) -> None:
+        """G, D and their optimizers (the global torch seed is set by the loop)."""
+        cfg = self.cfg
+        self.G, self.D = build(self.mcfg)
+        self.G.to(self.device)
+        self.D.to(self.device)
+        if cfg.channels_last:
+            self.G.to(memory_format=torch.channels_last_3d)
+            self.D.to(memory_format=torch.channels_last_3d)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
+        self.G_step, self.D_step = self.G, self.D  # what the steps call: the plain modules, or their DDP wrappers
+        self.sum_over_ranks = None
+
+    def load(self, state: dict, path: Path) -> None:
+        ckpt.load_state(self.G, state["G"], "generator", path)
+        ckpt.load_state(self.D, state["D"], "discriminator", path)
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+
+    def wrap(self, data_parallel: Callable[[torch.nn.Module], torch.nn.Module]) -> None:
+        self.G_step, self.D_step = data_parallel(self.G), data_parallel(self.D)
+        self.sum_over_ranks = distributed.all_sum
+
+    def config_json(self) -> dict:
+        return {"train": self.cfg.to_dict(), "model": self.mcfg.to_dict()}
+
+    def header(self, run: Path) -> list[str]:
+        """Log lines of a new run (and its reals.png)."""
+        cfg, data, device = self.cfg, self.data, self.device
+        lines = [
+            f"gan3d {__version__}: run folder {run}",
+            f"model {cfg.preset} {self.mcfg.to_dict()}  G {_count(self.G):,} params, D {_count(self.D):,} params",
+            f"data {cfg.data}: {len(data)} training shapes at {data.resolution}^3; device {device}",
+        ]
+        lines += ["  " + line for line in layer_summary(self.G, self.D, device)]
         _save_reals(run, data, cfg)
-    G_step, D_step = G, D  # what the steps call: the plain modules, or their DDP wrappers
-    if ddp:
-        G_step, D_step = _data_parallel(G, device), _data_parallel(D, device)
-        log(
-            f"data-parallel: {distributed.world()} processes ({torch.distributed.get_backend()}), "
-            f"{shard.stop - shard.start} of each batch of {cfg.batch_size} per process; BatchNorm statistics per process"
+        return lines
+
+    def start(self, run: Path, log: Callable[[str], None], *, main: bool, resumed: bool) -> None:
+        """Fixed latents of the preview picture and of the in-training evaluation."""
+        cfg, mcfg = self.cfg, self.mcfg
+        self.z_preview = torch.cat([draw_latents(1, mcfg.z_dim, cfg.z_dist, torch.Generator().manual_seed(s)) for s in range(cfg.n_preview)])
+        self.eval_ref = None
+        if cfg.eval_every and main:
+            self.eval_ref, name = eval_reference(cfg, self.data, cfg.eval_samples, self.full)
+            self.z_eval = draw_latents(cfg.eval_samples, mcfg.z_dim, cfg.z_dist, torch.Generator().manual_seed(cfg.seed + 12345))
+            if not resumed:
+                log(f"evaluation every {cfg.eval_every} steps: {cfg.eval_samples} samples against {len(self.eval_ref)} {name} shapes")
+
+    def step(self, step: int) -> tuple[dict, int]:
+        """One step on this process's share of step ``step``'s batch: (statistics, epoch)."""
+        cfg, device = self.cfg, self.device
+        batch = draw_batch(cfg, self.data, self.mcfg.z_dim, step, self.shard)
+        real = torch.from_numpy(np.ascontiguousarray(batch.real)).unsqueeze(1).to(device).contiguous(memory_format=self.memfmt)
+        noise = None
+        if batch.noise is not None:
+            noise = tuple(n.to(device).contiguous(memory_format=self.memfmt) for n in batch.noise)
+        st = gan_step(
+            self.G_step, self.D_step, self.opt_g, self.opt_d, real, batch.z.to(device), loss=cfg.loss, d_gate=cfg.d_gate, noise=noise,
+            hard_fakes=cfg.hard_fakes, mode_seeking=cfg.mode_seeking, sum_over_ranks=self.sum_over_ranks,
         )
+        st["d_updated"] = float(st["d_updated"])
+        st["real_occupancy"] = float(batch.real.mean())
+        return st, batch.epoch
 
-    memfmt = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
-    z_preview = torch.cat([draw_latents(1, mcfg.z_dim, cfg.z_dist, torch.Generator().manual_seed(s)) for s in range(cfg.n_preview)])
+    def summarize(self, window: list[dict], step: int, samples_per_s: float) -> dict:
+        """The statistics line's values: means over the steps since the last line."""
+        m = np.mean([tuple(w[k] for k in self.stat_keys) for w in window], axis=0)
+        rec = {k: round(float(v), d) for k, v, d in zip(self.stat_keys, m, self.digits)}
+        rec["samples_per_s"] = round(samples_per_s, 2)
+        rec["instance_noise"] = round(noise_std(self.cfg, step), 5)
+        return rec
 
-    def save_checkpoint() -> None:
-        payload = dict(
-            kind="train",
-            model_config=mcfg.to_dict(),
-            train_config=cfg.to_dict(),
-            G=_plain_state(G),
-            D=_plain_state(D),
-            opt_g=opt_g.state_dict(),
-            opt_d=opt_d.state_dict(),
-            step=step,
-            epoch=step // max(1, len(data) // cfg.batch_size),
-            rng=_rng_state(),
-        )
-        ckpt.save(run / "checkpoint.pt", payload)
+    def postfix(self, rec: dict) -> dict:
+        return dict(smp_s=rec["samples_per_s"], d_acc=rec["d_acc"], occ=rec["fake_occupancy"])
 
-    def eval_generator() -> Generator:
+    def evaluate(self, step: int, end: int) -> dict:
+        """In-training generation metrics when they are due (``eval_every``), else nothing."""
+        cfg = self.cfg
+        if not (cfg.eval_every and (step % cfg.eval_every == 0 or step == end)):
+            return {}
+        from gan3d.eval.registry import EVALS
+
+        return EVALS["quick_generation"](self.eval_generator(step), self.z_eval.to(self.device), self.eval_ref)
+
+    def eval_generator(self, step: int) -> Generator:
         """A copy of G in eval mode with BatchNorm statistics re-estimated (training state untouched)."""
-        g_eval = copy.deepcopy(G)
-        z_bn = draw_latents(cfg.bn_samples, mcfg.z_dim, cfg.z_dist, step_generator(cfg.seed, step, 5)).to(device)
+        cfg = self.cfg
+        g_eval = copy.deepcopy(self.G)
+        z_bn = draw_latents(cfg.bn_samples, self.mcfg.z_dim, cfg.z_dist, step_generator(cfg.seed, step, 5)).to(self.device)
         recalibrate_batchnorm(g_eval, z_bn)
         return g_eval
 
-    eval_ref = None
-    if cfg.eval_every and main:
-        eval_ref, eval_ref_name = eval_reference(cfg, data, cfg.eval_samples, full)
-        z_eval = draw_latents(cfg.eval_samples, mcfg.z_dim, cfg.z_dist, torch.Generator().manual_seed(cfg.seed + 12345))
-        if state is None:
-            log(f"evaluation every {cfg.eval_every} steps: {cfg.eval_samples} samples against {len(eval_ref)} {eval_ref_name} shapes")
+    def checkpoint_payload(self, step: int) -> dict:
+        """checkpoint.pt's content but the RNG state (which the loop adds)."""
+        return dict(
+            kind="train",
+            model_config=self.mcfg.to_dict(),
+            train_config=self.cfg.to_dict(),
+            G=_plain_state(self.G),
+            D=_plain_state(self.D),
+            opt_g=self.opt_g.state_dict(),
+            opt_d=self.opt_d.state_dict(),
+            step=step,
+            epoch=step // max(1, len(self.data) // self.cfg.batch_size),
+        )
 
-    def snapshot() -> None:
-        if not main:
-            return
-        save_checkpoint()
+    def snapshot(self, run: Path, step: int, log: Callable[[str], None]) -> Path:
+        """snapshot.pt (G with BatchNorm re-estimated, D) and the picture of the preview latents (its path)."""
         from gan3d.render.raster import render_grid_png
+        from gan3d.train.loop import save_checkpoint
 
-        g_eval = eval_generator()
-        ckpt.save(
+        g_eval = self.eval_generator(step)
+        save_checkpoint(
             run / "snapshot.pt",
-            dict(kind="snapshot", model_config=mcfg.to_dict(), train_config=cfg.to_dict(), G=_plain_state(g_eval), D=_plain_state(D), step=step),
+            dict(kind="snapshot", model_config=self.mcfg.to_dict(), train_config=self.cfg.to_dict(), G=_plain_state(g_eval), D=_plain_state(self.D), step=step),
         )
         with torch.no_grad():
-            grids = g_eval(z_preview.to(device)).squeeze(1).float().cpu().numpy()
+            grids = g_eval(self.z_preview.to(self.device)).squeeze(1).float().cpu().numpy()
         render_grid_png(grids, run / f"samples_{step:06d}.png", size=96)
-
-    end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
-    window: list[tuple[float, ...]] = []
-    t_window = time.perf_counter()
-    interrupted = False
-    agreed_stop = False  # data-parallel: Ctrl-C as all ranks agreed on it at the end of the last step
-    with LoopIO(run, log, total=cfg.steps, start=step, progress=progress, quiet=quiet, on_stats=on_stats, main=main) as io:
-        while step < end:
-            if agreed_stop if ddp else io.stop_requested:
-                interrupted = True
-                break
-            batch = draw_batch(cfg, data, mcfg.z_dim, step, shard)
-            real_np, epoch = batch.real, batch.epoch
-            real = torch.from_numpy(np.ascontiguousarray(real_np)).unsqueeze(1).to(device).contiguous(memory_format=memfmt)
-            z = batch.z.to(device)
-            noise = None
-            if batch.noise is not None:
-                noise = tuple(n.to(device).contiguous(memory_format=memfmt) for n in batch.noise)
-            st = gan_step(
-                G_step, D_step, opt_g, opt_d, real, z, loss=cfg.loss, d_gate=cfg.d_gate, noise=noise, hard_fakes=cfg.hard_fakes,
-                mode_seeking=cfg.mode_seeking, sum_over_ranks=distributed.all_sum if ddp else None,
-            )
-            ld, lg = st["loss_d"], st["loss_g"]
-            occ_fake, occ_real = st["fake_occupancy"], float(real_np.mean())
-            if ddp:  # means over the ranks, and one Ctrl-C decision for all (they must stop at the same step)
-                tot = distributed.all_sum(torch.tensor([ld, lg, occ_fake, occ_real, float(io.stop_requested)], dtype=torch.float64))
-                ld, lg, occ_fake, occ_real = (float(v) / distributed.world() for v in tot[:4])
-                agreed_stop = bool(tot[4] > 0)
-            if not (math.isfinite(ld) and math.isfinite(lg)):
-                raise Gan3dError(
-                    f"training diverged at step {step}: loss_d = {ld}, loss_g = {lg}; "
-                    f"the last good checkpoint is kept in {run / 'checkpoint.pt'} (try lower learning rates)"
-                )
-            step += 1
-            if main:
-                window.append((ld, lg, st["acc_real"], st["acc_fake"], st["d_acc"], float(st["d_updated"]), occ_fake, occ_real))
-            io.tick()
-            if main and (step % cfg.log_every == 0 or step == end):
-                dt = time.perf_counter() - t_window
-                m = np.mean(window, axis=0)
-                rec = dict(
-                    step=step,
-                    epoch=epoch,
-                    loss_d=round(float(m[0]), 5),
-                    loss_g=round(float(m[1]), 5),
-                    acc_real=round(float(m[2]), 4),
-                    acc_fake=round(float(m[3]), 4),
-                    d_acc=round(float(m[4]), 4),
-                    d_updated=round(float(m[5]), 4),
-                    fake_occupancy=round(float(m[6]), 5),
-                    real_occupancy=round(float(m[7]), 5),
-                    samples_per_s=round(len(window) * cfg.batch_size / dt, 2),
-                    instance_noise=round(noise_std(cfg, step), 5),
-                    time=round(time.time(), 1),
-                )
-                if cfg.eval_every and (step % cfg.eval_every == 0 or step == end):
-                    rec.update(quick_eval(eval_generator(), z_eval.to(device), eval_ref))
-                io.record(rec, dict(smp_s=rec["samples_per_s"], d_acc=rec["d_acc"], occ=rec["fake_occupancy"]))
-                window = []
-                t_window = time.perf_counter()
-            if step % cfg.snapshot_every == 0 or step == cfg.steps:
-                snapshot()
-    result = io.finish(step=step, end=end, steps=cfg.steps, snapshot_every=cfg.snapshot_every, interrupted=interrupted, snapshot=snapshot)
-    if ddp:
-        distributed.barrier()  # the other ranks return once rank 0 has written the last files
-    return result
-
-
-def _new_run_dir_on_main(cfg: TrainConfig) -> Path:
-    """:func:`new_run_dir` made by rank 0 alone and shared with every rank, as is its error if any."""
-    made: tuple[str, str] = ("", "")
-    if distributed.is_main():
-        try:
-            made = ("ok", str(new_run_dir(cfg)))
-        except Gan3dError as e:
-            made = ("error", str(e))
-    kind, text = distributed.broadcast_object(made)
-    if kind == "error":
-        raise Gan3dError(text)
-    return Path(text)
-
-
-def _data_parallel(module: torch.nn.Module, device: torch.device) -> DistributedDataParallel:
-    """``module`` wrapped for data-parallel training: backward averages its gradients over the ranks.
-    BatchNorm running statistics are not synchronised in the forward pass; each rank keeps its own
-    and rank 0's are saved."""
-    return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None, forward_sync_buffers=False)
+        return run / f"samples_{step:06d}.png"
 
 
 def _save_reals(run: Path, data, cfg: TrainConfig) -> None:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from gan3d.errors import Gan3dError
-from gan3d.train.config import TrainConfig
 
 
 def make_run_dir(out: str | os.PathLike, run_name: str, label: str) -> Path:
@@ -24,6 +23,10 @@ def make_run_dir(out: str | os.PathLike, run_name: str, label: str) -> Path:
     if run_name:
         run = root / run_name
         if run.exists() and any(run.iterdir()):
+            if (run / "config.json").is_file() and not (run / "checkpoint.pt").exists():
+                raise Gan3dError(
+                    f"run folder holds a run stopped before its first checkpoint: start it again with --resume {run} "
+                    "(it keeps its saved config), or choose another --run-name", run)
             raise Gan3dError("run folder exists and is not empty (use --resume to continue it)", run)
         run.mkdir(exist_ok=True)
         return run
@@ -31,12 +34,6 @@ def make_run_dir(out: str | os.PathLike, run_name: str, label: str) -> Path:
     run = root / f"{max(nums, default=-1) + 1:05d}-{label}"
     run.mkdir()
     return run
-
-
-def new_run_dir(cfg: TrainConfig) -> Path:
-    """``<out>/<nnnnn>-<preset>-<data>`` for a 3D-GAN run (or ``<out>/<run_name>``)."""
-    data_name = "builtin" if cfg.data == "builtin" else Path(cfg.data).stem
-    return make_run_dir(cfg.out, cfg.run_name, f"{cfg.preset}-{data_name}")
 
 
 class RunLog:
@@ -84,9 +81,13 @@ class TrainResult:
     stats: list[dict]
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""Signals that stop a run cleanly: the step finishes, a checkpoint is saved, the call returns."""
+
+
 class LoopIO:
-    """What every training loop shares around its steps: Ctrl-C turned into a flag (the loop
-    finishes its step, saves and returns), the progress bar, the ``stats.jsonl`` writer, and the
+    """What the training loop does around its steps: Ctrl-C and SIGTERM (what schedulers and
+    ``docker stop`` send) turned into a flag (the loop finishes its step, saves and returns), the progress bar, the ``stats.jsonl`` writer, and the
     closing lines. Use as a context manager; ``finish`` writes the last snapshot and log lines.
     ``main=False`` (ranks other than 0 of a data-parallel run): no bar and no ``stats.jsonl``."""
 
@@ -101,9 +102,9 @@ class LoopIO:
 
             self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, file=sys.stdout)
         self._file = open(run / "stats.jsonl", "a", encoding="utf-8") if main else None
-        self._old_handler = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
+        self._old_handlers = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS} if _main_thread() else {}
 
-    def _on_sigint(self, signum, frame) -> None:
+    def _on_signal(self, signum, frame) -> None:
         self.stop_requested = True
 
     def __enter__(self) -> "LoopIO":
@@ -114,8 +115,8 @@ class LoopIO:
             self.bar.close()
         if self._file is not None:
             self._file.close()
-        if self._old_handler is not None:
-            signal.signal(signal.SIGINT, self._old_handler)
+        for sig, handler in self._old_handlers.items():
+            signal.signal(sig, handler)
 
     def tick(self) -> None:
         if self.bar is not None:

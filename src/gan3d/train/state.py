@@ -1,29 +1,11 @@
-"""Resume state: opening a run's training checkpoint, RNG states, and plain (contiguous) weights.
+"""Resume state: RNG states and plain (contiguous) weights.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
-from pathlib import Path
 from typing import Any
 
 import torch
-
-from gan3d import checkpoint as ckpt
-from gan3d.errors import Gan3dError
-
-
-def open_resume(resume: str | os.PathLike, cfg: Any, *, kind: str, config_key: str, what: str) -> tuple[dict, Path, Any]:
-    """Load the training checkpoint of a run folder (or the file itself), check its ``kind``, and
-    return it with its path and the run's saved config; ``cfg.steps`` may extend the run."""
-    resume = Path(resume)
-    ckpt_path = resume / "checkpoint.pt" if resume.is_dir() else resume
-    state = ckpt.load(ckpt_path)
-    if state.get("kind") != kind:
-        raise Gan3dError(what, ckpt_path)
-    saved = type(cfg).from_dict(state[config_key])
-    return state, ckpt_path, dataclasses.replace(saved, steps=max(cfg.steps, saved.steps))
 
 
 def _rng_state() -> dict[str, Any]:

@@ -14,7 +14,7 @@ the config checks that the last layer's output is 1x1.
 Training (the supplement's three alternating steps, each with only its own module trainable)
 --------------------------------------------------------------------------------------------
 1. **D**: scores real shapes ``x`` and ``G(z)``, ``z ~ N(0, I)``; stepped only if its accuracy on
-   that batch was <= ``d_gate`` (0.8), as in the 3D-GAN (:func:`gan3d.training.gated_d_update`).
+   that batch was <= ``d_gate`` (0.8), as in the 3D-GAN (:func:`gan3d.train.losses.gated_d_update`).
 2. **E**: ``alpha1 * KL(q(z|y) || N(0, I)) + alpha2 * ||G(E(y)) - x||^2`` with ``E(y)`` sampled by
    the reparameterisation trick.
 3. **G**: ``g_loss(D(G(z)))`` (non-saturating) ``+ alpha2 * ||G(E(y)) - x||^2`` with E's latents of
@@ -27,9 +27,10 @@ the latent dimensions and averaged over the batch. Defaults: ``alpha1 = 5``, ``a
 but their BatchNorm running statistics are restored afterwards, so a phase changes nothing but its
 own module (and its optimizer).
 
-Like :func:`gan3d.training.training_loop`, every random draw of step ``s`` comes from generators
-seeded by ``(seed, s)``, so a run stopped at step k and resumed equals an uninterrupted one (exactly
-in deterministic CPU mode).
+The run is the one training loop of :mod:`gan3d.train.loop`, driven by :class:`VaeganTask`. As for
+the 3D-GAN, every random draw of step ``s`` comes from generators seeded by ``(seed, s)``, so a run
+stopped at step k and resumed equals an uninterrupted one (exactly in deterministic CPU mode), and
+under ``torchrun`` every process draws the whole batch and trains on its own share of it.
 """
 
 from __future__ import annotations
@@ -37,9 +38,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import math
 import os
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -67,7 +66,8 @@ from gan3d.models.gan import (
 )
 from gan3d.presets import get as get_preset
 from gan3d.presets import get_encoder_preset
-from gan3d.runtime import pick_device, set_determinism, step_generator
+from gan3d.runtime import step_generator
+from gan3d.train import distributed
 from gan3d.train.batching import batch_indices
 from gan3d.train.config import VAEGANConfig
 from gan3d.train.losses import (
@@ -76,9 +76,9 @@ from gan3d.train.losses import (
     gated_d_update,
     reconstruction_loss,
 )
-from gan3d.train.runfolder import LoopIO, RunLog, TrainResult, make_run_dir, write_json
+from gan3d.train.runfolder import TrainResult
 from gan3d.train.state import _count as _count
-from gan3d.train.state import _plain_state, _rng_state, _set_rng_state, open_resume
+from gan3d.train.state import _plain_state
 
 
 @contextlib.contextmanager
@@ -125,6 +125,7 @@ def vaegan_step(
     phases: tuple[str, ...] = ("d", "e", "g"),
     noise: tuple[torch.Tensor, torch.Tensor] | None = None,
     fused: bool = True,
+    sum_over_ranks: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """One 3D-VAE-GAN step on images (N,3,S,S), their shapes (N,1,R,R,R), prior latents (N,z) and
     the reparameterisation noise (N,z). ``cfg`` supplies ``alpha1``, ``alpha2``, ``d_gate`` and
@@ -139,9 +140,18 @@ def vaegan_step(
     ``alpha1 * KL + alpha2 * rec + adv`` then gives E exactly its step-2 gradient (``adv`` does not
     depend on E) and G exactly its step-3 gradient (KL does not depend on G): two G forward and two
     backward passes instead of four forward and three backward.
+
+    Data-parallel use (fused step only): ``E``, ``G`` and ``D`` wrapped in DistributedDataParallel,
+    the tensors this rank's share of the batch, ``sum_over_ranks`` as in
+    :func:`gan3d.train.gan.gan_step` (D's gate then reads the whole batch). The one backward pass
+    reaches every parameter of E and G exactly once (G's two forward passes feed the same gradient
+    accumulators), so their reducers average the gradient of the whole batch's loss; the
+    adversarial term calls the plain D, whose reducer takes no part in it.
     """
     if fused and set(phases) == {"d", "e", "g"}:
-        return _fused_step(E, G, D, opt_e, opt_g, opt_d, images, shapes, z_prior, eps, cfg, noise)
+        return _fused_step(E, G, D, opt_e, opt_g, opt_d, images, shapes, z_prior, eps, cfg, noise, sum_over_ranks)
+    if sum_over_ranks is not None:
+        raise ValueError("data-parallel training runs the fused step (all three phases) only")
     st: dict[str, float] = {}
     if "d" in phases:
         with _frozen(G), torch.no_grad():
@@ -164,7 +174,7 @@ def vaegan_step(
             opt_e.zero_grad(set_to_none=True)
             loss_e.backward()
             opt_e.step()
-        st.update(loss_e=loss_e.item(), kl=kl.item(), recon=rec.item(), recon_iou=_shape_ious(recon, shapes).mean().item())
+        st.update(loss_e=loss_e.item(), kl=kl.item(), recon=rec.item(), recon_iou=shape_ious(recon, shapes).mean().item())
 
     if "g" in phases:
         with _frozen(D, E):
@@ -180,11 +190,12 @@ def vaegan_step(
     return st
 
 
-def _d_phase(D, opt_d, shapes, fake, cfg, noise) -> dict[str, float]:
+def _d_phase(D, opt_d, shapes, fake, cfg, noise, sum_over_ranks=None) -> dict[str, float]:
     """Step 1: D on real shapes and (detached) fakes, stepped only if its batch accuracy <= the gate."""
     fake = fake.detach()
     loss_d, acc_real, acc_fake, d_acc, d_updated = gated_d_update(
-        D, opt_d, shapes if noise is None else shapes + noise[0], fake if noise is None else fake + noise[1], loss=cfg.loss, d_gate=cfg.d_gate
+        D, opt_d, shapes if noise is None else shapes + noise[0], fake if noise is None else fake + noise[1], loss=cfg.loss, d_gate=cfg.d_gate,
+        sum_over_ranks=sum_over_ranks,
     )
     return dict(
         loss_d=loss_d.item(),
@@ -197,18 +208,20 @@ def _d_phase(D, opt_d, shapes, fake, cfg, noise) -> dict[str, float]:
 
 
 @torch.no_grad()
-def _shape_ious(recon: torch.Tensor, shapes: torch.Tensor) -> torch.Tensor:
-    """IoU at 0.5 of each reconstruction (N, 1, R, R, R) with its shape: (N,) (0 when both are empty)."""
+def shape_ious(recon: torch.Tensor, shapes: torch.Tensor) -> torch.Tensor:
+    """IoU at 0.5 of each reconstruction (N, 1, R, R, R) with its shape: (N,) (0 when both are empty).
+    The one per-shape IoU of the 3D-VAE-GAN's training statistic and its snapshots' held-out IoU."""
     pred, true = recon.detach() >= 0.5, shapes >= 0.5
     inter = (pred & true).flatten(1).sum(1).float()
     union = (pred | true).flatten(1).sum(1).float().clamp_min(1)
     return inter / union
 
 
-def _fused_step(E, G, D, opt_e, opt_g, opt_d, images, shapes, z_prior, eps, cfg, noise) -> dict[str, float]:
+def _fused_step(E, G, D, opt_e, opt_g, opt_d, images, shapes, z_prior, eps, cfg, noise, sum_over_ranks=None) -> dict[str, float]:
     """The three phases with shared passes (see :func:`vaegan_step`); same updates, same statistics."""
     fake = G(z_prior)  # kept with its graph for G's adversarial term
-    st = _d_phase(D, opt_d, shapes, fake, cfg, noise)
+    st = _d_phase(D, opt_d, shapes, fake, cfg, noise, sum_over_ranks)
+    D = distributed.plain(D)
     mu, logvar = E(images)
     z_enc = reparameterize(mu, logvar, eps=eps)
     recon = G(z_enc)
@@ -227,16 +240,12 @@ def _fused_step(E, G, D, opt_e, opt_g, opt_d, images, shapes, z_prior, eps, cfg,
         loss_e=loss_e,
         kl=kl.item(),
         recon=rec.item(),
-        recon_iou=_shape_ious(recon, shapes).mean().item(),
+        recon_iou=shape_ious(recon, shapes).mean().item(),
         loss_g=adv.item() + cfg.alpha2 * rec.item(),
         loss_g_adv=adv.item(),
         recon_g=rec.item(),
     )
     return st
-
-
-def _new_run_dir(cfg: VAEGANConfig) -> Path:
-    return make_run_dir(cfg.out, cfg.run_name, f"vaegan-{Path(cfg.pairs).name or 'pairs'}")
 
 
 def _models_for(cfg: VAEGANConfig, data: PairedData, log_lines: list[str]):
@@ -275,174 +284,183 @@ def train_vaegan(
     quiet: bool = True,
     on_stats: Callable[[dict], None] | None = None,
 ) -> TrainResult:
-    """Train a 3D-VAE-GAN as ``cfg`` says, in a new run folder or (``resume``: a run folder or its
-    ``checkpoint.pt``) in an existing one, whose saved config is used (``cfg.steps`` may extend it).
-    ``stop_after`` ends the call once that many steps have run in total. Ctrl-C saves and returns."""
-    state = None
-    if resume is not None:
-        state, ckpt_path, cfg = open_resume(
-            resume, cfg, kind="vaegan-train", config_key="vaegan_config", what="not a 3D-VAE-GAN training checkpoint (kind 'vaegan-train')"
+    """Train a 3D-VAE-GAN as ``cfg`` says (:func:`gan3d.train.loop.train`), in a new run folder or
+    (``resume``: a run folder or its ``checkpoint.pt``) in an existing one, whose saved config is used
+    (``cfg.steps`` may extend it). ``stop_after`` ends the call once that many steps have run in
+    total. Ctrl-C saves and returns."""
+    from gan3d.train.loop import _train
+
+    return _train(cfg, resume=resume, overrides=None, extend_to=cfg.steps if (resume is not None and cfg is not None) else None,
+                  stop_after=stop_after, progress=progress, quiet=quiet, on_stats=on_stats)
+
+
+class VaeganTask:
+    """What the training loop (:mod:`gan3d.train.loop`) needs to train a 3D-VAE-GAN."""
+
+    kind = "vaegan-train"
+    config_type = VAEGANConfig
+    config_key = "vaegan_config"
+    config_json_key = "vaegan"
+    not_resumable = "not a 3D-VAE-GAN training checkpoint (kind 'vaegan-train')"
+    finite_keys = ("loss_d", "loss_e", "loss_g")
+    stat_keys = ("loss_d", "d_acc", "d_updated", "loss_e", "kl", "recon", "recon_iou", "loss_g", "loss_g_adv", "fake_occupancy")
+    # per-process values, averaged over the processes (D's accuracy and gate are the whole batch's already)
+    rank_keys = ("loss_d", "loss_e", "kl", "recon", "recon_iou", "loss_g", "loss_g_adv", "recon_g", "fake_occupancy")
+
+    def __init__(self, cfg: VAEGANConfig, *, device: torch.device, shard: slice, state: dict | None, ckpt_path: Path | None):
+        if not cfg.pairs:
+            raise Gan3dError("no paired image/shape folder given")
+        self.cfg, self.device, self.shard, self.state, self.ckpt_path = cfg, device, shard, state, ckpt_path
+        self.data = PairedData(cfg.pairs)
+        self.train_rows, self.test_rows = self.data.rows(0), self.data.rows(1)
+        if len(self.train_rows) < cfg.batch_size:
+            raise Gan3dError(f"the paired folder has {len(self.train_rows)} training pairs, fewer than one batch of {cfg.batch_size}", cfg.pairs)
+        self.memfmt = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
+
+    def label(self) -> str:
+        return f"vaegan-{Path(self.cfg.pairs).name or 'pairs'}"
+
+    def build(self) -> None:
+        """E, G, D and their optimizers: G and D new or from ``init_from`` (the global torch seed is set by the loop)."""
+        cfg, data, state = self.cfg, self.data, self.state
+        self.notes: list[str] = []
+        if state is None:
+            mcfg, G, D = _models_for(cfg, data, self.notes)
+            ecfg = get_encoder_preset(cfg.encoder)
+            if ecfg.z_dim != mcfg.z_dim:
+                self.notes.append(f"encoder z_dim {ecfg.z_dim} -> {mcfg.z_dim} to match G")
+                ecfg = ecfg.with_z_dim(mcfg.z_dim)
+        else:
+            mcfg = ckpt.model_config(state, self.ckpt_path)
+            ecfg = EncoderConfig.from_dict(state["encoder_config"])
+            G, D = Generator(mcfg), Discriminator(mcfg)
+        if mcfg.resolution != data.resolution:
+            raise Gan3dError(f"model is {mcfg.resolution}^3 but the paired shapes are {data.resolution}^3", cfg.pairs)
+        E = ImageEncoder(ecfg)
+        init_encoder(E)
+        E.to(self.device), G.to(self.device), D.to(self.device)
+        G.to(memory_format=self.memfmt), D.to(memory_format=self.memfmt)
+        betas = (cfg.beta1, cfg.beta2)
+        self.opt_e = torch.optim.Adam(E.parameters(), lr=cfg.lr_e, betas=betas)
+        self.opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=betas)
+        self.opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=betas)
+        self.mcfg, self.ecfg, self.E, self.G, self.D = mcfg, ecfg, E, G, D
+        self.E_step, self.G_step, self.D_step = E, G, D  # what the steps call: the plain modules, or their DDP wrappers
+        self.sum_over_ranks = None
+
+    def load(self, state: dict, path: Path) -> None:
+        ckpt.load_state(self.E, state["E"], "encoder", path)
+        ckpt.load_state(self.G, state["G"], "generator", path)
+        ckpt.load_state(self.D, state["D"], "discriminator", path)
+        self.opt_e.load_state_dict(state["opt_e"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+
+    def wrap(self, data_parallel: Callable[[nn.Module], nn.Module]) -> None:
+        self.E_step, self.G_step, self.D_step = data_parallel(self.E), data_parallel(self.G), data_parallel(self.D)
+        self.sum_over_ranks = distributed.all_sum
+
+    def config_json(self) -> dict:
+        return {"vaegan": self.cfg.to_dict(), "model": self.mcfg.to_dict(), "encoder": self.ecfg.to_dict()}
+
+    def header(self, run: Path) -> list[str]:
+        cfg, ecfg, data = self.cfg, self.ecfg, self.data
+        return [
+            f"gan3d {__version__}: 3D-VAE-GAN run folder {run}",
+            *self.notes,
+            f"encoder {cfg.encoder} {ecfg.to_dict()} paddings {list(ecfg.paddings)} sizes {ecfg.spatial_sizes()}",
+            f"model {self.mcfg.to_dict()}; E {_count(self.E):,}, G {_count(self.G):,}, D {_count(self.D):,} params",
+            f"pairs {cfg.pairs}: {len(self.train_rows)} train, {len(self.test_rows)} test, {data.image_size} px images, "
+            f"{data.resolution}^3 shapes; device {self.device}",
+        ]
+
+    def start(self, run: Path, log: Callable[[str], None], *, main: bool, resumed: bool) -> None:
+        cfg, test_rows = self.cfg, self.test_rows
+        self.preview_rows = _spread(test_rows if len(test_rows) else self.train_rows, cfg.n_preview)
+        self.eval_rows = _spread(test_rows, cfg.eval_pairs)
+        self.bn_rows = _spread(self.train_rows, cfg.bn_samples)
+
+    def step(self, step: int) -> tuple[dict, int]:
+        """One step on this process's share of step ``step``'s batch: (statistics, epoch)."""
+        cfg, device, shard, z_dim = self.cfg, self.device, self.shard, self.mcfg.z_dim
+        pos, epoch = batch_indices(len(self.train_rows), cfg.batch_size, cfg.seed, step)
+        img, shp = self.data.batch(self.train_rows[pos[shard]], self.ecfg.image_size)
+        img, shp = img.to(device), shp.to(device).contiguous(memory_format=self.memfmt)
+        z_prior = torch.randn(cfg.batch_size, z_dim, generator=step_generator(cfg.seed, step, 1))[shard].to(device)
+        eps = torch.randn(cfg.batch_size, z_dim, generator=step_generator(cfg.seed, step, 2))[shard].to(device)
+        noise = draw_instance_noise(cfg, step, (cfg.batch_size, *shp.shape[1:]), stream=3)
+        if noise is not None:
+            noise = tuple(n[shard].to(device).contiguous(memory_format=self.memfmt) for n in noise)
+        st = vaegan_step(self.E_step, self.G_step, self.D_step, self.opt_e, self.opt_g, self.opt_d, img, shp, z_prior, eps, cfg,
+                         noise=noise, sum_over_ranks=self.sum_over_ranks)
+        return st, epoch
+
+    def summarize(self, window: list[dict], step: int, samples_per_s: float) -> dict:
+        rec = {k: round(float(np.mean([w[k] for w in window])), 5) for k in self.stat_keys}
+        rec["samples_per_s"] = round(samples_per_s, 2)
+        return rec
+
+    def postfix(self, rec: dict) -> dict:
+        return dict(kl=rec["kl"], iou=rec["recon_iou"], d_acc=rec["d_acc"])
+
+    def evaluate(self, step: int, end: int) -> dict:
+        return {}
+
+    def _common(self, step: int) -> dict:
+        return dict(model_config=self.mcfg.to_dict(), encoder_config=self.ecfg.to_dict(), vaegan_config=self.cfg.to_dict(), step=step)
+
+    def checkpoint_payload(self, step: int) -> dict:
+        """checkpoint.pt's content but the RNG state (which the loop adds)."""
+        return dict(
+            kind="vaegan-train", **self._common(step), E=_plain_state(self.E), G=_plain_state(self.G), D=_plain_state(self.D),
+            opt_e=self.opt_e.state_dict(), opt_g=self.opt_g.state_dict(), opt_d=self.opt_d.state_dict(),
         )
-        run = ckpt_path.parent
-    if not cfg.pairs:
-        raise Gan3dError("no paired image/shape folder given")
-    set_determinism(cfg.deterministic)
-    device = pick_device(cfg.device)
-    data = PairedData(cfg.pairs)
-    train_rows = data.rows(0)
-    test_rows = data.rows(1)
-    if len(train_rows) < cfg.batch_size:
-        raise Gan3dError(f"the paired folder has {len(train_rows)} training pairs, fewer than one batch of {cfg.batch_size}", cfg.pairs)
 
-    torch.manual_seed(cfg.seed)
-    notes: list[str] = []
-    if state is None:
-        mcfg, G, D = _models_for(cfg, data, notes)
-        ecfg = get_encoder_preset(cfg.encoder)
-        if ecfg.z_dim != mcfg.z_dim:
-            notes.append(f"encoder z_dim {ecfg.z_dim} -> {mcfg.z_dim} to match G")
-            ecfg = ecfg.with_z_dim(mcfg.z_dim)
-    else:
-        mcfg = ckpt.model_config(state, ckpt_path)
-        ecfg = EncoderConfig.from_dict(state["encoder_config"])
-        G, D = Generator(mcfg), Discriminator(mcfg)
-    if mcfg.resolution != data.resolution:
-        raise Gan3dError(f"model is {mcfg.resolution}^3 but the paired shapes are {data.resolution}^3", cfg.pairs)
-    E = ImageEncoder(ecfg)
-    init_encoder(E)
-    E.to(device), G.to(device), D.to(device)
-    memfmt = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
-    G.to(memory_format=memfmt), D.to(memory_format=memfmt)
-    betas = (cfg.beta1, cfg.beta2)
-    opt_e = torch.optim.Adam(E.parameters(), lr=cfg.lr_e, betas=betas)
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=betas)
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=betas)
-    step = 0
-    if state is None:
-        run = _new_run_dir(cfg)
-    log = RunLog(run, quiet=quiet)
-    if state is not None:
-        ckpt.load_state(E, state["E"], "encoder", ckpt_path)
-        ckpt.load_state(G, state["G"], "generator", ckpt_path)
-        ckpt.load_state(D, state["D"], "discriminator", ckpt_path)
-        opt_e.load_state_dict(state["opt_e"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        _set_rng_state(state["rng"])
-        step = int(state["step"])
-        log(f"resumed {ckpt_path} at step {step}")
-    else:
-        write_json(
-            run / "config.json",
-            {"gan3d_version": __version__, "vaegan": cfg.to_dict(), "model": mcfg.to_dict(), "encoder": ecfg.to_dict()},
-        )
-        log(f"gan3d {__version__}: 3D-VAE-GAN run folder {run}")
-        for line in notes:
-            log(line)
-        log(f"encoder {cfg.encoder} {ecfg.to_dict()} paddings {list(ecfg.paddings)} sizes {ecfg.spatial_sizes()}")
-        log(f"model {mcfg.to_dict()}; E {_count(E):,}, G {_count(G):,}, D {_count(D):,} params")
-        log(f"pairs {cfg.pairs}: {len(train_rows)} train, {len(test_rows)} test, {data.image_size} px images, {data.resolution}^3 shapes; device {device}")
-
-    preview_rows = _spread(test_rows if len(test_rows) else train_rows, cfg.n_preview)
-    eval_rows = _spread(test_rows, cfg.eval_pairs)
-    bn_rows = _spread(train_rows, cfg.bn_samples)
-
-    def payload_common() -> dict:
-        return dict(model_config=mcfg.to_dict(), encoder_config=ecfg.to_dict(), vaegan_config=cfg.to_dict(), step=step)
-
-    def save_checkpoint() -> None:
-        ckpt.save(
-            run / "checkpoint.pt",
-            dict(
-                kind="vaegan-train",
-                **payload_common(),
-                E=_plain_state(E),
-                G=_plain_state(G),
-                D=_plain_state(D),
-                opt_e=opt_e.state_dict(),
-                opt_g=opt_g.state_dict(),
-                opt_d=opt_d.state_dict(),
-                rng=_rng_state(),
-            ),
-        )
-
-    def eval_models() -> tuple[ImageEncoder, Generator]:
+    def eval_models(self, step: int) -> tuple[ImageEncoder, Generator]:
         """Copies of E and G in eval mode with BatchNorm statistics re-estimated: E's on training
         images, G's on prior latents, as the 3D-GAN loop does (training state untouched)."""
-        e_eval, g_eval = copy.deepcopy(E).eval(), copy.deepcopy(G).eval()
+        cfg, bn_rows, device = self.cfg, self.bn_rows, self.device
+        e_eval, g_eval = copy.deepcopy(self.E).eval(), copy.deepcopy(self.G).eval()
         if len(bn_rows):
-            bs = cfg.batch_size
-            recalibrate_batchnorm(e_eval, (data.batch(bn_rows[i : i + bs], ecfg.image_size)[0].to(device) for i in range(0, len(bn_rows), bs)))
-            z_bn = torch.randn(len(bn_rows), mcfg.z_dim, generator=step_generator(cfg.seed, step, 5)).to(device)
+            bs, size = cfg.batch_size, self.ecfg.image_size
+            recalibrate_batchnorm(e_eval, (self.data.batch(bn_rows[i : i + bs], size)[0].to(device) for i in range(0, len(bn_rows), bs)))
+            z_bn = torch.randn(len(bn_rows), self.mcfg.z_dim, generator=step_generator(cfg.seed, step, 5)).to(device)
             recalibrate_batchnorm(g_eval, z_bn, batch_size=bs)
         return e_eval, g_eval
 
-    def snapshot() -> dict:
-        save_checkpoint()
-        e_eval, g_eval = eval_models()
-        ckpt.save(run / "snapshot.pt", dict(kind="vaegan-snapshot", **payload_common(), E=_plain_state(e_eval), G=_plain_state(g_eval), D=_plain_state(D)))
-        extra: dict = {}
-        with torch.no_grad():
-            if len(eval_rows):
-                ious = []
-                for i in range(0, len(eval_rows), cfg.batch_size):
-                    img, shp = data.batch(eval_rows[i : i + cfg.batch_size], ecfg.image_size)
-                    ious.append(_shape_ious(g_eval(e_eval(img.to(device))[0]).cpu(), shp).numpy())
-                extra["test_iou"] = round(float(np.concatenate(ious).mean()), 4)
-            if len(preview_rows):
-                from gan3d.render.raster import render_voxels, save_png, tile
+    def snapshot(self, run: Path, step: int, log: Callable[[str], None]) -> Path | None:
+        """snapshot.pt (E and G with BatchNorm re-estimated, D), the held-out IoU and the preview
+        picture (its path; None without preview pairs)."""
+        from gan3d.train.loop import save_checkpoint
 
-                img, shp = data.batch(preview_rows, ecfg.image_size)
-                rec = g_eval(e_eval(img.to(device))[0]).squeeze(1).cpu().numpy()
-                size = 96
-                pics = []
-                for k in range(len(preview_rows)):
-                    raw = np.asarray(data.images[int(preview_rows[k])])
-                    pics += [_resize_rgb(raw, size), render_voxels(shp[k, 0].numpy(), size=size), render_voxels(rec[k], size=size)]
-                save_png(tile(pics, ncols=3), run / f"recon_{step:06d}.png")
+        e_eval, g_eval = self.eval_models(step)
+        save_checkpoint(run / "snapshot.pt", dict(kind="vaegan-snapshot", **self._common(step), E=_plain_state(e_eval), G=_plain_state(g_eval), D=_plain_state(self.D)))
+        with torch.no_grad():
+            extra = {"test_iou": self._test_iou(e_eval, g_eval)} if len(self.eval_rows) else {}
+            if len(self.preview_rows):
+                self._preview(e_eval, g_eval, run / f"recon_{step:06d}.png")
         if extra:
             log(json.dumps({"step": step, **extra}))
-        return extra
+        return run / f"recon_{step:06d}.png" if len(self.preview_rows) else None
 
-    end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
-    keys = ("loss_d", "d_acc", "d_updated", "loss_e", "kl", "recon", "recon_iou", "loss_g", "loss_g_adv", "fake_occupancy")
-    window: list[dict] = []
-    t_window = time.perf_counter()
-    interrupted = False
-    with LoopIO(run, log, total=cfg.steps, start=step, progress=progress, quiet=quiet, on_stats=on_stats) as io:
-        while step < end:
-            if io.stop_requested:
-                interrupted = True
-                break
-            pos, epoch = batch_indices(len(train_rows), cfg.batch_size, cfg.seed, step)
-            img, shp = data.batch(train_rows[pos], ecfg.image_size)
-            img, shp = img.to(device), shp.to(device).contiguous(memory_format=memfmt)
-            z_prior = torch.randn(cfg.batch_size, mcfg.z_dim, generator=step_generator(cfg.seed, step, 1)).to(device)
-            eps = torch.randn(cfg.batch_size, mcfg.z_dim, generator=step_generator(cfg.seed, step, 2)).to(device)
-            noise = draw_instance_noise(cfg, step, tuple(shp.shape), stream=3)
-            if noise is not None:
-                noise = tuple(n.to(device).contiguous(memory_format=memfmt) for n in noise)
-            st = vaegan_step(E, G, D, opt_e, opt_g, opt_d, img, shp, z_prior, eps, cfg, noise=noise)
-            if not all(math.isfinite(st[k]) for k in ("loss_d", "loss_e", "loss_g")):
-                raise Gan3dError(
-                    f"training diverged at step {step}: {', '.join(f'{k} = {st[k]}' for k in ('loss_d', 'loss_e', 'loss_g'))}; "
-                    f"the last good checkpoint is kept in {run / 'checkpoint.pt'}"
-                )
-            step += 1
-            window.append(st)
-            io.tick()
-            if step % cfg.log_every == 0 or step == end:
-                dt = time.perf_counter() - t_window
-                rec = dict(step=step, epoch=epoch)
-                rec.update({k: round(float(np.mean([w[k] for w in window])), 5) for k in keys})
-                rec["samples_per_s"] = round(len(window) * cfg.batch_size / dt, 2)
-                rec["time"] = round(time.time(), 1)
-                io.record(rec, dict(kl=rec["kl"], iou=rec["recon_iou"], d_acc=rec["d_acc"]))
-                window = []
-                t_window = time.perf_counter()
-            if step % cfg.snapshot_every == 0 or step == cfg.steps:
-                snapshot()
-    return io.finish(step=step, end=end, steps=cfg.steps, snapshot_every=cfg.snapshot_every, interrupted=interrupted, snapshot=snapshot)
+    def _test_iou(self, e_eval: ImageEncoder, g_eval: Generator) -> float:
+        ious, bs = [], self.cfg.batch_size
+        for i in range(0, len(self.eval_rows), bs):
+            img, shp = self.data.batch(self.eval_rows[i : i + bs], self.ecfg.image_size)
+            ious.append(shape_ious(g_eval(e_eval(img.to(self.device))[0]).cpu(), shp).numpy())
+        return round(float(np.concatenate(ious).mean()), 4)
+
+    def _preview(self, e_eval: ImageEncoder, g_eval: Generator, path: Path) -> None:
+        """Image, true shape and reconstruction of each preview pair, one row each."""
+        from gan3d.render.raster import render_voxels, save_png, tile
+
+        img, shp = self.data.batch(self.preview_rows, self.ecfg.image_size)
+        rec = g_eval(e_eval(img.to(self.device))[0]).squeeze(1).cpu().numpy()
+        size, pics = 96, []
+        for k in range(len(self.preview_rows)):
+            raw = np.asarray(self.data.images[int(self.preview_rows[k])])
+            pics += [_resize_rgb(raw, size), render_voxels(shp[k, 0].numpy(), size=size), render_voxels(rec[k], size=size)]
+        save_png(tile(pics, ncols=3), path)
 
 
 def _spread(rows: np.ndarray, n: int) -> np.ndarray:
