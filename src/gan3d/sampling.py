@@ -13,15 +13,10 @@ import torch
 
 from gan3d import checkpoint as ckpt
 from gan3d.errors import Gan3dError
-from gan3d.fileio import atomic_path
+from gan3d.io.writer import FORMATS, check_formats, write_grids  # noqa: F401  (FORMATS: the one format table)
 from gan3d.models.gan import Generator
 from gan3d.runtime import latents, pick_device
 from gan3d.voxels import THRESHOLD
-
-FORMATS = ("npz", "binvox", "obj", "stl", "ply")
-
-
-MESH_FORMATS = ("obj", "stl", "ply")
 
 
 @torch.no_grad()
@@ -65,9 +60,7 @@ def sample_to_dir(
     ``npz`` is asked for, ``seed<NNNN>.<fmt>`` for every other format, and ``grid.png`` (all
     samples, labelled by seed). Returns a summary dict.
     """
-    bad = [f for f in formats if f not in FORMATS]
-    if bad:
-        raise Gan3dError(f"unknown output format(s) {bad}; choose from {', '.join(FORMATS)}")
+    check_formats(formats)
     if not seeds:
         raise Gan3dError("no seeds given")
     dev = pick_device(device)
@@ -76,24 +69,10 @@ def sample_to_dir(
     occ = generate(G, latents(seeds, G.cfg.z_dim, z_dist), batch_size=batch_size, device=dev)
     grids = postprocess(occ, keep_all=keep_all, threshold=threshold)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    written: list[str] = []
-    if "npz" in formats:
-        with atomic_path(out / "samples.npz") as tmp:
-            np.savez_compressed(tmp, grids=grids, occupancy=occ.astype(np.float16), seeds=np.asarray(seeds, np.int64))
-        written.append("samples.npz")
-    from gan3d.io.meshing import export_mesh
-    from gan3d.io.voxelfiles import write_binvox
-
-    for seed, grid in zip(seeds, grids):
-        stem = f"seed{seed:04d}"
-        if "binvox" in formats:
-            write_binvox(out / f"{stem}.binvox", grid)
-            written.append(f"{stem}.binvox")
-        for fmt in MESH_FORMATS:
-            if fmt in formats and grid.any():
-                export_mesh(grid, out / f"{stem}.{fmt}", style=mesh_style)
-                written.append(f"{stem}.{fmt}")
+    written = write_grids(
+        grids, out, stems=[f"seed{s:04d}" for s in seeds], formats=formats, occupancy=occ,
+        mesh_style=mesh_style, seeds=seeds, npz_file="samples.npz",
+    )
     if picture:
         from gan3d.render.raster import render_grid_png
 

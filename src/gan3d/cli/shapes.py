@@ -25,16 +25,6 @@ def _add_sample(sub) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
 
 
-def _checkpoint_path(text: str, prefer: str = "snapshot.pt") -> Path:
-    p = Path(text)
-    if p.is_dir():
-        for name in (prefer, "checkpoint.pt", "snapshot.pt"):
-            if (p / name).is_file():
-                return p / name
-        raise Gan3dError("folder has no snapshot.pt or checkpoint.pt", p)
-    return p
-
-
 def _run_sample(args) -> int:
     from gan3d.runtime import parse_seeds
     from gan3d.sampling import sample_to_dir
@@ -44,7 +34,7 @@ def _run_sample(args) -> int:
     except ValueError as e:
         raise Gan3dError(str(e)) from None
     summary = sample_to_dir(
-        _checkpoint_path(args.checkpoint),
+        args.checkpoint,
         seeds,
         args.out,
         formats=args.formats,

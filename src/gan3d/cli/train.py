@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 from gan3d.cli.common import HelpFormatter, _bool
-from gan3d.cli.shapes import _checkpoint_path
 from gan3d.errors import Gan3dError
 
 
@@ -176,7 +175,7 @@ def _run_train(args) -> int:
     if args.resume and args.preset:
         from gan3d import checkpoint as ckpt
 
-        saved = ckpt.load(_checkpoint_path(args.resume, prefer="checkpoint.pt"))
+        saved = ckpt.load(ckpt.resolve(args.resume, prefer="checkpoint.pt"))
         if saved.get("train_config", {}).get("preset") != args.preset:
             raise Gan3dError(
                 f"checkpoint is from preset {saved.get('train_config', {}).get('preset')!r}, not {args.preset!r}", args.resume

@@ -10,7 +10,7 @@ key                dtype, shape                  meaning
 ``format``         str, ()                       always ``"gan3d-voxels"``
 ``format_version`` int64, ()                     ``1``
 ``resolution``     int64, ()                     grid size R; every shape is an (R, R, R) grid
-``packed``         uint8, (N, ceil(R^3 / 8))     the grids, :func:`gan3d.voxels.pack` (C order,
+``packed``         uint8, (N, ceil(R^3 / 8))     the grids, ``np.packbits`` of each flat grid (C order,
                                                  numpy bit order, bit set = voxel filled)
 ``label``          int64, (N,)                   class index into ``class_names``
 ``class_names``    str, (C,)                     class names, in label order

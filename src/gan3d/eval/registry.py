@@ -159,17 +159,6 @@ def write_result(path: str | os.PathLike, record: dict) -> Path:
     return path
 
 
-def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint file, or a run folder (its ``snapshot.pt``, else ``checkpoint.pt``)."""
-    p = Path(path)
-    if p.is_dir():
-        for name in ("snapshot.pt", "checkpoint.pt"):
-            if (p / name).is_file():
-                return p / name
-        raise Gan3dError("folder has no snapshot.pt or checkpoint.pt", p)
-    return p
-
-
 def _load_dataset(dataset):
     from gan3d.data.prepared import VoxelDataset, load
 
@@ -185,7 +174,9 @@ def _where(dataset) -> str:
 def _open(checkpoint, dataset, classes, loader, device):
     """Checkpoint path, dataset, model (via ``loader``), checkpoint dict and class list, checked:
     the model's resolution must be the dataset's and a class filter must name something."""
-    path = resolve_checkpoint(checkpoint)
+    from gan3d.checkpoint import resolve
+
+    path = resolve(checkpoint)
     ds = _load_dataset(dataset)
     model, data = loader(path, device=device)
     _check_resolution(model.cfg.resolution, path, ds)

@@ -17,8 +17,7 @@ from gan3d.errors import Gan3dError
 def open_resume(resume: str | os.PathLike, cfg: Any, *, kind: str, config_key: str, what: str) -> tuple[dict, Path, Any]:
     """Load the training checkpoint of a run folder (or the file itself), check its ``kind``, and
     return it with its path and the run's saved config; ``cfg.steps`` may extend the run."""
-    resume = Path(resume)
-    ckpt_path = resume / "checkpoint.pt" if resume.is_dir() else resume
+    ckpt_path = ckpt.resolve(resume, prefer="checkpoint.pt")
     state = ckpt.load(ckpt_path)
     if state.get("kind") != kind:
         raise Gan3dError(what, ckpt_path)

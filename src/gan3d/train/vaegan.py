@@ -79,6 +79,7 @@ from gan3d.train.losses import (
 from gan3d.train.runfolder import LoopIO, RunLog, TrainResult, make_run_dir, write_json
 from gan3d.train.state import _count as _count
 from gan3d.train.state import _plain_state, _rng_state, _set_rng_state, open_resume
+from gan3d.voxels import iou_torch
 
 
 @contextlib.contextmanager
@@ -198,11 +199,8 @@ def _d_phase(D, opt_d, shapes, fake, cfg, noise) -> dict[str, float]:
 
 @torch.no_grad()
 def _shape_ious(recon: torch.Tensor, shapes: torch.Tensor) -> torch.Tensor:
-    """IoU at 0.5 of each reconstruction (N, 1, R, R, R) with its shape: (N,) (0 when both are empty)."""
-    pred, true = recon.detach() >= 0.5, shapes >= 0.5
-    inter = (pred & true).flatten(1).sum(1).float()
-    union = (pred | true).flatten(1).sum(1).float().clamp_min(1)
-    return inter / union
+    """IoU at 0.5 of each reconstruction (N, 1, R, R, R) with its shape: (N,) (:func:`gan3d.voxels.iou_torch`: 1 when both are empty)."""
+    return iou_torch(recon, shapes)
 
 
 def _fused_step(E, G, D, opt_e, opt_g, opt_d, images, shapes, z_prior, eps, cfg, noise) -> dict[str, float]:
