@@ -80,6 +80,20 @@ def load(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -
     return data
 
 
+VAEGAN_KINDS = ("vaegan-snapshot", "vaegan-train")
+"""Checkpoint kinds of the 3D-VAE-GAN (they also hold the image encoder E)."""
+
+
+def z_prior(data: dict[str, Any]) -> str:
+    """The latent prior G was trained on: ``"uniform"`` (U[0,1]^z) or ``"normal"`` (N(0, I)).
+
+    A 3D-GAN checkpoint names it in ``train_config["z_dist"]`` (default uniform, the paper's); the
+    3D-VAE-GAN always draws its prior latents from N(0, I)."""
+    if data.get("kind") in VAEGAN_KINDS:
+        return "normal"
+    return str((data.get("train_config") or {}).get("z_dist", "uniform"))
+
+
 def model_config(data: dict[str, Any], path: str | os.PathLike = "") -> ModelConfig:
     try:
         return ModelConfig.from_dict(data["model_config"])

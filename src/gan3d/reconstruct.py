@@ -25,7 +25,7 @@ from gan3d.runtime import pick_device
 from gan3d.voxels import THRESHOLD
 
 
-KINDS = ("vaegan-snapshot", "vaegan-train")
+KINDS = ckpt.VAEGAN_KINDS
 
 
 def load_reconstructor(checkpoint: str | os.PathLike, *, device: str | torch.device = "cpu") -> tuple[ImageEncoder, Generator, dict]:
@@ -58,6 +58,28 @@ def _stems(paths: Sequence[Path]) -> list[str]:
         seen[stem] = n + 1
         out.append(stem if n == 0 else f"{stem}_{n}")
     return out
+
+
+@torch.no_grad()
+def reconstruct_one(
+    E: ImageEncoder, G: Generator, image: np.ndarray, *, samples: int = 1, device: torch.device | str = "cpu"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One prepared image (float32 (3, S, S) in [0, 1], :func:`gan3d.data.images.prepare_image`)
+    -> (occupancy float32 (R, R, R) in [0, 1], mu float32 (z,), logvar float32 (z,)).
+
+    ``samples == 1``: ``G(mu)``; otherwise the mean occupancy of ``G(mu + sigma * eps_k)`` for
+    ``samples`` draws ``eps_k`` from a generator seeded 0 (reproducible). What ``gan3d
+    reconstruct`` and :func:`gan3d.reconstruct` both compute."""
+    img = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).unsqueeze(0).to(device)
+    mu, logvar = E(img)
+    if samples == 1:
+        occ = G(mu)
+    else:
+        gen = torch.Generator().manual_seed(0)
+        eps = torch.randn(int(samples), mu.shape[1], generator=gen).to(device)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        occ = G(z).mean(dim=0, keepdim=True)
+    return occ[0, 0].float().cpu().numpy(), mu[0].cpu().numpy(), logvar[0].cpu().numpy()
 
 
 @torch.no_grad()
@@ -100,20 +122,11 @@ def reconstruct_images(
     from gan3d.render.raster import render_voxels, save_png, tile
 
     for path, stem, arr in zip(paths, _stems(paths), prepared):
-        img = torch.from_numpy(arr).unsqueeze(0).to(dev)
-        mu, logvar = E(img)
-        if samples == 1:
-            occ = G(mu)
-        else:
-            gen = torch.Generator().manual_seed(0)
-            eps = torch.randn(int(samples), mu.shape[1], generator=gen).to(dev)
-            z = mu + torch.exp(0.5 * logvar) * eps
-            occ = G(z).mean(dim=0, keepdim=True)
-        occ_np = occ[0, 0].float().cpu().numpy()
+        occ_np, mu, logvar = reconstruct_one(E, G, arr, samples=samples, device=dev)
         grid = postprocess(occ_np[None], keep_all=keep_all, threshold=threshold)[0]
         files = write_grids(
             grid[None], out, stems=[stem], formats=formats, occupancy=occ_np[None], mesh_style=mesh_style,
-            extra={"mu": mu.cpu().numpy(), "logvar": logvar.cpu().numpy(), "source": [np.asarray(str(path))]},
+            extra={"mu": mu[None], "logvar": logvar[None], "source": [np.asarray(str(path))]},
         )
         if not grid.any():
             empty.append(stem)
@@ -137,3 +150,10 @@ def reconstruct_images(
         "empty": empty,
         "files": written,
     }
+
+
+import sys as _sys  # noqa: E402
+
+from gan3d import _CallableModule  # noqa: E402
+
+_sys.modules[__name__].__class__ = _CallableModule  # gan3d.reconstruct(model, images) is gan3d.api.reconstruct
