@@ -180,3 +180,26 @@ def test_reconstruct_matches_the_cli(vaegan_run, tmp_path):
     assert occ2.shape == (1,) + (m.resolution,) * 3 and occ2.dtype == np.float32
     with pytest.raises(Gan3dError, match="no image encoder"):
         gan3d.reconstruct(gan3d.load(run / "snapshot.pt").__class__(**{**vars(m), "E": None}), files)
+
+
+def test_eval_dispatch_goes_through_the_registry(gan_run, tmp_path, capsys):
+    from gan3d.cli import main
+    from gan3d.cli.eval import FORMATTERS, KWARGS
+    from gan3d.data import procedural
+    from gan3d.data.prepared import from_arrays
+    from gan3d.eval.registry import EVALS, calc, read_results
+
+    assert set(KWARGS) == set(FORMATTERS) == set(EVALS)  # every registered evaluation has a command
+    grids, labels = procedural.make_dataset(12, 16, seed=1)
+    data = tmp_path / "d.npz"
+    from_arrays(grids, labels, list(procedural.CLASS_NAMES), split=np.array([0] * 8 + [1] * 4)).save(data)
+    res = tmp_path / "r.jsonl"
+    direct = calc("neighbours", gan_run, data, seeds=[0, 1], k=2, progress=False, device="cpu", results=res, argv=["x"])
+    assert main(["eval", "neighbours", "--checkpoint", str(gan_run), "--data", str(data), "--seeds", "0-1", "-k", "2",
+                 "--results", str(res), "--out", str(tmp_path / "o.json"), "--quiet", "--device", "cpu"]) == 0
+    lines = read_results(res)
+    assert [ln["eval"] for ln in lines] == ["neighbours", "neighbours"] and lines[0]["args"] == ["x"]
+    assert lines[1]["result"]["samples"] == lines[0]["result"]["samples"] == direct["samples"]
+    assert "memorised" in capsys.readouterr().out
+    with pytest.raises(Gan3dError, match="unknown evaluation 'nope'; registered: classify"):
+        calc("nope")
