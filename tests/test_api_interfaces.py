@@ -151,3 +151,48 @@ def test_write_grids_formats_and_contents(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(Gan3dError, match="existing file"):
         write_grids(grids, tmp_path / "file", stems=["a", "b", "c"], formats=["binvox"])
+
+
+def test_paired_folder_has_one_validated_reader(tmp_path):
+    import json
+    import shutil
+
+    from test_vaegan import make_pairs
+
+    from gan3d.data.pairs import PairedData
+
+    good = make_pairs(tmp_path / "good")
+    d = PairedData(good)
+    assert len(d) == 16 and d.image_size == 32 and d.resolution == 16
+    assert d.rows(1).tolist() == list(range(12, 16))
+    images, shapes = d.batch(d.rows(1)[:2], 16)
+    assert images.shape == (2, 3, 16, 16) and shapes.shape == (2, 1, 16, 16, 16)
+
+    def broken(name, edit):
+        f = tmp_path / name
+        shutil.copytree(good, f)
+        edit(f)
+        return f
+
+    def meta(f, **kw):
+        m = json.loads((f / "meta.json").read_text())
+        m.update(kw)
+        (f / "meta.json").write_text(json.dumps(m))
+
+    def pairs(f, **kw):
+        with np.load(f / "pairs.npz") as z:
+            arrays = {k: z[k] for k in z.files}
+        arrays.update(kw)
+        np.savez(f / "pairs.npz", **arrays)
+
+    cases = [
+        (broken("fmt", lambda f: meta(f, format="other")), "meta.json", "not a gan3d-paired-images"),
+        (broken("ver", lambda f: meta(f, format_version=2)), "meta.json", "newer"),
+        (broken("lab", lambda f: pairs(f, label=np.zeros(3, np.int64))), "pairs.npz", r"label has shape \(3,\)"),
+        (broken("img", lambda f: np.save(f / "images.npy", np.zeros((16, 32, 32, 3), np.float32))), "images.npy", "uint8"),
+        (broken("idx", lambda f: pairs(f, shape_index=np.full(16, 99, np.int64))), "idx", "out of range"),
+    ]
+    for folder, named, msg in cases:
+        with pytest.raises(Gan3dError, match=msg) as e:
+            PairedData(folder)
+        assert named in str(e.value) and "\n" not in str(e.value)
