@@ -10,12 +10,14 @@ to its largest connected component (:func:`gan3d.sampling.postprocess`).
 from __future__ import annotations
 
 import os
+import sys as _sys
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
+from gan3d import _CallableModule
 from gan3d import checkpoint as ckpt
 from gan3d.errors import Gan3dError
 from gan3d.io.writer import FORMATS, check_formats, output_dir, write_grids  # noqa: F401  (FORMATS: the one format table)
@@ -151,9 +153,5 @@ def reconstruct_images(
         "files": written,
     }
 
-
-import sys as _sys  # noqa: E402
-
-from gan3d import _CallableModule  # noqa: E402
 
 _sys.modules[__name__].__class__ = _CallableModule  # gan3d.reconstruct(model, images) is gan3d.api.reconstruct
