@@ -176,6 +176,10 @@ def test_reconstruct_matches_the_cli(vaegan_run, tmp_path):
         with np.load(tmp_path / "out" / f"im{i}.npz") as z:
             assert list(z.files) == ["grid", "occupancy", "mu", "logvar", "source"]
             assert np.array_equal(z["grid"], grids[i])
+    # sampling a 3D-VAE-GAN draws from its N(0, I) prior, in the CLI as in the API
+    sample_to_dir(run, [0, 1], tmp_path / "vs", formats=["npz"], picture=False, device="cpu")
+    with np.load(tmp_path / "vs" / "samples.npz") as z:
+        assert np.array_equal(z["occupancy"], gan3d.sample(m, [0, 1], occupancy=True).astype(np.float16))
     occ2 = gan3d.reconstruct(m, files[:1], samples=2, occupancy=True)
     assert occ2.shape == (1,) + (m.resolution,) * 3 and occ2.dtype == np.float32
     with pytest.raises(Gan3dError, match="no image encoder"):
