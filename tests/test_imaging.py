@@ -12,7 +12,7 @@ from gan3d.data.prepare import prepare
 
 from gan3d.data.pairs import VIEWS_PAPER
 
-from gan3d.data.pairs import load_pairs
+from gan3d.data.pairs import PairedData
 
 from gan3d.data.images import prepare_image
 
@@ -149,8 +149,8 @@ def test_render_dataset_round_trip(small_dataset, tmp_path):
         random_background=True, random_color=True, seed=7, progress=False,
     )
     assert summary["count"] == 9 and summary["shapes"] == 3
-    p = load_pairs(out)
-    assert len(p) == 9 and p.size == 64
+    p = PairedData(out)
+    assert len(p) == 9 and p.image_size == 64
     assert isinstance(p.images, np.memmap)
     ds = load(small_dataset)
     sel = ds.select(split="test")
@@ -186,7 +186,7 @@ def test_render_dataset_round_trip(small_dataset, tmp_path):
 def test_render_dataset_view_count(small_dataset, tmp_path):
     s = render_dataset(small_dataset, tmp_path / "o", views=4, size=32, classes=["bed"], limit=2,
                                seed=1, progress=False)
-    p = load_pairs(tmp_path / "o")
+    p = PairedData(tmp_path / "o")
     assert s["count"] == 8 and len(p) == 8
     assert len(p.meta["views"]) == 72
     for k in range(2):
@@ -201,18 +201,18 @@ def test_render_dataset_view_count(small_dataset, tmp_path):
 def test_load_pairs_errors(small_dataset, tmp_path):
     out = tmp_path / "p"
     render_dataset(small_dataset, out, views=[(0, 30)], size=32, limit=2, progress=False)
-    load_pairs(out)
+    PairedData(out)
     with pytest.raises(Gan3dError, match="no such directory"):
-        load_pairs(tmp_path / "nothing")
+        PairedData(tmp_path / "nothing")
     (out / "pairs.npz").write_bytes(b"garbage")
     with pytest.raises(Gan3dError, match="pairs.npz"):
-        load_pairs(out)
+        PairedData(out)
     (out / "images.npy").write_bytes(b"\x93NUMPY broken")
     with pytest.raises(Gan3dError, match="images.npy"):
-        load_pairs(out)
+        PairedData(out)
     (out / "meta.json").unlink()
     with pytest.raises(Gan3dError, match="meta.json"):
-        load_pairs(out)
+        PairedData(out)
 
 
 def test_render_throughput_dozens_per_second():

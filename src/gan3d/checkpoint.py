@@ -35,6 +35,28 @@ def save(path: str | os.PathLike, payload: dict[str, Any]) -> None:
         torch.save(data, tmp)
 
 
+RUN_FILES = ("snapshot.pt", "checkpoint.pt")
+"""What a run folder holds: the sampling snapshot and the training state (for resume)."""
+
+
+def resolve(text: str | os.PathLike, *, prefer: str = "snapshot.pt") -> Path:
+    """THE turning of "a run folder or a checkpoint file" into a checkpoint path.
+
+    A folder gives its ``prefer`` file (``"snapshot.pt"`` for sampling and evaluation,
+    ``"checkpoint.pt"`` for resuming), else whichever of ``snapshot.pt`` / ``checkpoint.pt`` it
+    holds; a folder with neither is a Gan3dError naming it. Anything else is returned as it is: a
+    file, or a path that does not exist, which :func:`load` then reports as missing (or, once
+    shipped models exist, reads as the shipped model of that name).
+    """
+    p = Path(text)
+    if p.is_dir():
+        for name in (prefer, *RUN_FILES):
+            if (p / name).is_file():
+                return p / name
+        raise Gan3dError("folder has no snapshot.pt or checkpoint.pt", p)
+    return p
+
+
 def load(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True``; any problem is one Gan3dError naming the file."""
     path = Path(path)
@@ -56,6 +78,20 @@ def load(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -
         if key not in data:
             raise Gan3dError(f"checkpoint has no '{key}' entry", path)
     return data
+
+
+VAEGAN_KINDS = ("vaegan-snapshot", "vaegan-train")
+"""Checkpoint kinds of the 3D-VAE-GAN (they also hold the image encoder E)."""
+
+
+def z_prior(data: dict[str, Any]) -> str:
+    """The latent prior G was trained on: ``"uniform"`` (U[0,1]^z) or ``"normal"`` (N(0, I)).
+
+    A 3D-GAN checkpoint names it in ``train_config["z_dist"]`` (default uniform, the paper's); the
+    3D-VAE-GAN always draws its prior latents from N(0, I)."""
+    if data.get("kind") in VAEGAN_KINDS:
+        return "normal"
+    return str((data.get("train_config") or {}).get("z_dist", "uniform"))
 
 
 def model_config(data: dict[str, Any], path: str | os.PathLike = "") -> ModelConfig:

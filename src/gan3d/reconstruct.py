@@ -10,35 +10,30 @@ to its largest connected component (:func:`gan3d.sampling.postprocess`).
 from __future__ import annotations
 
 import os
+import sys as _sys
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
+from gan3d import _CallableModule
 from gan3d import checkpoint as ckpt
 from gan3d.errors import Gan3dError
-from gan3d.fileio import atomic_path
+from gan3d.io.writer import FORMATS, check_formats, output_dir, write_grids  # noqa: F401  (FORMATS: the one format table)
 from gan3d.models.encoder import EncoderConfig, ImageEncoder
 from gan3d.models.gan import Generator
 from gan3d.runtime import pick_device
 from gan3d.voxels import THRESHOLD
 
-FORMATS = ("npz", "obj", "stl", "ply", "binvox")
 
-
-MESH_FORMATS = ("obj", "stl", "ply")
-
-
-KINDS = ("vaegan-snapshot", "vaegan-train")
+KINDS = ckpt.VAEGAN_KINDS
 
 
 def load_reconstructor(checkpoint: str | os.PathLike, *, device: str | torch.device = "cpu") -> tuple[ImageEncoder, Generator, dict]:
     """(E, G, meta) in eval mode on ``device`` from a 3D-VAE-GAN snapshot or training checkpoint
     (a run folder means its ``snapshot.pt``). ``meta``: kind, step and the configs as dicts."""
-    path = Path(checkpoint)
-    if path.is_dir():
-        path = path / "snapshot.pt"
+    path = ckpt.resolve(checkpoint)
     data = ckpt.load(path)
     if data.get("kind") not in KINDS or "E" not in data or "encoder_config" not in data:
         raise Gan3dError(f"not a 3D-VAE-GAN checkpoint (kind {data.get('kind')!r}; it has no image encoder)", path)
@@ -68,6 +63,28 @@ def _stems(paths: Sequence[Path]) -> list[str]:
 
 
 @torch.no_grad()
+def reconstruct_one(
+    E: ImageEncoder, G: Generator, image: np.ndarray, *, samples: int = 1, device: torch.device | str = "cpu"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One prepared image (float32 (3, S, S) in [0, 1], :func:`gan3d.data.images.prepare_image`)
+    -> (occupancy float32 (R, R, R) in [0, 1], mu float32 (z,), logvar float32 (z,)).
+
+    ``samples == 1``: ``G(mu)``; otherwise the mean occupancy of ``G(mu + sigma * eps_k)`` for
+    ``samples`` draws ``eps_k`` from a generator seeded 0 (reproducible). What ``gan3d
+    reconstruct`` and :func:`gan3d.reconstruct` both compute."""
+    img = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).unsqueeze(0).to(device)
+    mu, logvar = E(img)
+    if samples == 1:
+        occ = G(mu)
+    else:
+        gen = torch.Generator().manual_seed(0)
+        eps = torch.randn(int(samples), mu.shape[1], generator=gen).to(device)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        occ = G(z).mean(dim=0, keepdim=True)
+    return occ[0, 0].float().cpu().numpy(), mu[0].cpu().numpy(), logvar[0].cpu().numpy()
+
+
+@torch.no_grad()
 def reconstruct_images(
     checkpoint: str | os.PathLike,
     image_paths: Sequence[str | os.PathLike],
@@ -89,9 +106,7 @@ def reconstruct_images(
     from gan3d.data.images import prepare_image
     from gan3d.sampling import postprocess
 
-    bad = [f for f in formats if f not in FORMATS]
-    if bad:
-        raise Gan3dError(f"unknown output format(s) {bad}; choose from {', '.join(FORMATS)}")
+    check_formats(formats)
     if int(samples) < 1:
         raise Gan3dError(f"samples must be at least 1, got {samples}")
     paths = [Path(p) for p in image_paths]
@@ -102,49 +117,20 @@ def reconstruct_images(
     size = E.cfg.image_size
     prepared = [np.asarray(prepare_image(p, size=size), dtype=np.float32) for p in paths]
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(out_dir)
     written: list[str] = []
     results = []
     empty = []
-    from gan3d.io.meshing import export_mesh
     from gan3d.render.raster import render_voxels, save_png, tile
 
     for path, stem, arr in zip(paths, _stems(paths), prepared):
-        img = torch.from_numpy(arr).unsqueeze(0).to(dev)
-        mu, logvar = E(img)
-        if samples == 1:
-            occ = G(mu)
-        else:
-            gen = torch.Generator().manual_seed(0)
-            eps = torch.randn(int(samples), mu.shape[1], generator=gen).to(dev)
-            z = mu + torch.exp(0.5 * logvar) * eps
-            occ = G(z).mean(dim=0, keepdim=True)
-        occ_np = occ[0, 0].float().cpu().numpy()
+        occ_np, mu, logvar = reconstruct_one(E, G, arr, samples=samples, device=dev)
         grid = postprocess(occ_np[None], keep_all=keep_all, threshold=threshold)[0]
-        files = []
-        if "npz" in formats:
-            with atomic_path(out / f"{stem}.npz") as tmp:
-                np.savez_compressed(
-                    tmp,
-                    grid=grid,
-                    occupancy=occ_np.astype(np.float16),
-                    mu=mu[0].cpu().numpy(),
-                    logvar=logvar[0].cpu().numpy(),
-                    source=np.asarray(str(path)),
-                )
-            files.append(f"{stem}.npz")
-        if "binvox" in formats:
-            from gan3d.io.voxelfiles import write_binvox
-
-            write_binvox(out / f"{stem}.binvox", grid)
-            files.append(f"{stem}.binvox")
-        if grid.any():
-            for fmt in MESH_FORMATS:
-                if fmt in formats:
-                    export_mesh(grid, out / f"{stem}.{fmt}", style=mesh_style)
-                    files.append(f"{stem}.{fmt}")
-        else:
+        files = write_grids(
+            grid[None], out, stems=[stem], formats=formats, occupancy=occ_np[None], mesh_style=mesh_style,
+            extra={"mu": mu[None], "logvar": logvar[None], "source": [np.asarray(str(path))]},
+        )
+        if not grid.any():
             empty.append(stem)
         shown = np.clip(np.rint(arr.transpose(1, 2, 0) * 255.0), 0, 255).astype(np.uint8)
         if shown.shape[0] != picture_size:
@@ -166,3 +152,6 @@ def reconstruct_images(
         "empty": empty,
         "files": written,
     }
+
+
+_sys.modules[__name__].__class__ = _CallableModule  # gan3d.reconstruct(model, images) is gan3d.api.reconstruct

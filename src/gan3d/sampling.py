@@ -13,26 +13,47 @@ import torch
 
 from gan3d import checkpoint as ckpt
 from gan3d.errors import Gan3dError
-from gan3d.fileio import atomic_path
+from gan3d.io.writer import FORMATS, check_formats, write_grids  # noqa: F401  (FORMATS: the one format table)
 from gan3d.models.gan import Generator
 from gan3d.runtime import latents, pick_device
 from gan3d.voxels import THRESHOLD
 
-FORMATS = ("npz", "binvox", "obj", "stl", "ply")
 
-
-MESH_FORMATS = ("obj", "stl", "ply")
+CHUNK = 8
+"""Latents per forward pass of G when sampling, whatever the batch size asked for (see :func:`generate`)."""
 
 
 @torch.no_grad()
 def generate(G: Generator, z: torch.Tensor, *, batch_size: int = 32, device: torch.device | str = "cpu") -> np.ndarray:
-    """G in eval mode over ``z`` (N, z_dim) in batches -> float32 occupancy (N, R, R, R) in [0, 1]."""
+    """G in eval mode over ``z`` (N, z_dim) -> float32 occupancy (N, R, R, R) in [0, 1].
+
+    G always runs on exactly :data:`CHUNK` latents at a time, the last chunk padded with copies of
+    its last latent: a batched convolution may sum in a different order for a different batch size
+    (a one-voxel difference was seen between batch sizes 1 and 32), so fixing the pass size makes
+    row i's arithmetic independent of ``batch_size`` and of the other latents. The result is
+    bit-identical for any ``batch_size`` on one device with one thread count (float results can
+    differ between devices, torch builds and thread counts). ``batch_size`` (>= 1) only sets how
+    many shapes are gathered per copy back from the device (memory); it does not change the output.
+    """
+    if int(batch_size) < 1:
+        raise Gan3dError(f"batch size must be at least 1, got {batch_size}")
     G.eval()
-    out = []
-    for i in range(0, len(z), batch_size):
-        out.append(G(z[i : i + batch_size].to(device)).squeeze(1).float().cpu().numpy())
     r = G.cfg.resolution
-    return np.concatenate(out) if out else np.zeros((0, r, r, r), np.float32)
+    if len(z) == 0:
+        return np.zeros((0, r, r, r), np.float32)
+    group = max(CHUNK, -(-int(batch_size) // CHUNK) * CHUNK)
+    out = []
+    for i in range(0, len(z), group):
+        zg = z[i : i + group].to(device)
+        parts = []
+        for j in range(0, len(zg), CHUNK):
+            c = zg[j : j + CHUNK]
+            k = len(c)
+            if k < CHUNK:
+                c = torch.cat([c, c[-1:].expand(CHUNK - k, -1)])
+            parts.append(G(c)[:k])
+        out.append(torch.cat(parts).squeeze(1).float().cpu().numpy())
+    return np.concatenate(out)
 
 
 def postprocess(occupancy: np.ndarray, *, keep_all: bool = False, threshold: float = THRESHOLD) -> np.ndarray:
@@ -44,6 +65,15 @@ def postprocess(occupancy: np.ndarray, *, keep_all: bool = False, threshold: flo
     from gan3d.voxels import largest_component_batch
 
     return largest_component_batch(grids)
+
+
+def sample_occupancy(
+    G: Generator, seeds: Sequence[int], *, z_dist: str = "uniform", batch_size: int = 32, device: torch.device | str = "cpu"
+) -> np.ndarray:
+    """G's float32 occupancy (N, R, R, R) for one latent per seed (drawn from ``z_dist`` by a
+    generator seeded with that seed alone, :func:`gan3d.runtime.latents`), via :func:`generate`.
+    What ``gan3d sample`` and :func:`gan3d.sample` both compute."""
+    return generate(G, latents(list(seeds), G.cfg.z_dim, z_dist), batch_size=batch_size, device=device)
 
 
 def sample_to_dir(
@@ -65,35 +95,18 @@ def sample_to_dir(
     ``npz`` is asked for, ``seed<NNNN>.<fmt>`` for every other format, and ``grid.png`` (all
     samples, labelled by seed). Returns a summary dict.
     """
-    bad = [f for f in formats if f not in FORMATS]
-    if bad:
-        raise Gan3dError(f"unknown output format(s) {bad}; choose from {', '.join(FORMATS)}")
+    check_formats(formats)
     if not seeds:
         raise Gan3dError("no seeds given")
     dev = pick_device(device)
-    G, data = ckpt.load_generator(checkpoint, device=dev)
-    z_dist = data.get("train_config", {}).get("z_dist", "uniform")
-    occ = generate(G, latents(seeds, G.cfg.z_dim, z_dist), batch_size=batch_size, device=dev)
+    G, data = ckpt.load_generator(ckpt.resolve(checkpoint), device=dev)
+    occ = sample_occupancy(G, seeds, z_dist=ckpt.z_prior(data), batch_size=batch_size, device=dev)
     grids = postprocess(occ, keep_all=keep_all, threshold=threshold)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    written: list[str] = []
-    if "npz" in formats:
-        with atomic_path(out / "samples.npz") as tmp:
-            np.savez_compressed(tmp, grids=grids, occupancy=occ.astype(np.float16), seeds=np.asarray(seeds, np.int64))
-        written.append("samples.npz")
-    from gan3d.io.meshing import export_mesh
-    from gan3d.io.voxelfiles import write_binvox
-
-    for seed, grid in zip(seeds, grids):
-        stem = f"seed{seed:04d}"
-        if "binvox" in formats:
-            write_binvox(out / f"{stem}.binvox", grid)
-            written.append(f"{stem}.binvox")
-        for fmt in MESH_FORMATS:
-            if fmt in formats and grid.any():
-                export_mesh(grid, out / f"{stem}.{fmt}", style=mesh_style)
-                written.append(f"{stem}.{fmt}")
+    written = write_grids(
+        grids, out, stems=[f"seed{s:04d}" for s in seeds], formats=formats, occupancy=occ,
+        mesh_style=mesh_style, seeds=seeds, npz_file="samples.npz",
+    )
     if picture:
         from gan3d.render.raster import render_grid_png
 

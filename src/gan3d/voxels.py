@@ -94,17 +94,42 @@ def resize(grid: np.ndarray, size: int) -> np.ndarray:
     return zoom(g.astype(np.float32), size / r, order=1, grid_mode=True, mode="grid-constant") >= THRESHOLD
 
 
-def pack(grids: np.ndarray) -> np.ndarray:
-    """Bit-pack binary grids (N, R, R, R) into (N, R^3 / 8) uint8 (C order, numpy bit order)."""
-    g = np.asarray(grids) >= THRESHOLD
-    return np.packbits(g.reshape(g.shape[0], -1), axis=1)
+def iou(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Intersection over union of filled voxels, per shape: THE IoU of gan3d.
+
+    ``pred`` and ``truth`` are grids of equal shape ``(N, R, R, R)`` (or ``(R, R, R)``, or
+    ``(N, 1, R, R, R)``): bool, 0/1 or occupancy in [0, 1], filled at >= 0.5. Returns float64 of
+    shape ``pred.shape[:-3]`` (``(N,)`` for a batch, ``()`` for one grid) with values in [0, 1]:
+    ``|pred and truth| / |pred or truth|``. **Two empty grids have IoU 1.0** (the prediction is
+    exactly right); an empty and a non-empty grid have IoU 0.0. Training statistics, evaluation,
+    IKEA and :func:`gan3d.eval.metrics.iou_distance_matrix` (``1 - iou``) all follow this rule.
+    """
+    p, t = np.asarray(pred), np.asarray(truth)
+    if p.shape != t.shape or p.ndim < 3:
+        raise ValueError(f"iou needs two grids of one shape (..., R, R, R), got {p.shape} and {t.shape}")
+    p = p if p.dtype == bool else p >= THRESHOLD
+    t = t if t.dtype == bool else t >= THRESHOLD
+    lead = p.shape[:-3]
+    p, t = p.reshape(lead + (-1,)), t.reshape(lead + (-1,))
+    inter = np.logical_and(p, t).sum(-1, dtype=np.int64)
+    union = np.logical_or(p, t).sum(-1, dtype=np.int64)
+    return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
 
 
-def unpack(packed: np.ndarray, resolution: int) -> np.ndarray:
-    """Inverse of :func:`pack`: (N, R^3 / 8) uint8 -> (N, R, R, R) bool."""
-    n = packed.shape[0]
-    bits = np.unpackbits(packed, axis=1, count=resolution**3)
-    return bits.reshape(n, resolution, resolution, resolution).astype(bool)
+def iou_torch(pred, truth):
+    """:func:`iou` for tensors (training statistics): ``pred``, ``truth`` of one shape
+    ``(N, R, R, R)`` or ``(N, 1, R, R, R)``, any dtype (filled at >= 0.5), any device. Returns a
+    float32 tensor ``(N,)`` on the same device, no gradient; both empty -> 1.0."""
+    import torch
+
+    with torch.no_grad():
+        if pred.shape != truth.shape or pred.ndim < 4:
+            raise ValueError(f"iou_torch needs two batches of one shape (N, ..., R, R, R), got {tuple(pred.shape)} and {tuple(truth.shape)}")
+        p = pred.detach().flatten(1) >= THRESHOLD
+        t = truth.detach().flatten(1) >= THRESHOLD
+        inter = (p & t).sum(1).float()
+        union = (p | t).sum(1).float()
+        return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
 
 
 def _check_3d(grid: np.ndarray) -> np.ndarray:

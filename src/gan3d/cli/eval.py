@@ -1,6 +1,7 @@
-"""``gan3d eval {classify,generation,neighbours}``: thin command-line wrappers around
-:mod:`gan3d.evaluation`. Options are parsed and checked here; every result can be written as a JSON
-file (``--out``, atomic) and/or appended as one line to a results ``.jsonl`` (``--results``).
+"""``gan3d eval {classify,generation,neighbours,reconstruction}``: thin command-line
+wrappers around the registered evaluations, run through :func:`gan3d.eval.registry.calc`. Options
+are parsed and checked here; every result can be written as a JSON file (``--out``, atomic) and/or
+appended as one line to a results ``.jsonl`` (``--results``).
 """
 
 from __future__ import annotations
@@ -202,89 +203,65 @@ def format_neighbours(r: dict) -> str:
     return "\n".join(lines)
 
 
-def run(args) -> int:
-    from gan3d.eval.classify import classify
-    from gan3d.eval.generation import generation, neighbours
-    from gan3d.eval.reconstruction import reconstruction
-    from gan3d.eval.registry import append_result, write_result
+def _classify_kwargs(args) -> dict:
+    return dict(
+        classes=args.classes,
+        blocks=args.blocks,
+        pool=args.pool,
+        C_grid=args.C_grid if isinstance(args.C_grid, list) else _floats(args.C_grid),
+        cv=args.cv,
+        seed=args.seed,
+        baselines=not args.no_baselines,
+        raw_resolution=args.raw_resolution,
+        solver=args.solver,
+    )
 
-    cmd = args.eval_cmd
-    progress = not args.quiet
-    if cmd == "classify":
-        result = classify(
-            args.checkpoint,
-            args.data,
-            classes=args.classes,
-            blocks=args.blocks,
-            pool=args.pool,
-            C_grid=args.C_grid if isinstance(args.C_grid, list) else _floats(args.C_grid),
-            cv=args.cv,
-            seed=args.seed,
-            baselines=not args.no_baselines,
-            raw_resolution=args.raw_resolution,
-            solver=args.solver,
-            device=args.device,
-            batch_size=args.batch_size,
-            progress=progress,
-        )
-        text = format_classify(result)
-    elif cmd == "generation":
-        keep_all = {"both": None, "largest": False, "all": True}[args.components]
-        result = generation(
-            args.checkpoint,
-            args.data,
-            n_samples=args.n_samples,
-            max_samples=args.max_samples,
-            split=args.split,
-            classes=args.classes,
-            keep_all=keep_all,
-            seeds=args.seeds,
-            distances=tuple(args.distances),
-            n_points=args.n_points,
-            context_rows=not args.no_context,
-            seed=args.seed,
-            device=args.device,
-            batch_size=args.batch_size,
-            progress=progress,
-        )
-        text = format_generation(result)
-    elif cmd == "neighbours":
-        seeds = args.seeds if isinstance(args.seeds, list) else _seeds(args.seeds)
-        result = neighbours(
-            args.checkpoint,
-            args.data,
-            seeds=seeds,
-            k=args.k,
-            split=args.split,
-            classes=args.classes,
-            out_png=args.out_png,
-            threshold=args.threshold,
-            device=args.device,
-            batch_size=args.batch_size,
-            progress=progress,
-        )
-        text = format_neighbours(result)
-    elif cmd == "reconstruction":
-        result = reconstruction(
-            args.checkpoint,
-            args.data,
-            split=args.split,
-            max_pairs=args.max_pairs,
-            ikea=args.ikea,
-            batch_size=args.batch_size,
-            device=args.device,
-            seed=args.seed,
-            progress=progress,
-        )
-        text = format_reconstruction(result)
-    else:  # pragma: no cover - argparse restricts the choices
-        raise Gan3dError(f"unknown evaluation {cmd!r}")
-    print(text)
+
+def _generation_kwargs(args) -> dict:
+    return dict(
+        n_samples=args.n_samples,
+        max_samples=args.max_samples,
+        split=args.split,
+        classes=args.classes,
+        keep_all={"both": None, "largest": False, "all": True}[args.components],
+        seeds=args.seeds,
+        distances=tuple(args.distances),
+        n_points=args.n_points,
+        context_rows=not args.no_context,
+        seed=args.seed,
+    )
+
+
+def _neighbours_kwargs(args) -> dict:
+    return dict(
+        seeds=args.seeds if isinstance(args.seeds, list) else _seeds(args.seeds),
+        k=args.k,
+        split=args.split,
+        classes=args.classes,
+        out_png=args.out_png,
+        threshold=args.threshold,
+    )
+
+
+def _reconstruction_kwargs(args) -> dict:
+    return dict(split=args.split, max_pairs=args.max_pairs, ikea=args.ikea, seed=args.seed)
+
+
+def run(args) -> int:
+    """``gan3d eval NAME``: the registered evaluation NAME through :func:`gan3d.eval.registry.calc`,
+    with NAME's own options (:data:`KWARGS`) and its printed summary (:data:`FORMATTERS`)."""
+    from gan3d.eval.registry import calc
+
+    name = args.eval_cmd
+    if name not in KWARGS:  # pragma: no cover - argparse restricts the choices
+        raise Gan3dError(f"unknown evaluation {name!r}")
+    kwargs = KWARGS[name](args)
+    kwargs.update(device=args.device, batch_size=args.batch_size, progress=not args.quiet)
+    result = calc(name, args.checkpoint, args.data, out=args.out, results=args.results, argv=sys.argv[1:], **kwargs)
+    print(FORMATTERS[name](result))
     if args.out:
-        write_result(args.out, result)
         print(f"wrote {args.out}")
     if args.results:
-        append_result(args.results, result, eval_name=cmd, args=sys.argv[1:])
         print(f"appended to {args.results}")
     return 0
 
@@ -313,3 +290,20 @@ def format_reconstruction(r: dict) -> str:
         for name, ap in ik["ap"].items():
             lines.append(f"  {name:10s} {ap if ap is not None else float('nan'):7.2f} {ik['paper'].get(name, float('nan')):7.1f}")
     return "\n".join(lines)
+
+
+KWARGS = {
+    "classify": _classify_kwargs,
+    "generation": _generation_kwargs,
+    "neighbours": _neighbours_kwargs,
+    "reconstruction": _reconstruction_kwargs,
+}
+"""Per evaluation: its options from the parsed arguments (the shared ones are added by :func:`run`)."""
+
+FORMATTERS = {
+    "classify": format_classify,
+    "generation": format_generation,
+    "neighbours": format_neighbours,
+    "reconstruction": format_reconstruction,
+}
+"""Per evaluation: the text printed for its result."""

@@ -21,18 +21,8 @@ def _add_sample(sub) -> None:
     p.add_argument("--mesh-style", choices=["smooth", "blocky"], default="smooth", help="marching cubes or one cube per voxel")
     p.add_argument("--keep-all", action="store_true", help="keep every component (default: only the largest, as the paper)")
     p.add_argument("--threshold", type=float, default=0.5, help="occupancy threshold")
-    p.add_argument("--batch-size", type=int, default=32, help="shapes per forward pass (does not change the shapes)")
+    p.add_argument("--batch-size", type=int, default=32, help="shapes gathered per step (memory only): G always runs on 8 latents at a time, so every shape is bit-identical at any batch size on one device and thread count")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-
-
-def _checkpoint_path(text: str, prefer: str = "snapshot.pt") -> Path:
-    p = Path(text)
-    if p.is_dir():
-        for name in (prefer, "checkpoint.pt", "snapshot.pt"):
-            if (p / name).is_file():
-                return p / name
-        raise Gan3dError("folder has no snapshot.pt or checkpoint.pt", p)
-    return p
 
 
 def _run_sample(args) -> int:
@@ -44,7 +34,7 @@ def _run_sample(args) -> int:
     except ValueError as e:
         raise Gan3dError(str(e)) from None
     summary = sample_to_dir(
-        _checkpoint_path(args.checkpoint),
+        args.checkpoint,
         seeds,
         args.out,
         formats=args.formats,

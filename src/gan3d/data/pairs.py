@@ -3,7 +3,7 @@
 The 3D-VAE-GAN of Wu et al. (NIPS 2016) learns an image encoder from renderings of the training
 shapes, 24 azimuths x 3 elevations = 72 views per shape (:data:`VIEWS_PAPER`). This module renders
 such pictures (:func:`render_rgb`), writes whole paired datasets (:func:`render_dataset`), reads them
-back memory-mapped (:func:`load_pairs`) and turns user photographs into network input
+back memory-mapped (:class:`PairedData`) and turns user photographs into network input
 (:func:`prepare_image`).
 
 Camera
@@ -61,7 +61,6 @@ import shutil
 import tempfile
 import time
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -276,32 +275,6 @@ def _progress(total: int, enabled: bool, desc: str):
     return tqdm(total=total, desc=desc, unit="shape")
 
 
-@dataclass
-class PairedImages:
-    """A paired image dataset folder (see the module docstring); ``images`` is memory-mapped."""
-
-    path: Path
-    images: np.ndarray
-    shape_index: np.ndarray
-    view: np.ndarray
-    azimuth: np.ndarray
-    elevation: np.ndarray
-    label: np.ndarray
-    split: np.ndarray
-    meta: dict = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
-
-    @property
-    def size(self) -> int:
-        return int(self.images.shape[1])
-
-    @property
-    def class_names(self) -> tuple[str, ...]:
-        return tuple(self.meta.get("class_names", ()))
-
-
 _PAIR_KEYS = {
     "shape_index": np.int64,
     "view": np.int64,
@@ -312,30 +285,25 @@ _PAIR_KEYS = {
 }
 
 
-def load_pairs(out_dir: str | os.PathLike) -> PairedImages:
-    """Open a folder written by :func:`render_dataset`. Raises Gan3dError naming the missing or
-    corrupt file."""
-    root = Path(out_dir)
-    if not root.is_dir():
-        raise Gan3dError("not a paired image folder (no such directory)", root)
-    meta_p, img_p, pairs_p = root / "meta.json", root / "images.npy", root / "pairs.npz"
-    for p in (meta_p, img_p, pairs_p):
-        if not p.is_file():
-            raise Gan3dError("missing (not a complete paired image folder)", p)
+def _read_meta(root: Path) -> dict:
+    meta_p = root / "meta.json"
     try:
-        meta = json.loads(meta_p.read_text())
+        meta = json.loads(meta_p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise Gan3dError(f"unreadable JSON ({e})", meta_p) from None
     if not isinstance(meta, dict) or meta.get("format") != PAIRED_FORMAT:
-        raise Gan3dError(f"not a {PAIRED_FORMAT} meta file", meta_p)
-    if int(meta.get("format_version", 0)) > PAIRED_FORMAT_VERSION:
-        raise Gan3dError(f"format version {meta.get('format_version')} is newer than this gan3d reads", meta_p)
+        raise Gan3dError(f"not a {PAIRED_FORMAT} meta file (no 'format: {PAIRED_FORMAT}')", meta_p)
     try:
-        images = np.load(img_p, mmap_mode="r")
-    except (OSError, ValueError, EOFError) as e:
-        raise Gan3dError(f"corrupt image array ({e})", img_p) from None
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3 or images.shape[1] != images.shape[2]:
-        raise Gan3dError(f"expected uint8 (N, S, S, 3) images, got {images.dtype} {images.shape}", img_p)
+        version = int(meta.get("format_version", 0))
+    except (TypeError, ValueError):
+        raise Gan3dError(f"bad format_version {meta.get('format_version')!r}", meta_p) from None
+    if version > PAIRED_FORMAT_VERSION:
+        raise Gan3dError(f"format version {version} is newer than this gan3d reads ({PAIRED_FORMAT_VERSION})", meta_p)
+    return meta
+
+
+def _read_arrays(root: Path, n: int) -> dict[str, np.ndarray]:
+    pairs_p = root / "pairs.npz"
     arrays = {}
     try:
         with np.load(pairs_p, allow_pickle=False) as z:
@@ -346,50 +314,63 @@ def load_pairs(out_dir: str | os.PathLike) -> PairedImages:
     except Gan3dError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
-        raise Gan3dError(f"corrupt pairs file ({e})", pairs_p) from None
-    n = images.shape[0]
+        raise Gan3dError(f"corrupt pairs file ({type(e).__name__}: {e})", pairs_p) from None
     for key, a in arrays.items():
         if a.shape != (n,):
             raise Gan3dError(f"{key} has shape {a.shape}, expected ({n},) like images.npy", pairs_p)
-    return PairedImages(path=root, images=images, meta=meta, **arrays)
+    return arrays
 
 
 class PairedData:
-    """A paired image/shape folder (``images.npy``, ``pairs.npz``, ``meta.json``) read lazily:
-    images stay in a memory map and shapes bit-packed; :meth:`batch` reads only one batch."""
+    """THE reader of a paired image/shape folder written by :func:`render_dataset` (see the module
+    docstring), checked on opening: ``meta.json`` format and version, ``images.npy`` uint8
+    (N, S, S, 3), every ``pairs.npz`` array (N,), ``shape_index`` within the voxel dataset; any
+    problem is one Gan3dError naming the folder or file. Read lazily: ``images`` stays a memory map
+    and the shapes bit-packed in ``dataset``; :meth:`batch` reads only one batch.
+
+    Attributes: ``folder`` (= ``path``), ``meta`` (dict), ``images`` (memmap uint8 (N, S, S, 3)),
+    ``shape_index``, ``view``, ``label`` (int64 (N,)), ``azimuth``, ``elevation`` (float32 (N,),
+    degrees), ``split`` (uint8 (N,), 0 train / 1 test), ``dataset`` (the VoxelDataset of the shapes),
+    ``resolution`` (R), ``image_size`` (S), ``class_names``.
+    """
 
     def __init__(self, folder: str | os.PathLike):
-        folder = Path(folder)
-        self.folder = folder
-        for name in ("images.npy", "pairs.npz", "meta.json"):
-            if not (folder / name).is_file():
-                raise Gan3dError(f"not a paired image/shape folder (no {name})", folder)
+        root = Path(folder)
+        if not root.is_dir():
+            raise Gan3dError("not a paired image folder (no such directory)", root)
+        for name in ("meta.json", "images.npy", "pairs.npz"):
+            if not (root / name).is_file():
+                raise Gan3dError("missing (not a complete paired image folder)", root / name)
+        self.folder = self.path = root
+        self.meta = _read_meta(root)
+        img_p = root / "images.npy"
         try:
-            self.meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-            self.images = np.load(folder / "images.npy", mmap_mode="r")
-            with np.load(folder / "pairs.npz") as z:
-                self.shape_index = np.asarray(z["shape_index"], dtype=np.int64)
-                self.split = np.asarray(z["split"], dtype=np.int64)
-        except (OSError, ValueError, KeyError) as e:
-            raise Gan3dError(f"cannot read the paired folder ({type(e).__name__}: {e})", folder) from None
+            self.images = np.load(img_p, mmap_mode="r")
+        except (OSError, ValueError, EOFError) as e:
+            raise Gan3dError(f"corrupt image array ({e})", img_p) from None
         im = self.images
-        if im.ndim != 4 or im.shape[3] != 3 or im.shape[1] != im.shape[2] or im.dtype != np.uint8:
-            raise Gan3dError(f"images.npy must be (N, S, S, 3) uint8, got {im.shape} {im.dtype}", folder)
-        if len(self.shape_index) != len(im) or len(self.split) != len(im):
-            raise Gan3dError(f"pairs.npz has {len(self.shape_index)} rows but images.npy {len(im)}", folder)
+        if im.dtype != np.uint8 or im.ndim != 4 or im.shape[3] != 3 or im.shape[1] != im.shape[2]:
+            raise Gan3dError(f"expected uint8 (N, S, S, 3) images, got {im.dtype} {im.shape}", img_p)
+        for key, a in _read_arrays(root, int(im.shape[0])).items():
+            setattr(self, key, a)
         dpath = Path(self.meta.get("dataset") or self.meta.get("source") or "")  # absolute path of the voxel file
-        if not dpath.is_file() and (folder / dpath.name).is_file():
-            dpath = folder / dpath.name  # a moved folder that carries its dataset along
+        if not dpath.is_file() and (root / dpath.name).is_file():
+            dpath = root / dpath.name  # a moved folder that carries its dataset along
         self.dataset = load(dpath)
         if len(self.shape_index) and (self.shape_index.min() < 0 or self.shape_index.max() >= len(self.dataset)):
-            raise Gan3dError(f"shape_index out of range for the {len(self.dataset)} shapes of {dpath}", folder)
+            raise Gan3dError(f"shape_index out of range for the {len(self.dataset)} shapes of {dpath}", root)
         self.resolution = self.dataset.resolution
         self.image_size = int(im.shape[1])
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(self.meta.get("class_names") or getattr(self.dataset, "class_names", ()))
 
     def __len__(self) -> int:
         return len(self.shape_index)
 
     def rows(self, split: int) -> np.ndarray:
+        """Row numbers (int64) of the images of ``split`` (0 train, 1 test)."""
         return np.flatnonzero(self.split == split)
 
     def batch(self, rows: np.ndarray, image_size: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,7 +10,7 @@ key                dtype, shape                  meaning
 ``format``         str, ()                       always ``"gan3d-voxels"``
 ``format_version`` int64, ()                     ``1``
 ``resolution``     int64, ()                     grid size R; every shape is an (R, R, R) grid
-``packed``         uint8, (N, ceil(R^3 / 8))     the grids, :func:`gan3d.voxels.pack` (C order,
+``packed``         uint8, (N, ceil(R^3 / 8))     the grids, ``np.packbits`` of each flat grid (C order,
                                                  numpy bit order, bit set = voxel filled)
 ``label``          int64, (N,)                   class index into ``class_names``
 ``class_names``    str, (C,)                     class names, in label order
@@ -49,11 +49,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from gan3d.data.augment import augment_batch
 from gan3d.errors import Gan3dError
 from gan3d.fileio import atomic_path
 from gan3d.voxels import THRESHOLD, resize
@@ -254,45 +253,6 @@ class VoxelDataset:
         r = self._resolution
         bits = np.unpackbits(rows, axis=1, count=r**3)
         return bits.reshape(rows.shape[0], r, r, r).astype(np.float32)
-
-    def batches(
-        self,
-        batch_size: int,
-        *,
-        rng: np.random.Generator,
-        augment: bool = False,
-        drop_last: bool = True,
-        with_labels: bool = False,
-    ) -> Iterator[np.ndarray] | Iterator[tuple[np.ndarray, np.ndarray]]:
-        """One epoch of shuffled float32 ``(B, R, R, R)`` batches (with ``with_labels``: ``(grids, labels)``).
-
-        The order comes from ``rng.permutation``; with ``augment`` every shape is, independently,
-        mirrored in x (``grid[::-1]``) with probability 1/2 and then turned about the up axis by
-        k * 90 degrees, k uniform in 0..3 (``np.rot90(grid, k, axes=(0, 1))``), all drawn from
-        ``rng``: the same rng state gives the same batches. With ``drop_last`` the last incomplete
-        batch is skipped (a dataset smaller than ``batch_size`` is then an error).
-        """
-        batch_size = int(batch_size)
-        if batch_size < 1:
-            raise Gan3dError(f"batch size must be >= 1, got {batch_size}")
-        n = len(self)
-        if drop_last and n < batch_size:
-            raise Gan3dError(
-                f"dataset has {n} shapes, fewer than one batch of {batch_size} (use a smaller batch size)",
-                self.path,
-            )
-        return self._batches(batch_size, rng, augment, drop_last, with_labels)
-
-    def _batches(self, batch_size, rng, augment, drop_last, with_labels):
-        n = len(self)
-        order = rng.permutation(n)
-        stop = n - n % batch_size if drop_last else n
-        for start in range(0, stop, batch_size):
-            idx = order[start : start + batch_size]
-            g = self.grids(idx)
-            if augment:
-                g = augment_batch(g, rng)
-            yield (g, self.labels[idx].copy()) if with_labels else g
 
     def save(self, path: _PathLike, *, source: str | None = None) -> Path:
         """Write this dataset (or view) as a prepared file; returns the path."""

@@ -46,6 +46,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from gan3d.errors import Gan3dError
+from gan3d.voxels import iou as voxel_iou
 
 __all__ = [
     "CLASSES",
@@ -271,7 +272,7 @@ def align(
             inter = np.einsum("abcijk,ijk->abc", win, t32, optimize=True)
             count = win.sum(axis=(3, 4, 5))
             union = count + nt - inter
-            iou = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+            iou = np.where(union > 0, inter / np.maximum(union, 1e-12), 1.0)  # both empty: 1, as gan3d.voxels.iou
             # search order: shifts in increasing |shift| first, so ties prefer small shifts
             o = np.array(np.unravel_index(np.argmax(_tiebreak(iou, m)), iou.shape))
             val = float(iou[tuple(o)])
@@ -279,7 +280,7 @@ def align(
                 best = (val, tuple(perm), tuple(flips), tuple(int(m - x) for x in o))
     t = Transform(best[1], best[2], best[3])
     out = apply_transform(pred, t)
-    iou = best[0] if best[0] >= 0 else _iou(out >= threshold, truth)
+    iou = best[0] if best[0] >= 0 else voxel_iou(out >= threshold, truth)
     return out.astype(np.float32), t, float(iou)
 
 
@@ -288,11 +289,6 @@ def _tiebreak(iou: np.ndarray, m: int) -> np.ndarray:
     r = np.arange(-m, m + 1, dtype=np.float64)
     d = np.abs(r)[:, None, None] + np.abs(r)[None, :, None] + np.abs(r)[None, None, :]
     return iou - 1e-9 * d
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    u = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / u) if u else 1.0
 
 
 def average_precision(pred: np.ndarray, truth: np.ndarray) -> float:

@@ -110,7 +110,8 @@ def iou_distance_matrix(A: Any, B: Any, *, progress: bool = False) -> np.ndarray
     Grids are binarized at 0.5 (bool grids and VoxelDatasets are taken as they are). The counts are
     popcounts of the AND of bit-packed uint64 rows, in blocks of rows of ``A``;
     ``|A or B| = |A| + |B| - |A and B|``. The distance is ``1 - inter / union`` computed in float64
-    and rounded to float32; two empty grids (union 0) are at distance 0.
+    and rounded to float32; two empty grids (union 0) are at distance 0, so ``1 - D`` is
+    :func:`gan3d.voxels.iou` (both empty = 1) for every pair.
     """
     a = _as_grids(A, "A")
     b = _as_grids(B, "B")

@@ -12,10 +12,11 @@ import numpy as np
 
 from gan3d.errors import Gan3dError
 from gan3d.eval.registry import register
+from gan3d.voxels import iou as voxel_iou
 
 
 def _score_reconstructions(pred: np.ndarray, truth: np.ndarray, labels: np.ndarray, names: list[str]) -> dict[str, Any]:
-    """Per class: mean IoU at 0.5 over images and AP (%) over all voxels of the class's images, for
+    """Per class: mean IoU at 0.5 over images (:func:`gan3d.voxels.iou`) and AP (%) over all voxels of the class's images, for
     float predictions (N, R, R, R) against boolean truth; and the means over classes."""
     from sklearn.metrics import average_precision_score
 
@@ -23,10 +24,7 @@ def _score_reconstructions(pred: np.ndarray, truth: np.ndarray, labels: np.ndarr
     for k in np.unique(labels):
         m = labels == k
         p, t = pred[m], truth[m]
-        hard = p >= 0.5
-        inter = (hard & t).reshape(len(p), -1).sum(1)
-        union = (hard | t).reshape(len(p), -1).sum(1)
-        iou = float(np.mean(np.where(union > 0, inter / np.maximum(union, 1), 1.0)))
+        iou = float(np.mean(voxel_iou(p, t)))
         ap = float(average_precision_score(t.reshape(-1), p.reshape(-1))) if t.any() else float("nan")
         per_class[names[int(k)]] = {"n": int(m.sum()), "iou": round(iou, 4), "ap": round(100 * ap, 2)}
     return {

@@ -2,7 +2,8 @@
 dataset, and nearest training neighbours (memorisation).
 
 Every evaluation is a plain function registered in :data:`EVALS` by :func:`register`; it returns a
-JSON-able dict. :func:`append_result` adds one such result, with where it came from, as one line of
+JSON-able dict. :func:`calc` (``calc("classify", checkpoint, dataset, results="x.jsonl")``) is how
+every caller runs one. :func:`append_result` adds one such result, with where it came from, as one line of
 a results ``.jsonl`` file; :func:`read_results` reads such a file back.
 
 Classification protocol (the paper's Table 1, :func:`classify`)
@@ -62,6 +63,35 @@ def register(name: str) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
         return fn
 
     return deco
+
+
+def calc(
+    name: str,
+    /,
+    *args: Any,
+    out: str | os.PathLike | None = None,
+    results: str | os.PathLike | None = None,
+    argv: Sequence[str] | dict | None = None,
+    **kwargs: Any,
+) -> dict:
+    """Run the registered evaluation ``name`` -- ``EVALS[name](*args, **kwargs)`` -- and return its
+    result dict: the one entry point of every caller (``gan3d eval``, training, notebooks).
+
+    ``out``: also write the result as indented JSON to that file (atomic); ``results``: then append
+    it as one line to that ``.jsonl`` (:func:`append_result`, with ``argv`` as the line's ``args``,
+    default ``sys.argv[1:]``). An unknown name is a Gan3dError listing the registered ones.
+    """
+    import gan3d.eval  # noqa: F401  (registers every evaluation)
+
+    fn = EVALS.get(name)
+    if fn is None:
+        raise Gan3dError(f"unknown evaluation {name!r}; registered: {', '.join(sorted(EVALS))}")
+    result = fn(*args, **kwargs)
+    if out is not None:
+        write_result(out, result)
+    if results is not None:
+        append_result(results, result, eval_name=name, args=argv)
+    return result
 
 
 def jsonable(obj: Any) -> Any:
@@ -159,17 +189,6 @@ def write_result(path: str | os.PathLike, record: dict) -> Path:
     return path
 
 
-def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint file, or a run folder (its ``snapshot.pt``, else ``checkpoint.pt``)."""
-    p = Path(path)
-    if p.is_dir():
-        for name in ("snapshot.pt", "checkpoint.pt"):
-            if (p / name).is_file():
-                return p / name
-        raise Gan3dError("folder has no snapshot.pt or checkpoint.pt", p)
-    return p
-
-
 def _load_dataset(dataset):
     from gan3d.data.prepared import VoxelDataset, load
 
@@ -185,7 +204,9 @@ def _where(dataset) -> str:
 def _open(checkpoint, dataset, classes, loader, device):
     """Checkpoint path, dataset, model (via ``loader``), checkpoint dict and class list, checked:
     the model's resolution must be the dataset's and a class filter must name something."""
-    path = resolve_checkpoint(checkpoint)
+    from gan3d.checkpoint import resolve
+
+    path = resolve(checkpoint)
     ds = _load_dataset(dataset)
     model, data = loader(path, device=device)
     _check_resolution(model.cfg.resolution, path, ds)

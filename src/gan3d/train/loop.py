@@ -118,7 +118,7 @@ def open_run(cfg: Any, *, resume=None, overrides=None, extend_to=None) -> Start:
     resume = Path(resume)
     if resume.is_dir() and not (resume / "checkpoint.pt").exists():
         return _restart(resume, cfg, overrides, extend_to)
-    ckpt_path = resume / "checkpoint.pt" if resume.is_dir() else resume
+    ckpt_path = ckpt.resolve(resume, prefer="checkpoint.pt")
     state = ckpt.load(ckpt_path)
     types = _task_types()
     if cfg is not None:

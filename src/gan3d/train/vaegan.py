@@ -79,6 +79,7 @@ from gan3d.train.losses import (
 from gan3d.train.runfolder import TrainResult
 from gan3d.train.state import _count as _count
 from gan3d.train.state import _plain_state
+from gan3d.voxels import iou_torch
 
 
 @contextlib.contextmanager
@@ -209,12 +210,10 @@ def _d_phase(D, opt_d, shapes, fake, cfg, noise, sum_over_ranks=None) -> dict[st
 
 @torch.no_grad()
 def shape_ious(recon: torch.Tensor, shapes: torch.Tensor) -> torch.Tensor:
-    """IoU at 0.5 of each reconstruction (N, 1, R, R, R) with its shape: (N,) (0 when both are empty).
-    The one per-shape IoU of the 3D-VAE-GAN's training statistic and its snapshots' held-out IoU."""
-    pred, true = recon.detach() >= 0.5, shapes >= 0.5
-    inter = (pred & true).flatten(1).sum(1).float()
-    union = (pred | true).flatten(1).sum(1).float().clamp_min(1)
-    return inter / union
+    """IoU at 0.5 of each reconstruction (N, 1, R, R, R) with its shape: (N,), by the one IoU rule
+    (:func:`gan3d.voxels.iou_torch`: 1 when both are empty). The 3D-VAE-GAN's training statistic and
+    its snapshots' held-out IoU both use it."""
+    return iou_torch(recon, shapes)
 
 
 def _fused_step(E, G, D, opt_e, opt_g, opt_d, images, shapes, z_prior, eps, cfg, noise, sum_over_ranks=None) -> dict[str, float]:
