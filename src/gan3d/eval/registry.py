@@ -160,7 +160,8 @@ def write_result(path: str | os.PathLike, record: dict) -> Path:
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint file, or a run folder (its ``snapshot.pt``, else ``checkpoint.pt``)."""
+    """A checkpoint file, or a run folder (its ``snapshot.pt``, else ``checkpoint.pt``); anything
+    else as it is, so a shipped model's name reaches :func:`gan3d.checkpoint.load`."""
     p = Path(path)
     if p.is_dir():
         for name in ("snapshot.pt", "checkpoint.pt"):
