@@ -74,7 +74,7 @@ def data_info(payload: dict[str, Any], description: str | None) -> dict[str, Any
             from gan3d.data.pairs import PairedData
 
             pd = PairedData(pairs)
-            out.update({"images": {"train": int(len(pd.rows(0))), "test": int(len(pd.rows(1)))}, "image_size": pd.image_size,
+            out.update({"images": {"train": len(pd.rows(0)), "test": len(pd.rows(1))}, "image_size": pd.image_size,
                         "shapes": str(pd.dataset.path), "counts": pd.dataset.counts()})
         except (Gan3dError, OSError) as e:
             out["not_read"] = str(e)

@@ -55,7 +55,7 @@ def format_table(rows: list[dict]) -> str:
              f"{c.get('size_bytes', 0) / 1e6:.1f}", dt, c.get("_ok", "?"), headline(c))
         )
     widths = [max(len(h), *(len(r[i]) for r in lines)) for i, h in enumerate(head)]
-    fmt = lambda r: "  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip()  # noqa: E731
+    fmt = lambda r: "  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip()
     return "\n".join([fmt(head), *map(fmt, lines)])
 
 

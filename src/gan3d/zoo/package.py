@@ -21,8 +21,7 @@ from gan3d import __version__
 from gan3d.errors import Gan3dError
 from gan3d.eval.registry import jsonable
 from gan3d.fileio import atomic_open, atomic_path
-from gan3d.zoo import cards
-from gan3d.zoo import precision, registry, weights
+from gan3d.zoo import cards, precision, registry, weights
 
 KINDS = ("snapshot", "vaegan-snapshot")
 
@@ -52,7 +51,7 @@ def _test_images(payload: dict[str, Any], n: int) -> tuple[torch.Tensor | None, 
     if not len(rows):
         return None, f"no test images in {pairs}", {}
     images, _ = data.batch(rows, int(payload["encoder_config"]["image_size"]))
-    return images, "", {"pairs": str(pairs), "split": "test", "n": int(len(rows))}
+    return images, "", {"pairs": str(pairs), "split": "test", "n": len(rows)}
 
 
 def _check_roundtrip(data: bytes, payload: dict[str, Any], dtypes: dict[str, str], where: Path) -> None:
@@ -75,6 +74,12 @@ def _update_index(out: Path, name: str, entry: dict[str, Any]) -> None:
     with atomic_open(out / registry.INDEX, "w") as f:
         json.dump(index, f, indent=2)
         f.write("\n")
+
+
+def _n_parameters(state: dict[str, torch.Tensor]) -> int:
+    """Learned values in a state dict: everything but BatchNorm statistics and spectral-norm vectors."""
+    buffers = ("running_mean", "running_var", "num_batches_tracked", "_u", "_v")
+    return int(sum(v.numel() for k, v in state.items() if not k.endswith(buffers)))
 
 
 def package(
@@ -137,7 +142,7 @@ def package(
         "sha256": digest,
         "size_bytes": len(data),
         "dtypes": dtypes,
-        "parameters": {k: int(sum(v.numel() for v in payload[k].values() if v.is_floating_point())) for k in modules},
+        "parameters": {k: _n_parameters(payload[k]) for k in modules},
         "step": step,
         "model_config": payload["model_config"],
         **({"encoder_config": payload["encoder_config"]} if "encoder_config" in payload else {}),
