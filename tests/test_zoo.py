@@ -365,7 +365,7 @@ def test_demo_samples_the_shipped_chair(env, tmp_path, registry_at, capsys):
     assert _shipped_chair(str(tmp_path / "out")) is None
     assert "no trained chair model is shipped" in capsys.readouterr().out
     m = registry_at(tmp_path / "m")
-    package(env["gan"], name="chair", command="c", out=m)
+    package(env["gan"], name="chair", command="c", out=m, n_seeds=50)
     summary = _shipped_chair(str(tmp_path / "out"))
     where = tmp_path / "out" / "shipped-chair"
     assert summary["n"] == 16 and str(where) in capsys.readouterr().out
@@ -373,3 +373,30 @@ def test_demo_samples_the_shipped_chair(env, tmp_path, registry_at, capsys):
         assert z["seeds"].tolist() == list(range(16)) and z["grids"].shape == (16, 16, 16, 16)
     assert (where / "grid.png").is_file()
     assert len(list(where.glob("seed*.obj"))) == 16 - len(summary["empty_seeds"])
+
+
+def test_package_command_line(env, tmp_path, registry_at, capsys):
+    out = registry_at(tmp_path / "m")
+    args = ["models", "package", str(env["gan"] / "snapshot.pt"), "--name", "cli", "--command", "gan3d train x",
+            "--eval", str(env["cls"]), "--wall-time-min", "2", "--out", str(out), "--seeds", "40"]  # fmt: skip
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "cli.safetensors" in text and "headline: SVM" in text
+    card = zoo.card("cli")
+    assert card["precision"]["G"]["prior_samples"]["n"] == 40 and card["training"]["wall_time"]["minutes"] == 2.0
+    assert zoo.names() == ["cli"] and zoo.load("cli")["step"] == 4
+
+
+def test_weight_file_reader_refuses_foreign_files(tmp_path):
+    from safetensors.torch import save
+
+    with pytest.raises(Gan3dError, match="not a safetensors file"):
+        weights.decode(b"\x05\x00", tmp_path / "short.safetensors")
+    with pytest.raises(Gan3dError, match="not a safetensors file"):
+        weights.decode(b"\xff" * 8 + b"{}", tmp_path / "long-header.safetensors")
+    plain = save({"w": torch.zeros(2)})
+    with pytest.raises(Gan3dError, match="not a gan3d model file"):
+        weights.decode(plain, tmp_path / "plain.safetensors")
+    stamped = save({"X.w": torch.zeros(2)}, metadata={"zoo_format": weights.FORMAT, "zoo_format_version": "1"})
+    with pytest.raises(Gan3dError, match="unexpected tensor 'X.w'"):
+        weights.decode(stamped, tmp_path / "odd.safetensors")
