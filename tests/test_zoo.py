@@ -12,13 +12,20 @@ import pytest
 import torch
 
 from gan3d import checkpoint as ckpt
-from gan3d import datasets, procedural, zoo
-from gan3d import evaluation as ev
+from gan3d import zoo
 from gan3d.cli import main
+from gan3d.data import procedural
+from gan3d.data.prepared import from_arrays
 from gan3d.errors import Gan3dError
-from gan3d.models import ModelConfig, build
-from gan3d.training import make_config, set_determinism, training_loop
-from gan3d.vaegan import VAEGANConfig, train_vaegan
+from gan3d.eval.classify import classify
+from gan3d.eval.generation import generation
+from gan3d.eval.reconstruction import reconstruction
+from gan3d.eval.registry import write_result
+from gan3d.models.gan import ModelConfig, build
+from gan3d.runtime import set_determinism
+from gan3d.train.config import VAEGANConfig, make_config
+from gan3d.train.gan import training_loop
+from gan3d.train.vaegan import train_vaegan
 from gan3d.zoo import precision, weights
 from gan3d.zoo.package import package
 
@@ -31,7 +38,7 @@ def _pairs(folder, n_shapes=8, size=32, resolution=16, n_test=2):
     grids, labels = procedural.make_dataset(n_shapes, resolution, seed=3)
     split = np.array([0] * (n_shapes - n_test) + [1] * n_test)
     src = folder / "voxels.npz"
-    datasets.from_arrays(grids, labels, list(procedural.CLASS_NAMES), split=split).save(src)
+    from_arrays(grids, labels, list(procedural.CLASS_NAMES), split=split).save(src)
     images, index = [], []
     for s, g in enumerate(grids):
         for axis in (1, 0):
@@ -54,7 +61,7 @@ def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("zoo")
     grids, labels = procedural.make_dataset(48, 16, seed=1, classes=["chair", "table", "bed"])
     split = (np.arange(len(grids)) % 4 == 0).astype(int)
-    data = datasets.from_arrays(grids, labels, ["chair", "table", "bed"], split=split).save(root / "d16.npz")
+    data = from_arrays(grids, labels, ["chair", "table", "bed"], split=split).save(root / "d16.npz")
     cfg = make_config("tiny", data=str(data), out=str(root / "runs"), run_name="g", steps=4, batch_size=8, n_preview=2, bn_samples=16)
     gan = training_loop(cfg, progress=False, quiet=True).run_dir
     pairs = _pairs(root / "pairs")
@@ -62,14 +69,14 @@ def env(tmp_path_factory):
                         log_every=2, snapshot_every=4, n_preview=0, eval_pairs=0, deterministic=True, device="cpu")
     vae = train_vaegan(vcfg).run_dir
     set_determinism(False)
-    cls = ev.write_result(root / "cls.json", ev.classify(gan, data, C_grid=(0.01, 1.0), cv=2, device="cpu", progress=False))
-    gen = ev.write_result(root / "gen.json", ev.generation(gan, data, n_samples=6, distances=("iou",), context_rows=False, device="cpu", progress=False))
-    rec = ev.write_result(root / "rec.json", ev.reconstruction(vae, pairs, device="cpu", progress=False))
+    cls = write_result(root / "cls.json", classify(gan, data, C_grid=(0.01, 1.0), cv=2, device="cpu", progress=False))
+    gen = write_result(root / "gen.json", generation(gan, data, n_samples=6, distances=("iou",), context_rows=False, device="cpu", progress=False))
+    rec = write_result(root / "rec.json", reconstruction(vae, pairs, device="cpu", progress=False))
     models = root / "models"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GAN3D_MODELS_DIR", str(models))
         package(gan, name="tg", command="gan3d train --preset tiny --steps 4", data_desc="procedural 16^3", evals=[cls, gen], wall_time_min=0.5)
-        package(vae, name="tv", command="gan3d train --model vaegan --preset tiny", evals=[rec])
+        package(vae, name="tv", command="gan3d train --model vaegan --preset tiny", evals=[rec], n_seeds=200)
     return dict(root=root, data=data, gan=gan, vae=vae, pairs=pairs, models=models, cls=cls, gen=gen, rec=rec)
 
 
@@ -209,9 +216,9 @@ def test_fp16_rule_keeps_fp32_when_rounding_flips_voxels(tmp_path, registry_at):
     snap = _forced_snapshot(tmp_path / "neg.pt", lambda w: torch.full_like(w, -2.5e-8))
     G, _ = ckpt.load_generator(snap)
     assert (G(torch.randn(2, 8)) < 0.5).all()
-    card = package(snap, name="neg", command="built by a test", out=registry_at(tmp_path / "m"))
+    card = package(snap, name="neg", command="built by a test", out=registry_at(tmp_path / "m"), n_seeds=200)
     rep = card["precision"]["G"]["prior_samples"]
-    assert card["dtypes"]["G"] == "float32" and rep["changed_voxels"] == rep["voxels"] == 1000 * 16**3
+    assert card["dtypes"]["G"] == "float32" and rep["changed_voxels"] == rep["voxels"] == 200 * 16**3
     assert card["dtypes"]["D"] == "float16" and card["precision"]["D"]["on_G_samples"]["sign_changes"] == 0
     loaded = zoo.load("neg")
     _close_to_rounded(loaded["G"], ckpt.load(snap)["G"], "float32")
@@ -221,7 +228,7 @@ def test_fp16_rule_keeps_fp32_when_rounding_flips_voxels(tmp_path, registry_at):
 def test_fp16_rule_stores_fp16_when_no_voxel_changes(tmp_path, registry_at):
     # positive final weights after ReLU: every output is >= 0.5 however the weights are rounded
     snap = _forced_snapshot(tmp_path / "pos.pt", lambda w: 0.1 + 1e-4 * torch.rand_like(w))
-    card = package(snap, name="pos", command="built by a test", out=registry_at(tmp_path / "m"))
+    card = package(snap, name="pos", command="built by a test", out=registry_at(tmp_path / "m"), n_seeds=200)
     assert card["dtypes"] == {"G": "float16", "D": "float16"}
     assert card["precision"]["G"]["prior_samples"]["changed_voxels"] == 0
     assert card["precision"]["G"]["prior_samples"]["max_abs_diff"] > 0  # the weights did change
