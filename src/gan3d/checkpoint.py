@@ -58,10 +58,19 @@ def resolve(text: str | os.PathLike, *, prefer: str = "snapshot.pt") -> Path:
 
 
 def load(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True``; any problem is one Gan3dError naming the file."""
+    """Read a checkpoint with ``weights_only=True``; any problem is one Gan3dError naming the file.
+
+    ``path`` may also be the name of a shipped model (``gan3d models``) when no file or folder of
+    that name exists: its payload, the same dict as its snapshot's (:func:`gan3d.zoo.load`)."""
     path = Path(path)
     if not path.is_file():
-        raise Gan3dError("no such checkpoint file", path)
+        from gan3d.zoo import registry
+
+        shipped = registry.lookup(path)
+        if shipped is not None:
+            return shipped
+        extra = "" if path.exists() else f", and no shipped model of that name ({registry.shipped_list()})"
+        raise Gan3dError(f"no such checkpoint file{extra}", path)
     if path.stat().st_size == 0:
         raise Gan3dError("checkpoint file is empty", path)
     try:

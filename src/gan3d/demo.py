@@ -1,6 +1,6 @@
-"""The main job on the built-in data: train a small 3D-GAN on procedural furniture, sample shapes
-from it, export meshes and voxel files, render pictures, and say where everything is.
-"""
+"""The main job on the built-in data: first shapes from the shipped ``chair`` model (when one is
+shipped), then train a small 3D-GAN on procedural furniture, sample shapes from it, export meshes
+and voxel files, render pictures, and say where everything is."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from gan3d.train.gan import training_loop
 
 
 def run_demo(*, out: str = "runs", steps: int | None = None, preset: str = "demo") -> Path:
+    shipped = _shipped_chair(out)
     t0 = time.perf_counter()
     cfg = make_config(preset, data="builtin", out=out, steps=steps)
     print(f"gan3d demo: training preset '{preset}' on built-in procedural furniture for {cfg.steps} steps")
@@ -29,5 +30,29 @@ def run_demo(*, out: str = "runs", steps: int | None = None, preset: str = "demo
     print(f"  32 final samples  {samples / 'grid.png'}")
     print(f"  meshes and voxels {samples}/seed*.obj|stl|binvox, all grids in {samples / 'samples.npz'}")
     print(f"  mean occupancy of the samples: {summary['mean_occupancy']:.3f}")
+    if shipped:
+        where = Path(shipped["out"])
+        print(f"  shipped chair model, 16 samples  {where / 'grid.png'}  (meshes {where}/seed*.obj, grids {where / 'samples.npz'})")
     print(f"more samples: gan3d sample --checkpoint {run / 'snapshot.pt'} --seeds 0-63 --out {run / 'more'}")
     return run
+
+
+def _shipped_chair(out: str) -> dict | None:
+    """Seeds 0-15 of the shipped ``chair`` model into ``<out>/shipped-chair/``, or one line saying
+    that none is shipped."""
+    from gan3d.errors import Gan3dError
+    from gan3d.zoo.demo import sample_shipped
+
+    try:
+        summary = sample_shipped(out, name="chair")
+    except Gan3dError as e:  # a damaged shipped model must not stop the rest of the demo
+        print(f"gan3d demo: the shipped chair model was refused ({e}); skipping its samples")
+        return None
+    if summary is None:
+        print("gan3d demo: no trained chair model is shipped in this installation; skipping its samples")
+        return None
+    where = Path(summary["out"])
+    print(f"gan3d demo: 16 chairs from the shipped model (step {summary['step']}) in {summary['seconds']:.1f} s:")
+    print(f"  picture {where / 'grid.png'}, meshes {where}/seed*.obj, grids {where / 'samples.npz'}")
+    print()
+    return summary

@@ -40,6 +40,18 @@ def _run_eval(args) -> int:
     return run(args)
 
 
+def _add_models(sub) -> None:
+    from gan3d.zoo.cli import add_parser
+
+    add_parser(sub)
+
+
+def _run_models(args) -> int:
+    from gan3d.zoo.cli import run
+
+    return run(args)
+
+
 COMMANDS = {
     "data": (_add_data, _run_data),
     "train": (_add_train, _run_train),
@@ -49,6 +61,7 @@ COMMANDS = {
     "eval": (_add_eval, _run_eval),
     "plot": (_add_plot, _run_plot),
     "demo": (_add_demo, _run_demo),
+    "models": (_add_models, _run_models),
 }
 
 

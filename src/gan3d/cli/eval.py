@@ -51,7 +51,7 @@ def _positive(text: str) -> int:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, help="snapshot.pt or checkpoint.pt of a run (or a run folder)")
+    p.add_argument("--checkpoint", required=True, help="snapshot.pt or checkpoint.pt of a run, a run folder, or a shipped model's name (gan3d models)")
     p.add_argument("--data", required=True, help="prepared dataset .npz (gan3d data prepare) at the model's resolution")
     p.add_argument("--classes", nargs="+", default=None, help="use only these classes")
     p.add_argument("--out", default=None, help="write the full result as JSON to this file")

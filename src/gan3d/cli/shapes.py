@@ -14,7 +14,7 @@ def _add_sample(sub) -> None:
     from gan3d.sampling import FORMATS
 
     p = sub.add_parser("sample", help="generate shapes from a checkpoint", formatter_class=HelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="snapshot.pt or checkpoint.pt of a run (or a run folder)")
+    p.add_argument("--checkpoint", required=True, help="snapshot.pt or checkpoint.pt of a run, a run folder, or a shipped model's name (gan3d models)")
     p.add_argument("--seeds", default="0-15", help="seeds, e.g. 0-63 or 1,5,9-12; one shape per seed")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--formats", nargs="+", choices=FORMATS, default=["npz", "obj"], help="files to write per sample")
@@ -53,7 +53,7 @@ def _run_sample(args) -> int:
 def _add_reconstruct(sub) -> None:
     p = sub.add_parser("reconstruct", help="3D shapes from single images with a trained 3D-VAE-GAN", formatter_class=HelpFormatter)
     p.add_argument("images", nargs="+", help="JPEG or PNG files of any size (resized and centre-cropped as in training)")
-    p.add_argument("--checkpoint", required=True, help="snapshot.pt of a `gan3d train --model vaegan` run (or its folder)")
+    p.add_argument("--checkpoint", required=True, help="snapshot.pt of a `gan3d train --model vaegan` run, its folder, or a shipped model's name")
     p.add_argument("--out", required=True, help="output folder: <image>.npz, .obj and a picture of input beside result")
     p.add_argument("--samples", type=int, default=1, help="mean of K draws of z (1 = the mean of q(z|image))")
     p.add_argument("--keep-all", action="store_true", help="keep every component (default: only the largest)")

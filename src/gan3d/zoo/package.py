@@ -1,0 +1,179 @@
+"""``gan3d models package``: a run's ``snapshot.pt`` -> ``NAME.safetensors`` + ``NAME.json`` (the
+model card) + an updated ``index.json`` in a models folder. A maintainer's tool: the result is what
+``gan3d.zoo.load(NAME)`` reads.
+
+Each module is stored in float16 only when fp16 rounding changes none of its thresholded outputs
+(:mod:`gan3d.zoo.precision`), else in float32. The file is read back and compared with the snapshot
+before the card is written. Every file is written to a temporary name and renamed; the index last.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from gan3d import __version__
+from gan3d.errors import Gan3dError
+from gan3d.eval.registry import jsonable
+from gan3d.fileio import atomic_open, atomic_path
+from gan3d.zoo import cards, precision, registry, weights
+
+KINDS = ("snapshot", "vaegan-snapshot")
+
+
+def _snapshot_path(source: str | os.PathLike) -> Path:
+    p = Path(source)
+    if p.is_dir():
+        p = p / "snapshot.pt"
+        if not p.is_file():
+            raise Gan3dError("run folder has no snapshot.pt", source)
+    elif not p.is_file():
+        raise Gan3dError("no such run folder or snapshot file", source)
+    return p
+
+
+def _test_images(payload: dict[str, Any], n: int) -> tuple[torch.Tensor | None, str, dict[str, Any]]:
+    """Up to ``n`` test images of a 3D-VAE-GAN run's paired folder at the encoder's size, spread
+    over the test split: (images or None, why not, where they came from)."""
+    pairs = payload.get("vaegan_config", {}).get("pairs", "")
+    try:
+        from gan3d.data.pairs import PairedData
+
+        data = PairedData(pairs)
+    except (Gan3dError, OSError) as e:
+        return None, f"test images not readable: {e}", {}
+    rows = precision.spread(data.rows(1), n)
+    if not len(rows):
+        return None, f"no test images in {pairs}", {}
+    images, _ = data.batch(rows, int(payload["encoder_config"]["image_size"]))
+    return images, "", {"pairs": str(pairs), "split": "test", "n": len(rows)}
+
+
+def _check_roundtrip(data: bytes, payload: dict[str, Any], dtypes: dict[str, str], where: Path) -> None:
+    """The written file decodes to the snapshot's payload (tensors as fp16-rounded where stored so)."""
+    back = weights.decode(data, where)
+    for key, value in payload.items():
+        if key in weights.MODULES:
+            want = weights.as_float32(weights.round_state(value, weights.DTYPES[dtypes[key]]))
+            got = back.get(key, {})
+            if set(got) != set(want) or any(not torch.equal(got[k], want[k].to(got[k].dtype)) for k in want):
+                raise Gan3dError(f"written file does not read back as the snapshot's {key}", where)
+        elif back.get(key) != json.loads(json.dumps(value)):
+            raise Gan3dError(f"written file does not read back the snapshot's {key!r}", where)
+
+
+def _update_index(out: Path, name: str, entry: dict[str, Any]) -> None:
+    index = registry.read_index(out)
+    index["models"][name] = entry
+    index["models"] = dict(sorted(index["models"].items()))
+    with atomic_open(out / registry.INDEX, "w") as f:
+        json.dump(index, f, indent=2)
+        f.write("\n")
+
+
+def _n_parameters(state: dict[str, torch.Tensor]) -> int:
+    """Learned values in a state dict: everything but BatchNorm statistics and spectral-norm vectors."""
+    buffers = ("running_mean", "running_var", "num_batches_tracked", "_u", "_v")
+    return int(sum(v.numel() for k, v in state.items() if not k.endswith(buffers)))
+
+
+def package(
+    source: str | os.PathLike,
+    *,
+    name: str,
+    command: str,
+    data_desc: str | None = None,
+    evals: Sequence[str | os.PathLike] = (),
+    wall_time_min: float | None = None,
+    out: str | os.PathLike | None = None,
+    n_seeds: int = 1000,
+    n_images: int = 256,
+) -> dict[str, Any]:
+    """Package the snapshot of ``source`` (a run folder or a ``snapshot.pt``) as model ``name`` in
+    ``out`` (default :func:`gan3d.zoo.models_dir`). ``command``: the exact training command;
+    ``evals``: ``gan3d eval ... --out`` JSON files of this snapshot. Returns the card."""
+    from gan3d import checkpoint as ckpt
+
+    if not registry.valid_name(name):
+        raise Gan3dError(f"invalid model name {name!r}: use letters, digits, '_', '.', '-' (at most 64, no file suffix)")
+    if not str(command).strip():
+        raise Gan3dError("--command must give the exact training command of the run")
+    path = _snapshot_path(source)
+    payload = ckpt.load(path)
+    if payload.get("kind") not in KINDS:
+        raise Gan3dError(f"not a sampling snapshot (kind {payload.get('kind')!r}); package the run's snapshot.pt", path)
+    step = int(payload.get("step", -1))
+    metrics = cards.read_evals(evals, step)  # before any work: a wrong file fails fast
+    out = Path(out) if out is not None else registry.models_dir()
+    run_dir = path.parent
+
+    images, note, image_src = (None, "", {})
+    if "E" in payload:
+        images, note, image_src = _test_images(payload, n_images)
+    with torch.random.fork_rng(devices=[]):
+        dtypes, measured = precision.choose(payload, n_seeds=n_seeds, images=images, images_note=note)
+    if image_src:
+        measured["E"]["test_images"]["source"] = image_src
+
+    tensors, meta = weights.encode(payload, dtypes)
+    from safetensors.torch import save_file
+
+    weight_path = out / f"{name}.safetensors"
+    with atomic_path(weight_path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+        data = tmp.read_bytes()
+        _check_roundtrip(data, payload, dtypes, weight_path)
+    digest = registry.sha256_bytes(data)
+
+    config_file = run_dir / "config.json"
+    run_config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else None
+    modules = [k for k in weights.MODULES if k in payload]
+    card = {
+        "format": registry.CARD_FORMAT,
+        "format_version": 1,
+        "name": name,
+        "kind": payload["kind"],
+        "file": weight_path.name,
+        "sha256": digest,
+        "size_bytes": len(data),
+        "dtypes": dtypes,
+        "parameters": {k: _n_parameters(payload[k]) for k in modules},
+        "step": step,
+        "model_config": payload["model_config"],
+        **({"encoder_config": payload["encoder_config"]} if "encoder_config" in payload else {}),
+        "metrics": metrics,
+        "training": {
+            "command": command,
+            "config": run_config if run_config is not None else {k: payload[k] for k in ("train_config", "vaegan_config") if k in payload},
+            "config_source": str(config_file.resolve()) if run_config is not None else "the snapshot (no config.json beside it)",
+            "data": cards.data_info(payload, data_desc),
+            "steps": step,
+            "wall_time": cards.wall_time(run_dir, wall_time_min),
+            "z_dist": precision.prior_of(payload),
+            "gan3d_version": payload.get("gan3d_version"),
+            "machine": cards.machine(),
+        },
+        "precision": {
+            "rule": "a module is stored in float16 only if fp16-rounded weights (computed in fp32) change no thresholded "
+            "(>= 0.5) output voxel: G on the seeds' prior samples (and a 3D-VAE-GAN's test reconstructions), E on "
+            "G(E(test image)), D on the signs of its logits on G's samples; otherwise float32",
+            **measured,
+        },
+        "packaged": {
+            "gan3d_version": __version__,
+            "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "source": str(path.resolve()),
+        },
+        "usage": (f"gan3d reconstruct IMAGE --checkpoint {name} --out recon" if "E" in payload
+                  else f"gan3d sample --checkpoint {name} --seeds 0-15 --out samples"),
+    }
+    with atomic_open(out / f"{name}.json", "w") as f:
+        json.dump(jsonable(card), f, indent=2)
+        f.write("\n")
+    _update_index(out, name, {"file": weight_path.name, "card": f"{name}.json", "sha256": digest, "size_bytes": len(data), "kind": payload["kind"]})
+    return card
