@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import Gan3dError
 from . import figures
-from .page import Page, meta_table, write_page
+from .page import MAX_LIVE, Page, meta_table, write_page
 from .sources import READERS, Sources, find_sources
 
 DEFAULT_SEEDS = tuple(range(16))
@@ -177,6 +177,7 @@ def build_gallery(
     seeds: Sequence[int] | None = None,
     k: int = 3,
     device: str = "cpu",
+    max_live: int = MAX_LIVE,
 ) -> dict[str, Any]:
     """Write one static HTML page for the run or output folder ``path`` (default ``out``:
     ``path/gallery.html``) and return a summary: ``{"out", "bytes", "panels": {kind: n},
@@ -184,10 +185,15 @@ def build_gallery(
 
     Samples: from ``snapshot.pt`` (``seeds``, default 0-15) or else ``samples.npz`` (all, or
     ``seeds``). ``data``: a prepared dataset; each sample is shown beside its ``k`` nearest
-    training shapes by IoU. Raises Gan3dError on a missing folder, a folder with nothing to show,
+    training shapes by IoU. ``max_live``: 3D views the page keeps drawn at once (see
+    :mod:`gan3d.gallery.page`). Raises Gan3dError on a missing folder, a folder with nothing to show,
     seeds that are not there, or malformed files.
     """
     t0 = time.perf_counter()
+    try:
+        import plotly  # noqa: F401
+    except ImportError:
+        raise Gan3dError("the gallery needs plotly: pip install plotly (or pip install gan3d[gallery])") from None
     src = find_sources(path)
     if int(k) < 1:
         raise Gan3dError(f"--neighbours must be at least 1, got {k}")
@@ -197,7 +203,7 @@ def build_gallery(
         if grids is None:
             raise Gan3dError("--data given but there are no samples (no snapshot.pt or samples.npz) to compare", src.root)
         neigh = _neighbours(data, grids, int(k))
-    page = Page(f"gan3d gallery: {src.root.resolve().name}")
+    page = Page(f"gan3d gallery: {src.root.resolve().name}", max_live=max_live)
     _header(page, src, info)
     if grids is not None:
         _sample_section(page, grids, seed_arr, neigh)

@@ -5,10 +5,10 @@ Why a loader: a browser keeps at most 16 WebGL contexts per page (Chromium drops
 that, and its plot goes blank), and plotly.js gives every 3D scene its own context. A gallery has
 dozens of scenes, so the loader draws a 3D panel when it scrolls into view and frees
 (``WEBGL_lose_context`` + ``Plotly.purge``) the panel seen longest ago once :data:`MAX_LIVE` are
-drawn. When more panels than that are on screen at once, the extra ones show a still made by
-``Plotly.toImage`` (which draws on one shared off-screen context) and become live 3D views when
-the pointer enters them (the panel they replace keeps a still of its current view). 2D charts
-(SVG) are drawn at once.
+drawn. When more panels than that are on screen at once, each is still drawn once, taking the
+place of the one drawn longest ago, which keeps a still of its view read from its own context
+(plotly.js's scene ``toImage``; ``Plotly.toImage`` itself took over 10 s per panel in software
+WebGL); pointing at a still makes it a live 3D view again. 2D charts (SVG) are drawn at once.
 
 The page fetches nothing: no ``<script src>``, no ``<link>``, no web fonts.
 """
@@ -23,8 +23,7 @@ from pathlib import Path
 from ..fileio import atomic_open
 
 MAX_LIVE = 14
-"""3D panels drawn at one time: below Chromium's 16 WebGL contexts per page, with one left for
-plotly.js's shared off-screen context (stills) and one spare."""
+"""3D panels drawn at one time: below Chromium's 16 WebGL contexts per page, with two spare."""
 
 _CSS = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 18px 24px; color: #222; background: #fff; }
@@ -37,7 +36,7 @@ figure.panel figcaption { font-size: 12px; text-align: center; padding: 2px 4px;
   position: absolute; inset: 0; display: flex; align-items: center; justify-content: center; text-align: center;
   color: #999; font-size: 12px; padding: 10px; }
 .gl { background: no-repeat center / contain; } .gl[data-state="idle"]::before { content: "3D view: loads when scrolled into view"; }
-.gl[data-state="waiting"]::before { content: "drawing..."; }
+.gl[data-state="waiting"]::before { content: "point here to show the 3D view"; }
 .rowlabel { width: 70px; font-size: 12px; color: #444; padding-top: 8px; } .note { color: #666; font-size: 12px; }
 code { font-size: 12px; }
 """
@@ -48,9 +47,16 @@ _LOADER = """
   var MAX_LIVE = %d;
   var live = [];            // drawn 3D panels, the one seen longest ago first
   var visible = new Set();
-  var pictures = Promise.resolve();  // Plotly.toImage jobs, one at a time
   function spec(el) { return JSON.parse(document.getElementById(el.dataset.spec).textContent); }
   function config(s) { return Object.assign({displaylogo: false, displayModeBar: false, responsive: false, scrollZoom: false}, s.config || {}); }
+  function still(el) {
+    // the scene's current view, read from its own context (plotly.js's scene.toImage) before it goes
+    try {
+      var url = el._fullLayout.scene._scene.toImage("png");
+      el.style.backgroundImage = "url(" + url + ")";
+      el.dataset.still = "1";
+    } catch (err) { /* no still: the panel shows its hint instead */ }
+  }
   function release(el) {
     // Plotly.purge leaves the WebGL context to the garbage collector, which is too late for the cap.
     el.querySelectorAll(".gl-container canvas").forEach(function (c) {
@@ -60,51 +66,52 @@ _LOADER = """
     });
     Plotly.purge(el);
   }
-  function picture(el, source) {
-    // a still of the panel, drawn by plotly.js on its one shared off-screen context
-    var w = parseInt(el.style.width), h = parseInt(el.style.height);
-    pictures = pictures.then(function () { return Plotly.toImage(source, {format: "png", width: w, height: h}); })
-      .then(function (url) { el.style.backgroundImage = "url(" + url + ")"; if (el.dataset.state === "waiting") el.dataset.state = "picture"; },
-            function (err) { console.error("gallery: still of " + el.dataset.spec + " failed: " + err); });
-    return pictures;
-  }
   function free(el) {
     live.splice(live.indexOf(el), 1);
-    if (!visible.has(el)) { release(el); el.dataset.state = "idle"; return Promise.resolve(); }
-    el.dataset.state = "waiting";
-    return picture(el, el).then(function () { release(el); });
+    if (visible.has(el)) still(el);
+    release(el);
+    el.dataset.state = visible.has(el) ? (el.dataset.still ? "picture" : "waiting") : "idle";
   }
   function draw(el, force) {
     var st = el.dataset.state;
-    if (st === "live" || st === "loading" || (st === "waiting" && !force)) return;
-    var room = Promise.resolve();
+    if (st === "live" || st === "loading") return;
     if (live.length >= MAX_LIVE) {
-      var victim = live.find(function (p) { return !visible.has(p); }) || (force ? live[0] : null);
-      if (!victim) {  // every drawn panel is on screen: show a still; pointing at it draws it
-        if (st === "idle") { el.dataset.state = "waiting"; var s0 = spec(el); picture(el, {data: s0.data, layout: s0.layout}); }
-        return;
-      }
-      room = free(victim);
+      var done = live.filter(function (p) { return p.dataset.state === "live"; });  // not while loading
+      var victim = done.find(function (p) { return !visible.has(p); });
+      // every drawn panel is on screen: a panel never drawn takes the place of the one seen longest
+      // ago, which keeps a still; so every panel on screen is drawn once, then pointing at a still redraws it
+      if (!victim && (force || !el.dataset.drawn)) victim = done[0];
+      if (!victim) { el.dataset.state = el.dataset.still ? "picture" : "waiting"; return; }
+      free(victim);
     }
     el.dataset.state = "loading";
+    el.dataset.drawn = "1";
     live.push(el);
-    room.then(function () {
-      var s = spec(el);
-      return Plotly.newPlot(el, {data: s.data, layout: s.layout, frames: s.frames || [], config: config(s)});
-    }).then(function () { if (el.dataset.state === "loading") el.dataset.state = "live"; },
-            function (err) { el.dataset.state = "error"; console.error("gallery: plot " + el.dataset.spec + " failed: " + err); });
+    var s = spec(el);
+    Plotly.newPlot(el, {data: s.data, layout: s.layout, frames: s.frames || [], config: config(s)}).then(
+      function () { if (el.dataset.state === "loading") el.dataset.state = "live"; pump(); },
+      function (err) { el.dataset.state = "error"; console.error("gallery: plot " + el.dataset.spec + " failed: " + err); });
+  }
+  function pump() {  // panels on screen that waited for a panel to finish loading
+    document.querySelectorAll('.gl[data-state="waiting"]').forEach(function (el) {
+      if (visible.has(el) && !el.dataset.drawn) draw(el, false);
+    });
   }
   function seen(el) { var i = live.indexOf(el); if (i >= 0) { live.splice(i, 1); live.push(el); } }
   var io = new IntersectionObserver(function (entries) {
     entries.forEach(function (e) {
-      if (e.isIntersecting) { visible.add(e.target); seen(e.target); draw(e.target, false); }
+      if (e.isIntersecting) { visible.add(e.target); seen(e.target); }
       else { visible.delete(e.target); }
     });
+    entries.forEach(function (e) { if (e.isIntersecting) draw(e.target, false); });
   });
   document.querySelectorAll(".gl").forEach(function (el) {
     el.dataset.state = "idle";
     io.observe(el);
-    el.addEventListener("pointerenter", function () { if (el.dataset.state === "picture" || el.dataset.state === "idle") draw(el, true); });
+    el.addEventListener("pointerenter", function () {
+      var st = el.dataset.state;
+      if (st === "picture" || st === "waiting" || st === "idle") draw(el, true);
+    });
   });
   document.querySelectorAll(".flat").forEach(function (el) {
     var s = spec(el);
@@ -123,8 +130,11 @@ def _json_script(text: str) -> str:
 class Page:
     """Collects sections and figures; :meth:`html` gives the whole page as one string."""
 
-    def __init__(self, title: str):
+    def __init__(self, title: str, *, max_live: int = MAX_LIVE):
+        if not 1 <= int(max_live) <= 15:
+            raise ValueError(f"max_live must be 1..15 (browsers allow about 16 WebGL contexts), got {max_live}")
         self.title = title
+        self.max_live = int(max_live)
         self.parts: list[str] = []
         self._specs: list[str] = []
         self.counts: dict[str, int] = {}
@@ -166,7 +176,7 @@ class Page:
                 "</head><body>",
                 *self.parts,
                 *self._specs,
-                f"<script>{_LOADER % MAX_LIVE}</script>",
+                f"<script>{_LOADER % self.max_live}</script>",
                 "</body></html>",
             ]
         )
