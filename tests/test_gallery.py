@@ -15,7 +15,7 @@ pytest.importorskip("plotly", reason="the gallery needs plotly (pip install plot
 from gan3d.cli import main  # noqa: E402
 from gan3d.errors import Gan3dError  # noqa: E402
 from gan3d.gallery import build_gallery  # noqa: E402
-from gan3d.geometry import blocky_mesh, smooth_mesh  # noqa: E402
+from gan3d.io.meshing import blocky_mesh, smooth_mesh  # noqa: E402
 
 R = 16
 
@@ -205,7 +205,7 @@ def test_analysis_views_mark_what_the_files_say(tmp_path):
 
 
 def test_neighbours_from_data(tmp_path):
-    from gan3d.datasets import from_arrays, save
+    from gan3d.data.prepared import from_arrays, save
 
     s = shapes()
     train = np.stack([s[1], s[0], np.roll(s[2], 2, axis=0)])  # the chair is training shape 1, exactly
@@ -223,7 +223,8 @@ def test_neighbours_from_data(tmp_path):
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    from gan3d.training import make_config, training_loop
+    from gan3d.train.config import make_config
+    from gan3d.train.gan import training_loop
 
     out = tmp_path_factory.mktemp("runs")
     cfg = make_config("tiny", data="builtin", out=str(out), builtin_count=32, steps=4, batch_size=8, log_every=2, n_preview=4, deterministic=True)
