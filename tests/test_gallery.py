@@ -245,6 +245,17 @@ def test_run_folder_samples_the_snapshot_like_gan3d_sample(run_dir, tmp_path):
     assert build_gallery(run_dir, out=tmp_path / "all.html")["n_samples"] == 16  # default seeds 0-15
 
 
+def test_an_empty_sample_is_captioned_so(tmp_path):
+    s = shapes()
+    s[1] = False
+    (tmp_path / "out").mkdir()
+    np.savez(tmp_path / "out" / "samples.npz", grids=s, seeds=np.array([0, 1, 2]))
+    build_gallery(tmp_path / "out")
+    _, panels, specs = read_page(tmp_path / "out" / "gallery.html")
+    assert [p["caption"] for p in panels] == ["seed 0", "seed 1 (empty)", "seed 2"]
+    assert len(arr(specs[panels[1]["spec"]]["data"][0]["i"])) == 0
+
+
 # --- bad input -------------------------------------------------------------------------------------
 
 

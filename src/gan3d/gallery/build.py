@@ -77,15 +77,19 @@ def _neighbours(data: str | os.PathLike, grids: np.ndarray, k: int):
     return pool, idx, iou
 
 
+def _seed_caption(grid: np.ndarray, seed: int) -> str:
+    return f"seed {seed}" if grid.any() else f"seed {seed} (empty)"
+
+
 def _sample_section(page: Page, grids, seeds, neigh) -> None:
     if neigh is None:
-        body = "".join(page.panel(figures.shape_figure(g), kind="sample", caption=f"seed {s}") for g, s in zip(grids, seeds))
+        body = "".join(page.panel(figures.shape_figure(g), kind="sample", caption=_seed_caption(g, s)) for g, s in zip(grids, seeds))
         page.section(f"Samples ({len(grids)})", f'<div class="grid">{body}</div>', sid="samples")
         return
     pool, idx, iou = neigh
     rows = []
     for i, (g, s) in enumerate(zip(grids, seeds)):
-        cells = [page.panel(figures.shape_figure(g, size=200), kind="sample", caption=f"seed {s}")]
+        cells = [page.panel(figures.shape_figure(g, size=200), kind="sample", caption=_seed_caption(g, s))]
         nb = pool.grids(idx[i]) >= 0.5
         for j in range(idx.shape[1]):
             cls = pool.class_names[int(pool.labels[idx[i, j]])]
