@@ -12,8 +12,8 @@ VPY=.venv/bin/python
 if ! "$VPY" -c "import torch" 2>/dev/null; then
   "$VPY" -m pip install -q "${GAN3D_TORCH:-torch==2.13.0}"
 fi
-if ! "$VPY" -c "import gan3d, pytest, sklearn, matplotlib" 2>/dev/null || [ pyproject.toml -nt .venv/.gan3d-installed ]; then
-  "$VPY" -m pip install -q -e ".[test,eval,plot]"
+if ! "$VPY" -c "import gan3d, pytest, selenium, sklearn, matplotlib, plotly, tensorboard" 2>/dev/null || [ pyproject.toml -nt .venv/.gan3d-installed ]; then
+  "$VPY" -m pip install -q -e ".[test,eval,plot,gallery,tensorboard]"
   touch .venv/.gan3d-installed
 fi
 "$VPY" -c "import torch, gan3d; print(f'gan3d {gan3d.__version__} ready: torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}')"

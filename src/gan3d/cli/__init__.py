@@ -26,6 +26,7 @@ from gan3d.cli.shapes import (
 )
 from gan3d.cli.train import _add_train, _run_train
 from gan3d.errors import Gan3dError
+from gan3d.gallery import cli as _gallery_cli
 
 
 def _add_eval(sub) -> None:
@@ -62,6 +63,7 @@ COMMANDS = {
     "plot": (_add_plot, _run_plot),
     "demo": (_add_demo, _run_demo),
     "models": (_add_models, _run_models),
+    "gallery": (_gallery_cli.add_parser, _gallery_cli.run),
 }
 
 
