@@ -66,7 +66,7 @@ def test_iou_distance_matrix_is_one_minus_iou():
 
 
 def test_vaegan_statistic_uses_the_one_rule():
-    from gan3d.train.vaegan import _shape_ious
+    from gan3d.train.vaegan import shape_ious as _shape_ious
 
     z = torch.zeros(2, 1, 4, 4, 4)
     full = torch.ones(2, 1, 4, 4, 4)

@@ -49,7 +49,9 @@ def _pairs(folder, n_shapes=8, size=32, resolution=16, n_test=2):
             index.append(s)
     np.save(folder / "images.npy", np.stack(images))
     index = np.array(index, np.int64)
-    np.savez(folder / "pairs.npz", shape_index=index, label=labels[index], split=split[index].astype(np.uint8))
+    view = np.tile(np.array([0, 1], np.int64), len(grids))
+    np.savez(folder / "pairs.npz", shape_index=index, view=view, azimuth=np.where(view == 0, 0.0, 90.0).astype(np.float32),
+             elevation=np.zeros(len(index), np.float32), label=labels[index].astype(np.int64), split=split[index].astype(np.uint8))
     meta = dict(format="gan3d-paired-images", format_version=1, dataset=str(src.resolve()), resolution=resolution, size=size, count=len(images))
     (folder / "meta.json").write_text(json.dumps(meta))
     return folder
@@ -336,7 +338,7 @@ def test_unknown_name_and_path_precedence(env, shipped, tmp_path, monkeypatch, c
     assert ckpt.load("tg")["kind"] == "vaegan-snapshot"
     (tmp_path / "tv").mkdir()  # so does a folder, even one without a snapshot
     assert main(["reconstruct", "x.png", "--checkpoint", "tv", "--out", "r"]) == 2
-    assert "tv/snapshot.pt: no such checkpoint file" in _one_line_error(capsys)
+    assert "tv: folder has no snapshot.pt or checkpoint.pt" in _one_line_error(capsys)  # the folder, not the model
 
 
 def test_no_models_shipped(tmp_path, registry_at, capsys):

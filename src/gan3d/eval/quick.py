@@ -11,7 +11,7 @@ from gan3d.eval.metrics import coverage, iou_distance_matrix, mmd, one_nna
 from gan3d.eval.registry import register
 
 
-@register("quick_generation")
+@register("quick_generation", command=False)
 @torch.no_grad()
 def quick_generation(G: torch.nn.Module, z: torch.Tensor, ref: np.ndarray) -> dict[str, float]:
     """IoU-distance generation metrics of ``G``'s samples for latents ``z`` (float32 (n, z_dim), on

@@ -52,14 +52,16 @@ EVALS: dict[str, Callable[..., dict]] = {}
 """Registered evaluations by name: ``EVALS["classify"](checkpoint, dataset, ...) -> dict``."""
 
 
-def register(name: str) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
-    """Decorator adding an evaluation function to :data:`EVALS` under ``name``."""
+def register(name: str, *, command: bool = True) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
+    """Decorator adding an evaluation function to :data:`EVALS` under ``name``. ``command=False``:
+    an evaluation of in-memory models (training calls it), with no ``gan3d eval`` command."""
 
     def deco(fn: Callable[..., dict]) -> Callable[..., dict]:
         if name in EVALS and EVALS[name] is not fn:
             raise ValueError(f"an evaluation named {name!r} is already registered")
         EVALS[name] = fn
         fn.eval_name = name  # type: ignore[attr-defined]
+        fn.eval_command = command  # type: ignore[attr-defined]
         return fn
 
     return deco

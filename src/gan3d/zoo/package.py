@@ -82,6 +82,22 @@ def _n_parameters(state: dict[str, torch.Tensor]) -> int:
     return int(sum(v.numel() for k, v in state.items() if not k.endswith(buffers)))
 
 
+def _sample_occupancy(payload: dict[str, Any], seeds: Sequence[int] = tuple(range(100))) -> dict[str, Any]:
+    """Occupancy (filled fraction) of G's samples for ``seeds`` with the largest component kept, as
+    ``gan3d sample`` makes them: the range a shipped generator's samples are expected in."""
+    from gan3d.checkpoint import model_config, z_prior
+    from gan3d.models.gan import Generator
+    from gan3d.runtime import latents
+    from gan3d.sampling import generate, postprocess
+
+    G = Generator(model_config(payload))
+    G.load_state_dict(payload["G"])
+    grids = postprocess(generate(G.eval(), latents(list(seeds), G.cfg.z_dim, z_prior(payload))))
+    occ = grids.reshape(len(grids), -1).mean(axis=1)
+    return {"seeds": f"{seeds[0]}-{seeds[-1]}", "largest_component": True, "occupancy_min": float(occ.min()),
+            "occupancy_mean": float(occ.mean()), "occupancy_max": float(occ.max()), "empty": int((occ == 0).sum())}
+
+
 def package(
     source: str | os.PathLike,
     *,
@@ -130,6 +146,7 @@ def package(
         _check_roundtrip(data, payload, dtypes, weight_path)
     digest = registry.sha256_bytes(data)
 
+    samples = _sample_occupancy(payload)
     config_file = run_dir / "config.json"
     run_config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else None
     modules = [k for k in weights.MODULES if k in payload]
@@ -147,6 +164,7 @@ def package(
         "model_config": payload["model_config"],
         **({"encoder_config": payload["encoder_config"]} if "encoder_config" in payload else {}),
         "metrics": metrics,
+        "samples": samples,
         "training": {
             "command": command,
             "config": run_config if run_config is not None else {k: payload[k] for k in ("train_config", "vaegan_config") if k in payload},
