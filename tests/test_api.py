@@ -15,7 +15,7 @@ from gan3d.errors import Gan3dError
 from gan3d.runtime import set_determinism
 from gan3d.sampling import sample_to_dir
 from gan3d.train.config import make_config
-from gan3d.train.gan import training_loop
+from gan3d.train.loop import training_loop
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def demo_snapshot(tmp_path_factory):
 def vaegan_run(tmp_path_factory):
     from test_vaegan import make_pairs, vcfg
 
-    from gan3d.train.vaegan import train_vaegan
+    from gan3d.train.loop import train_vaegan
 
     pairs = make_pairs(tmp_path_factory.mktemp("p") / "pairs")
     res = train_vaegan(vcfg(pairs, tmp_path_factory.mktemp("vruns"), steps=2, snapshot_every=2))

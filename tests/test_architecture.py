@@ -38,7 +38,8 @@ def _imports(name: str, path: Path, known: set[str]) -> set[str]:
                 up = pkg.split(".")
                 up = up[: len(up) - node.level + 1]
                 base = ".".join(up + ([base] if base else []))
-            targets = [base] + [f"{base}.{a.name}" for a in node.names]
+            # `from pkg import sub` imports the submodule, not (for this graph) the package's own code
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
         for t in targets:
             while t and t not in known:
                 t = t.rpartition(".")[0]

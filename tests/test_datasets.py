@@ -8,25 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gan3d.data.prepare import MODELNET10_CLASSES
-
-from gan3d.data.inspect import format_info
-
-from gan3d.io.voxelfiles import read_binvox
-
-from gan3d.io.voxelfiles import read_mat
-
-from gan3d.io.meshfiles import read_mesh
-
-from gan3d.io.meshfiles import voxelize_mesh
-
-from gan3d.io.voxelfiles import write_binvox
-
 from gan3d.data import procedural
+from gan3d.data.inspect import format_info, info
+from gan3d.data.prepare import MODELNET10_CLASSES, prepare
 from gan3d.data.prepared import VoxelDataset, from_arrays, load
-from gan3d.data.inspect import info
-from gan3d.data.prepare import prepare
 from gan3d.errors import Gan3dError
+from gan3d.io.meshfiles import read_mesh, voxelize_mesh
+from gan3d.io.voxelfiles import read_binvox, read_mat, write_binvox
 from gan3d.voxels import pad_to, resize, upsample_nearest
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

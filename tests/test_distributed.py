@@ -18,13 +18,14 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from gan3d.train import distributed
 from gan3d.errors import Gan3dError
 from gan3d.models.gan import ModelConfig, build
+from gan3d.train import distributed
 from gan3d.train.batching import draw_batch, load_training_data, shard_of
-from gan3d.train.gan import gan_step, training_loop
 from gan3d.train.config import VAEGANConfig, make_config
-from gan3d.train.vaegan import train_vaegan, vaegan_step
+from gan3d.train.gan import gan_step
+from gan3d.train.loop import train_vaegan, training_loop
+from gan3d.train.vaegan import vaegan_step
 
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 

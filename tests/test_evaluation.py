@@ -4,27 +4,26 @@ import numpy as np
 import pytest
 import torch
 
-from gan3d.data.prepared import from_arrays
-
-from gan3d.data.prepared import load
-
 from gan3d.data.prepare import prepare
-from gan3d.eval.registry import EVALS
-from gan3d.eval.registry import append_result
-from gan3d.eval.classify import classify
-from gan3d.eval.classify import default_blocks
-from gan3d.eval.classify import extract_features
-from gan3d.eval.classify import feature_dims
-from gan3d.eval.generation import generation
-from gan3d.eval.generation import nearest_training
-from gan3d.eval.generation import neighbours
-from gan3d.eval.generation import neighbours_of
-from gan3d.eval.classify import raw_features
-from gan3d.eval.registry import read_results
+from gan3d.data.prepared import from_arrays, load
 from gan3d.errors import Gan3dError
+from gan3d.eval.classify import (
+    classify,
+    default_blocks,
+    extract_features,
+    feature_dims,
+    raw_features,
+)
+from gan3d.eval.generation import (
+    generation,
+    nearest_training,
+    neighbours,
+    neighbours_of,
+)
+from gan3d.eval.registry import EVALS, append_result, read_results
 from gan3d.models.gan import ModelConfig, build
 from gan3d.train.config import make_config
-from gan3d.train.gan import training_loop
+from gan3d.train.loop import training_loop
 
 CLASSES = ["bed", "monitor", "toilet"]
 

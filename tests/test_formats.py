@@ -10,11 +10,19 @@ import pytest
 import scipy.io
 import trimesh
 
-from gan3d.io.files import DEFAULT_MESH_RESOLUTION
 from gan3d.errors import Gan3dError
-from gan3d.io.files import MESH_SUFFIXES, VOXEL_SUFFIXES
-from gan3d.io.voxelfiles import BinvoxHeader, read_array, read_binvox, read_binvox_header, read_mat, read_voxels, write_array, write_binvox
+from gan3d.io.files import DEFAULT_MESH_RESOLUTION, MESH_SUFFIXES, VOXEL_SUFFIXES
 from gan3d.io.meshfiles import read_mesh, voxelize_mesh
+from gan3d.io.voxelfiles import (
+    BinvoxHeader,
+    read_array,
+    read_binvox,
+    read_binvox_header,
+    read_mat,
+    read_voxels,
+    write_array,
+    write_binvox,
+)
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BINVOX_DIR = DATA / "shapenet-chair-binvox-64" / "chair"

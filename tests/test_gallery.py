@@ -3,7 +3,6 @@
 import base64
 import json
 import re
-import shutil
 import time
 from pathlib import Path
 
@@ -224,7 +223,7 @@ def test_neighbours_from_data(tmp_path):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     from gan3d.train.config import make_config
-    from gan3d.train.gan import training_loop
+    from gan3d.train.loop import training_loop
 
     out = tmp_path_factory.mktemp("runs")
     cfg = make_config("tiny", data="builtin", out=str(out), builtin_count=32, steps=4, batch_size=8, log_every=2, n_preview=4, deterministic=True)

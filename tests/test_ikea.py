@@ -6,9 +6,9 @@ import pytest
 import scipy.io
 from sklearn.metrics import average_precision_score
 
-from gan3d.eval import ikea
-from gan3d.errors import Gan3dError
 from gan3d.data.images import prepare_image
+from gan3d.errors import Gan3dError
+from gan3d.eval import ikea
 
 
 def _asymmetric(seed=0):

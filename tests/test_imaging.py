@@ -4,28 +4,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gan3d.data.prepared import from_arrays
-
-from gan3d.data.prepared import load
-
-from gan3d.data.prepare import prepare
-
-from gan3d.data.pairs import VIEWS_PAPER
-
-from gan3d.data.pairs import PairedData
-
-from gan3d.data.images import prepare_image
-
-from gan3d.render.rgb import random_background
-
-from gan3d.render.rgb import random_color
-
-from gan3d.data.pairs import render_dataset
-
-from gan3d.render.rgb import render_rgb
-
 from gan3d.data import procedural
+from gan3d.data.images import prepare_image
+from gan3d.data.pairs import VIEWS_PAPER, PairedData, render_dataset
+from gan3d.data.prepare import prepare
+from gan3d.data.prepared import from_arrays, load
 from gan3d.errors import Gan3dError
+from gan3d.render.rgb import random_background, random_color, render_rgb
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MODELNET = DATA / "modelnet10-32" / "modelnet10.npz"

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import jensenshannon
 
-from gan3d.eval import metrics
 from gan3d.errors import Gan3dError
+from gan3d.eval import metrics
 
 
 def _random_grids(rng, n, r, *, n_empty=0):

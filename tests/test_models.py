@@ -1,7 +1,14 @@
 import pytest
 import torch
 
-from gan3d.models.gan import Generator, ModelConfig, build, conv_flops, recalibrate_batchnorm, with_resolution
+from gan3d.models.gan import (
+    Generator,
+    ModelConfig,
+    build,
+    conv_flops,
+    recalibrate_batchnorm,
+    with_resolution,
+)
 from gan3d.presets import PRESETS
 
 
@@ -107,8 +114,8 @@ def test_recalibrate_batchnorm_is_the_plain_average_over_all_inputs():
     """For an image encoder (2D BatchNorm) fed batches: the first BN's running mean and variance
     become the mean over all batches of each batch's statistics of that BN's input, whatever the
     momentum-averaged values were before."""
-    from gan3d.presets import ENCODER_PRESETS
     from gan3d.models.encoder import ImageEncoder
+    from gan3d.presets import ENCODER_PRESETS
 
     torch.manual_seed(0)
     E = ImageEncoder(ENCODER_PRESETS["tiny"])

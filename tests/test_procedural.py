@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from scipy import ndimage
 
-from gan3d.errors import Gan3dError
 from gan3d.data.procedural import CLASS_NAMES, make_dataset, make_shape
+from gan3d.errors import Gan3dError
 
 
 @pytest.fixture(scope="module")

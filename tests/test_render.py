@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from PIL import Image
 
 from gan3d.render import raster as render
-from gan3d.render.raster import LABEL_HEIGHT, project_points, render_files, render_grid_png, render_voxels, save_png, tile
+from gan3d.render.raster import (
+    LABEL_HEIGHT,
+    project_points,
+    render_files,
+    render_grid_png,
+    render_voxels,
+    save_png,
+    tile,
+)
 
 
 def _mask(img):

@@ -3,10 +3,10 @@ import pytest
 import torch
 
 from gan3d.errors import Gan3dError
-from gan3d.sampling import postprocess, sample_to_dir
 from gan3d.runtime import latents, parse_seeds
+from gan3d.sampling import postprocess, sample_to_dir
 from gan3d.train.config import make_config
-from gan3d.train.gan import training_loop
+from gan3d.train.loop import training_loop
 
 
 @pytest.fixture(scope="module")

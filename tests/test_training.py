@@ -10,8 +10,9 @@ from gan3d import checkpoint as ckpt
 from gan3d.errors import Gan3dError
 from gan3d.models.gan import ModelConfig, build
 from gan3d.train.batching import batch_indices
-from gan3d.train.gan import gan_step, training_loop
 from gan3d.train.config import make_config
+from gan3d.train.gan import gan_step
+from gan3d.train.loop import training_loop
 
 
 def tiny_cfg(tmp_path, **kw):

@@ -5,16 +5,23 @@ import pytest
 import torch
 
 from gan3d import checkpoint as ckpt
-from gan3d.data.prepared import from_arrays
 from gan3d.data import procedural
+from gan3d.data.prepared import from_arrays
 from gan3d.errors import Gan3dError
+from gan3d.models.encoder import (
+    EncoderConfig,
+    ImageEncoder,
+    init_encoder,
+    kl_divergence,
+    reparameterize,
+)
 from gan3d.models.gan import ModelConfig, build
-from gan3d.runtime import set_determinism
 from gan3d.presets import ENCODER_PRESETS
-from gan3d.models.encoder import EncoderConfig, ImageEncoder, init_encoder, kl_divergence, reparameterize
+from gan3d.runtime import set_determinism
 from gan3d.train.config import VAEGANConfig
+from gan3d.train.loop import train_vaegan
 from gan3d.train.losses import reconstruction_loss
-from gan3d.train.vaegan import train_vaegan, vaegan_step
+from gan3d.train.vaegan import vaegan_step
 
 
 @pytest.fixture(autouse=True)

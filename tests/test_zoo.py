@@ -24,8 +24,7 @@ from gan3d.eval.registry import write_result
 from gan3d.models.gan import ModelConfig, build
 from gan3d.runtime import set_determinism
 from gan3d.train.config import VAEGANConfig, make_config
-from gan3d.train.gan import training_loop
-from gan3d.train.vaegan import train_vaegan
+from gan3d.train.loop import train_vaegan, training_loop
 from gan3d.zoo import precision, weights
 from gan3d.zoo.package import package
 

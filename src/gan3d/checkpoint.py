@@ -68,7 +68,7 @@ def load(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -
 
         shipped = registry.lookup(path)
         if shipped is not None:
-            return shipped
+            return {"format": FORMAT, "format_version": FORMAT_VERSION, **shipped}
         extra = "" if path.exists() else f", and no shipped model of that name ({registry.shipped_list()})"
         raise Gan3dError(f"no such checkpoint file{extra}", path)
     if path.stat().st_size == 0:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from gan3d.sampling import sample_to_dir
 from gan3d.train.config import make_config
-from gan3d.train.gan import training_loop
+from gan3d.train.loop import training_loop
 
 
 def run_demo(*, out: str = "runs", steps: int | None = None, preset: str = "demo") -> Path:

@@ -116,7 +116,7 @@ def _train_config(args):
 
 def _run_vaegan(args) -> int:
     from gan3d.train.config import make_vaegan_config
-    from gan3d.train.vaegan import train_vaegan
+    from gan3d.train.loop import train_vaegan
 
     if not args.pairs:
         raise Gan3dError("--model vaegan needs --pairs (make them with `gan3d data render`)")
@@ -184,7 +184,7 @@ def _resume(args) -> int:
 
 def _run_train(args) -> int:
     from gan3d.train import distributed
-    from gan3d.train.gan import training_loop
+    from gan3d.train.loop import training_loop
 
     if args.resume and not args.dry_run:
         return _resume(args)

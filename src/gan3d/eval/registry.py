@@ -83,7 +83,7 @@ def calc(
     it as one line to that ``.jsonl`` (:func:`append_result`, with ``argv`` as the line's ``args``,
     default ``sys.argv[1:]``). An unknown name is a Gan3dError listing the registered ones.
     """
-    import gan3d.eval  # noqa: F401  (registers every evaluation)
+    # every evaluation is registered: importing this module ran gan3d/eval/__init__.py, which imports them all
 
     fn = EVALS.get(name)
     if fn is None:

@@ -29,7 +29,6 @@ means over the processes. With ``WORLD_SIZE`` unset or 1 nothing of this runs.
 from __future__ import annotations
 
 import copy
-import os
 from pathlib import Path
 from typing import Callable
 
@@ -64,7 +63,6 @@ from gan3d.train.losses import (
     noise_std,
     straight_through_binarize,
 )
-from gan3d.train.runfolder import TrainResult
 from gan3d.train.state import _count as _count
 from gan3d.train.state import _plain_state
 
@@ -133,24 +131,6 @@ def gan_step(
     )
 
 
-def training_loop(
-    cfg: TrainConfig,
-    *,
-    resume: str | os.PathLike | None = None,
-    stop_after: int | None = None,
-    progress: bool = True,
-    quiet: bool = False,
-    on_stats: Callable[[dict], None] | None = None,
-) -> TrainResult:
-    """Train a 3D-GAN as ``cfg`` says (:func:`gan3d.train.loop.train`), in a new run folder or
-    (``resume``: a run folder or a training checkpoint) in an existing one, which keeps its saved
-    config except ``steps``, which ``cfg.steps`` may extend. ``stop_after`` ends this call after
-    that many steps have run in total. Ctrl-C saves a checkpoint and returns with ``interrupted=True``.
-    """
-    from gan3d.train.loop import _train
-
-    return _train(cfg, resume=resume, overrides=None, extend_to=cfg.steps if (resume is not None and cfg is not None) else None,
-                  stop_after=stop_after, progress=progress, quiet=quiet, on_stats=on_stats)
 
 
 class GanTask:
@@ -302,7 +282,7 @@ class GanTask:
     def snapshot(self, run: Path, step: int, log: Callable[[str], None]) -> Path:
         """snapshot.pt (G with BatchNorm re-estimated, D) and the picture of the preview latents (its path)."""
         from gan3d.render.raster import render_grid_png
-        from gan3d.train.loop import save_checkpoint
+        from gan3d.train.state import save_checkpoint
 
         g_eval = self.eval_generator(step)
         save_checkpoint(

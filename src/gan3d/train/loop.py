@@ -19,7 +19,6 @@ checkpoint) is started afresh from step 0 in that folder, with that saved config
 from __future__ import annotations
 
 import dataclasses
-import errno
 import json
 import math
 import os
@@ -36,7 +35,8 @@ from gan3d.runtime import pick_device, set_determinism
 from gan3d.train import distributed
 from gan3d.train.batching import shard_of
 from gan3d.train.runfolder import LoopIO, RunLog, TrainResult, _NullLog, make_run_dir, write_json
-from gan3d.train.state import _rng_state, _set_rng_state
+from gan3d.train.config import TrainConfig, VAEGANConfig
+from gan3d.train.state import _rng_state, _set_rng_state, save_checkpoint
 
 RESUME_FIELDS = ("steps", "device", "log_every", "snapshot_every", "eval_every", "eval_samples", "tensorboard")
 """The config fields that ``overrides`` may change when a run is resumed."""
@@ -302,18 +302,6 @@ def _diverged(run: Path, step: int, st: dict, keys: tuple[str, ...]) -> None:
     raise Gan3dError(f"training diverged at step {step}: {values}; {where} (try lower learning rates)")
 
 
-def save_checkpoint(path: Path, payload: dict) -> None:
-    """:func:`gan3d.checkpoint.save`, with a failed write (full disk, read-only folder) turned into one
-    Gan3dError; the file at ``path`` is then the one from before (the write goes to a temporary file)."""
-    try:
-        ckpt.save(path, payload)
-    except OSError as e:
-        why = "the disk is full" if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)) else (e.strerror or str(e))
-        raise Gan3dError(f"could not write {path.name}: {why}; the previous one is kept", path) from None
-    except RuntimeError as e:  # torch's own writer reports a full disk as e.g. "basic_ios::clear"
-        raise Gan3dError(f"could not write {path.name} ({str(e).splitlines()[0][:100]}; is the disk full?); the previous one is kept", path) from None
-
-
 def _shared(make: Callable[[], Path], ddp: bool) -> Path:
     """``make()`` run by rank 0 alone and its result (or its Gan3dError) shared with every rank."""
     if not ddp:
@@ -374,3 +362,40 @@ def _rgb(path: Path):
 
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB"))
+
+
+def training_loop(
+    cfg: TrainConfig,
+    *,
+    resume: str | os.PathLike | None = None,
+    stop_after: int | None = None,
+    progress: bool = True,
+    quiet: bool = False,
+    on_stats: Callable[[dict], None] | None = None,
+) -> TrainResult:
+    """Train a 3D-GAN as ``cfg`` says (:func:`gan3d.train.loop.train`), in a new run folder or
+    (``resume``: a run folder or a training checkpoint) in an existing one, which keeps its saved
+    config except ``steps``, which ``cfg.steps`` may extend. ``stop_after`` ends this call after
+    that many steps have run in total. Ctrl-C saves a checkpoint and returns with ``interrupted=True``.
+    """
+
+    return _train(cfg, resume=resume, overrides=None, extend_to=cfg.steps if (resume is not None and cfg is not None) else None,
+                  stop_after=stop_after, progress=progress, quiet=quiet, on_stats=on_stats)
+
+
+def train_vaegan(
+    cfg: VAEGANConfig,
+    *,
+    resume: str | os.PathLike | None = None,
+    stop_after: int | None = None,
+    progress: bool = True,
+    quiet: bool = True,
+    on_stats: Callable[[dict], None] | None = None,
+) -> TrainResult:
+    """Train a 3D-VAE-GAN as ``cfg`` says (:func:`gan3d.train.loop.train`), in a new run folder or
+    (``resume``: a run folder or its ``checkpoint.pt``) in an existing one, whose saved config is used
+    (``cfg.steps`` may extend it). ``stop_after`` ends the call once that many steps have run in
+    total. Ctrl-C saves and returns."""
+
+    return _train(cfg, resume=resume, overrides=None, extend_to=cfg.steps if (resume is not None and cfg is not None) else None,
+                  stop_after=stop_after, progress=progress, quiet=quiet, on_stats=on_stats)

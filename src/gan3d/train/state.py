@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import errno
+from pathlib import Path
+
 import torch
+
+from gan3d import checkpoint as ckpt
+from gan3d.errors import Gan3dError
 
 
 def _rng_state() -> dict[str, Any]:
@@ -28,3 +34,15 @@ def _plain_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def _count(m: torch.nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    """:func:`gan3d.checkpoint.save`, with a failed write (full disk, read-only folder) turned into one
+    Gan3dError; the file at ``path`` is then the one from before (the write goes to a temporary file)."""
+    try:
+        ckpt.save(path, payload)
+    except OSError as e:
+        why = "the disk is full" if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)) else (e.strerror or str(e))
+        raise Gan3dError(f"could not write {path.name}: {why}; the previous one is kept", path) from None
+    except RuntimeError as e:  # torch's own writer reports a full disk as e.g. "basic_ios::clear"
+        raise Gan3dError(f"could not write {path.name} ({str(e).splitlines()[0][:100]}; is the disk full?); the previous one is kept", path) from None

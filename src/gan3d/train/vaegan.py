@@ -38,7 +38,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import os
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -76,7 +75,6 @@ from gan3d.train.losses import (
     gated_d_update,
     reconstruction_loss,
 )
-from gan3d.train.runfolder import TrainResult
 from gan3d.train.state import _count as _count
 from gan3d.train.state import _plain_state
 from gan3d.voxels import iou_torch
@@ -274,23 +272,6 @@ def _models_for(cfg: VAEGANConfig, data: PairedData, log_lines: list[str]):
     return mcfg, G, D
 
 
-def train_vaegan(
-    cfg: VAEGANConfig,
-    *,
-    resume: str | os.PathLike | None = None,
-    stop_after: int | None = None,
-    progress: bool = True,
-    quiet: bool = True,
-    on_stats: Callable[[dict], None] | None = None,
-) -> TrainResult:
-    """Train a 3D-VAE-GAN as ``cfg`` says (:func:`gan3d.train.loop.train`), in a new run folder or
-    (``resume``: a run folder or its ``checkpoint.pt``) in an existing one, whose saved config is used
-    (``cfg.steps`` may extend it). ``stop_after`` ends the call once that many steps have run in
-    total. Ctrl-C saves and returns."""
-    from gan3d.train.loop import _train
-
-    return _train(cfg, resume=resume, overrides=None, extend_to=cfg.steps if (resume is not None and cfg is not None) else None,
-                  stop_after=stop_after, progress=progress, quiet=quiet, on_stats=on_stats)
 
 
 class VaeganTask:
@@ -430,7 +411,7 @@ class VaeganTask:
     def snapshot(self, run: Path, step: int, log: Callable[[str], None]) -> Path | None:
         """snapshot.pt (E and G with BatchNorm re-estimated, D), the held-out IoU and the preview
         picture (its path; None without preview pairs)."""
-        from gan3d.train.loop import save_checkpoint
+        from gan3d.train.state import save_checkpoint
 
         e_eval, g_eval = self.eval_models(step)
         save_checkpoint(run / "snapshot.pt", dict(kind="vaegan-snapshot", **self._common(step), E=_plain_state(e_eval), G=_plain_state(g_eval), D=_plain_state(self.D)))

@@ -30,7 +30,7 @@ FORMAT = "gan3d-zoo-weights"
 FORMAT_VERSION = 1
 MODULES = ("G", "D", "E")  # payload entries that hold a module's state dict
 DTYPES = {"float16": torch.float16, "float32": torch.float32}
-_SKIP = ("format", "format_version")  # the checkpoint container's own stamps, re-added on decode
+_SKIP = ("format", "format_version")  # the checkpoint container's own stamps, re-added by gan3d.checkpoint.load
 
 
 def round_state(state: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
@@ -81,8 +81,6 @@ def decode(data: bytes, where: str | os.PathLike) -> dict[str, Any]:
     """The checkpoint payload stored in safetensors ``data`` (bytes of one zoo weight file)."""
     from safetensors.torch import load as st_load
 
-    from gan3d import checkpoint as ckpt
-
     meta = header(data, where).get("__metadata__") or {}
     if meta.get("zoo_format") != FORMAT:
         raise Gan3dError(f"not a gan3d model file (no '{FORMAT}' stamp in its metadata)", where)
@@ -93,7 +91,7 @@ def decode(data: bytes, where: str | os.PathLike) -> dict[str, Any]:
         values = {k[len("payload.") :]: json.loads(v) for k, v in meta.items() if k.startswith("payload.")}
     except Exception as e:  # safetensors raises its own error types for damaged files
         raise Gan3dError(f"unreadable model file ({type(e).__name__}: {str(e).splitlines()[0][:120]})", where) from None
-    payload: dict[str, Any] = {"format": ckpt.FORMAT, "format_version": ckpt.FORMAT_VERSION, **values}
+    payload: dict[str, Any] = dict(values)  # gan3d.checkpoint.load adds its container stamps
     for name, t in tensors.items():
         module, _, key = name.partition(".")
         if module not in MODULES or not key:
