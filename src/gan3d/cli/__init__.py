@@ -49,7 +49,14 @@ COMMANDS = {
     "eval": (_add_eval, _run_eval),
     "plot": (_add_plot, _run_plot),
     "demo": (_add_demo, _run_demo),
+    "explore": (lambda sub: _explore_cli().add_parser(sub), lambda args: _explore_cli().run(args)),
 }
+
+
+def _explore_cli():
+    from gan3d.explore import cli
+
+    return cli
 
 
 def build_parser() -> argparse.ArgumentParser:
