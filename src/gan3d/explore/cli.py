@@ -81,7 +81,7 @@ def add_parser(sub) -> None:
     v.add_argument("--starts", type=int, default=8, help="starts drawn from the prior (seeds from --seed)")
     v.add_argument("--iters", type=int, default=300, help="Adam steps per start")
     v.add_argument("--prior-weight", type=float, default=1e-3, help="weight of mean(z^2) for a normal prior (a uniform one is kept by projection)")
-    v.add_argument("--lr", type=float, default=0.05, help="Adam learning rate")
+    v.add_argument("--lr", type=float, default=0.1, help="Adam learning rate")
     v.add_argument("--seed", type=int, default=0, help="seed of the first start")
     v.add_argument("--out", required=True, help="output folder")
 

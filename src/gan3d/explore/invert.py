@@ -56,7 +56,7 @@ def invert(
     starts: int = 8,
     iters: int = 300,
     prior_weight: float = 1e-3,
-    lr: float = 0.05,
+    lr: float = 0.1,
     seed: int = 0,
 ) -> dict:
     """Fit z to ``target`` (bool or float (R, R, R), R = G's resolution) with G in eval mode.
@@ -126,7 +126,7 @@ def invert_to_dir(
     starts: int = 8,
     iters: int = 300,
     prior_weight: float = 1e-3,
-    lr: float = 0.05,
+    lr: float = 0.1,
     seed: int = 0,
     size: int = 160,
 ) -> dict:
