@@ -9,14 +9,14 @@ import pytest
 import torch
 
 from gan3d import checkpoint as ckpt
-from gan3d import datasets
+from gan3d.data import prepared as datasets
 from gan3d.cli import main
 from gan3d.explore.common import RED, fast, occupancy, shapes
 from gan3d.explore.interpolate import slerp
-from gan3d.models import build, recalibrate_batchnorm
+from gan3d.models.gan import build, recalibrate_batchnorm
 from gan3d.presets import get
-from gan3d.render import render_voxels
-from gan3d.sampling import latents
+from gan3d.render.raster import render_voxels
+from gan3d.runtime import latents
 from gan3d.voxels import THRESHOLD
 
 
@@ -233,8 +233,9 @@ def test_bad_inputs_are_one_line_and_exit_2(model, tmp_path, capsys):
 def test_image_operand_is_the_encoders_mean(model, tmp_path, capsys):
     from PIL import Image
 
-    from gan3d.imaging import prepare_image
-    from gan3d.vaegan import ENCODER_PRESETS, ImageEncoder
+    from gan3d.data.images import prepare_image
+    from gan3d.models.encoder import ImageEncoder
+    from gan3d.presets import ENCODER_PRESETS
 
     path, G, _ = model["uniform"]
     torch.manual_seed(1)
