@@ -64,7 +64,14 @@ COMMANDS = {
     "demo": (_add_demo, _run_demo),
     "models": (_add_models, _run_models),
     "gallery": (_gallery_cli.add_parser, _gallery_cli.run),
+    "explore": (lambda sub: _explore_cli().add_parser(sub), lambda args: _explore_cli().run(args)),
 }
+
+
+def _explore_cli():
+    from gan3d.explore import cli
+
+    return cli
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -128,18 +128,22 @@ def project_points(
     return np.asarray(points, dtype=np.float64).reshape(-1, 3) @ proj.T + offset
 
 
-def _rasterize(filled: np.ndarray, size: int, azimuth: float, elevation: float):
+def _rasterize(filled: np.ndarray, size: int, azimuth: float, elevation: float, *, with_voxel: bool = False):
     """Depth buffer and per-pixel face orientation (index into 0..5, -1 = background) at ``size``.
 
     Pixels whose centre lies in a face's parallelogram are covered; in addition every face covers
     the pixel holding its centre, so faces smaller than a pixel (big grids, small pictures) still
     leave a mark and a non-empty grid never renders blank.
+
+    With ``with_voxel`` a fourth value is returned: int64 ``(size, size)`` flat index (into
+    ``filled.ravel()``) of the voxel whose face each pixel shows, -1 for background.
     """
     _, _, to_cam = _camera(azimuth, elevation)
     view = -to_cam
     npix = size * size
     depth = np.full(npix, np.inf)
     orient = np.full(npix, -1, dtype=np.int8)
+    voxel = np.full(npix, -1, dtype=np.int64) if with_voxel else None
     proj, offset, scale = _frame(filled.shape, size, azimuth, elevation)
 
     for axis, sign, ijk in _visible_faces(filled, to_cam):
@@ -197,6 +201,12 @@ def _rasterize(filled: np.ndarray, size: int, azimuth: float, elevation: float):
             closer = dep < depth[uniq]
             depth[uniq[closer]] = dep[closer]
             orient[uniq[closer]] = code
+            if voxel is not None:
+                ids = np.ravel_multi_index(ijk[start : start + _CHUNK].T, filled.shape)
+                ids = np.broadcast_to(ids[:, None], inside.shape)[inside][order][first]
+                voxel[uniq[closer]] = ids[closer]
+    if voxel is not None:
+        return depth.reshape(size, size), orient.reshape(size, size), scale, voxel.reshape(size, size)
     return depth.reshape(size, size), orient.reshape(size, size), scale
 
 
@@ -212,6 +222,7 @@ def render_voxels(
     elevation: float = 30.0,
     outline: bool = True,
     supersample: int = 2,
+    voxel_colors: np.ndarray | None = None,
 ) -> np.ndarray:
     """Shaded picture of a voxel grid: ``uint8 (size, size, 3)`` on a white background.
 
@@ -220,6 +231,9 @@ def render_voxels(
     orientations get clearly different shades (top lightest, front middle, left side darkest), a
     mild depth cue darkens far surfaces, and with ``outline`` depth discontinuities and the
     silhouette are darkened. An empty grid gives a white tile.
+
+    ``voxel_colors``, optional float ``(X, Y, Z, 3)`` RGB in ``[0, 1]``, gives every voxel its own
+    base colour (``color`` is then unused); e.g. changed voxels in red over a blue shape.
     """
     filled = _as_grid(grid)
     size = int(size)
@@ -230,12 +244,19 @@ def render_voxels(
         raise ValueError(f"color must be three numbers (r, g, b), got {color!r}")
     if base.max() > 1.0:
         base = base / 255.0
+    if voxel_colors is not None:
+        voxel_colors = np.asarray(voxel_colors, dtype=np.float64)
+        if voxel_colors.shape != (*filled.shape, 3):
+            raise ValueError(f"voxel_colors must have shape {(*filled.shape, 3)}, got {voxel_colors.shape}")
     if not filled.any():
         return np.full((size, size, 3), BACKGROUND, dtype=np.uint8)
 
     ss = max(1, int(supersample))
     big = size * ss
-    depth, orient, scale = _rasterize(filled, big, azimuth, elevation)
+    if voxel_colors is None:
+        depth, orient, scale = _rasterize(filled, big, azimuth, elevation)
+    else:
+        depth, orient, scale, voxel = _rasterize(filled, big, azimuth, elevation, with_voxel=True)
     obj = orient >= 0
 
     _, _, to_cam = _camera(azimuth, elevation)
@@ -263,7 +284,9 @@ def render_voxels(
         edge &= obj
         shade = np.where(edge, shade * _OUTLINE_DARKEN, shade)
 
-    rgb = np.where(obj[..., None], shade[..., None] * base[None, None, :], 1.0)
+    if voxel_colors is not None:
+        base = voxel_colors.reshape(-1, 3)[np.maximum(voxel, 0)]  # (big, big, 3) per-pixel base colour
+    rgb = np.where(obj[..., None], shade[..., None] * base, 1.0)
     if ss > 1:
         rgb = rgb.reshape(size, ss, size, ss, 3).mean(axis=(1, 3))
     return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
