@@ -12,7 +12,8 @@ import time
 
 import numpy as np
 
-from gan3d.explore.common import load_model, out_dir, resolve_operand, save_json, save_npz, shapes
+from gan3d.explore.common import load_model, out_dir, save_json, save_npz, shapes
+from gan3d.explore.operands import resolve_operand
 
 
 def arithmetic_to_dir(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,6 @@ from gan3d import checkpoint as ckpt
 from gan3d.errors import Gan3dError
 from gan3d.fileio import atomic_open, atomic_path
 from gan3d.models.gan import Generator
-from gan3d.voxels import THRESHOLD
 
 PRIOR_RANGE = {"uniform": (0.0, 1.0), "normal": (-2.0, 2.0)}
 """Range swept per latent dimension: the uniform prior's support, or +-2 std of a normal one."""
@@ -179,60 +177,6 @@ def read_latent(path: str | os.PathLike, z_dim: int) -> np.ndarray | None:
     return arr.astype(np.float32)
 
 
-def resolve_operand(
-    spec: str, G: nn.Module, dist: str, *, what: str, encoder: str | None = None, invert_options: dict | None = None
-) -> tuple[np.ndarray, dict]:
-    """One latent from ``spec``: a seed (integer), a latent ``.npy`` of shape (z_dim,), a voxel file
-    (inverted with :func:`gan3d.explore.invert.invert`) or an image (the mean of a 3D-VAE-GAN
-    encoder's q(z|image); needs ``encoder``). Returns (float32 (z_dim,), a JSON-able description)."""
-    from gan3d.runtime import latents
-
-    z_dim = int(G.cfg.z_dim)
-    text = str(spec).strip()
-    if re.fullmatch(r"\d+", text):
-        return latents([int(text)], z_dim, dist)[0].numpy(), {"kind": "seed", "seed": int(text)}
-    p = Path(text)
-    suffix = p.suffix.lower()
-    if not p.is_file():
-        raise Gan3dError(f"{what}: not a seed (non-negative integer) and no such file", p)
-    if suffix == ".npy":
-        z = read_latent(p, z_dim)
-        if z is not None:
-            return z, {"kind": "latent", "path": str(p)}
-    if suffix in VOXEL_SUFFIXES:
-        from gan3d.explore.invert import invert
-
-        target = read_target(p, int(G.cfg.resolution))
-        res = invert(G, target, dist=dist, **(invert_options or {}))
-        return res["z"], {"kind": "voxels", "path": str(p), "inversion_iou": res["iou"]}
-    if suffix in IMAGE_SUFFIXES:
-        return encode_image(p, encoder, z_dim), {"kind": "image", "path": str(p), "encoder": str(encoder)}
-    raise Gan3dError(
-        f"{what}: unknown operand type {p.suffix or '(no suffix)'!r} (a seed, .npy latent, "
-        f"{'/'.join(VOXEL_SUFFIXES)} voxels, or {'/'.join(IMAGE_SUFFIXES)} image)",
-        p,
-    )
-
-
-@torch.no_grad()
-def encode_image(path: Path, encoder: str | None, z_dim: int) -> np.ndarray:
-    """float32 (z_dim,): the mean of q(z | image) of a 3D-VAE-GAN encoder checkpoint."""
-    if not encoder:
-        raise Gan3dError("an image operand needs --encoder-checkpoint (a 3D-VAE-GAN run)", path)
-    from gan3d.data.images import prepare_image
-    from gan3d.reconstruct import load_reconstructor
-
-    E, _, _ = load_reconstructor(checkpoint_path(encoder))
-    if int(E.cfg.z_dim) != z_dim:
-        raise Gan3dError(f"encoder's z has {E.cfg.z_dim} dimensions, the generator's {z_dim}", encoder)
-    img = np.asarray(prepare_image(path, size=E.cfg.image_size), dtype=np.float32)
-    mu, _ = E(torch.from_numpy(img).unsqueeze(0))
-    return mu[0].float().numpy()
-
-
-# --- outputs ------------------------------------------------------------------------------------------
-
-
 def out_dir(path: str | os.PathLike) -> Path:
     p = Path(path)
     if p.exists() and not p.is_dir():
@@ -270,3 +214,22 @@ def check_positive(name: str, value: int, minimum: int = 1) -> int:
     if int(value) < minimum:
         raise Gan3dError(f"{name} must be at least {minimum}, got {value}")
     return int(value)
+
+
+@torch.no_grad()
+def encode_image(path: Path, encoder: str | None, z_dim: int) -> np.ndarray:
+    """float32 (z_dim,): the mean of q(z | image) of a 3D-VAE-GAN encoder checkpoint."""
+    if not encoder:
+        raise Gan3dError("an image operand needs --encoder-checkpoint (a 3D-VAE-GAN run)", path)
+    from gan3d.data.images import prepare_image
+    from gan3d.reconstruct import load_reconstructor
+
+    E, _, _ = load_reconstructor(checkpoint_path(encoder))
+    if int(E.cfg.z_dim) != z_dim:
+        raise Gan3dError(f"encoder's z has {E.cfg.z_dim} dimensions, the generator's {z_dim}", encoder)
+    img = np.asarray(prepare_image(path, size=E.cfg.image_size), dtype=np.float32)
+    mu, _ = E(torch.from_numpy(img).unsqueeze(0))
+    return mu[0].float().numpy()
+
+
+# --- outputs ------------------------------------------------------------------------------------------

@@ -20,8 +20,16 @@ import numpy as np
 import torch
 
 from gan3d.errors import Gan3dError
+from gan3d.explore.common import (
+    PRIOR_RANGE,
+    colored,
+    fast,
+    load_model,
+    out_dir,
+    save_json,
+    save_npz,
+)
 from gan3d.voxels import THRESHOLD
-from gan3d.explore.common import PRIOR_RANGE, colored, fast, load_model, out_dir, save_json, save_npz
 
 
 @torch.no_grad()

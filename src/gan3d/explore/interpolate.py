@@ -20,7 +20,8 @@ import time
 import numpy as np
 
 from gan3d.errors import Gan3dError
-from gan3d.explore.common import load_model, out_dir, resolve_operand, save_json, save_npz, shapes
+from gan3d.explore.common import load_model, out_dir, save_json, save_npz, shapes
+from gan3d.explore.operands import resolve_operand
 
 METHODS = ("linear", "slerp")
 
