@@ -113,6 +113,7 @@ def _views_list(views: Any) -> tuple[list[tuple[float, float]], int | None]:
     return out, None
 
 
+# long function: one pass that renders every (shape, view) into a temporary folder and renames it at the end; its state (arrays, rng streams, progress) is shared by every step
 def render_dataset(
     dataset_path: str | os.PathLike,
     out_dir: str | os.PathLike,

@@ -75,6 +75,7 @@ def _check_classes(wanted: list | None, available: Sequence[str], source: Any) -
     return names
 
 
+# long function: validates every filter once, then dispatches to one importer per source kind; mostly argument checks with their one-line messages
 def prepare(
     source: _PathLike,
     out: _PathLike,
@@ -214,6 +215,7 @@ def _prepare_builtin(r, classes_l, split_set, rot_set, seed, per_class, progress
     return packed, label, list(kinds), np.concatenate(splits), np.zeros(len(label), np.int16), sids
 
 
+# long function: a streaming read of X_train/X_test in chunks (memory bound for 512^3 inputs) with its checks inline
 def _prepare_npz(path, r, classes_l, split_set, rot_set, progress, filters, src_text):
     from tqdm import tqdm
 

@@ -111,6 +111,7 @@ def raw_features(grids, *, raw_resolution: int = 16, batch_size: int = 256) -> n
     return out
 
 
+# long function: the paper's protocol in order (standardise, C by 5-fold CV on train only, fit, score, confusion); splitting it would scatter one recipe
 def svm_protocol(
     X_train: np.ndarray,
     y_train: np.ndarray,
@@ -211,6 +212,7 @@ def svm_protocol(
     }
 
 
+# long function: learned D, random D and raw voxels scored the same way side by side; most lines build the result dict
 @register("classify")
 def classify(
     checkpoint: str | os.PathLike,

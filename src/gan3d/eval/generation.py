@@ -22,6 +22,7 @@ def _sample(G, seeds: Sequence[int], z_dist: str, batch_size: int, dev) -> np.nd
     return generate(G, latents(list(seeds), G.cfg.z_dim, z_dist), batch_size=batch_size, device=dev)
 
 
+# long function: every row (samples, training set, shuffled, mean shape) scored by the same metric calls; most lines assemble the result
 @register("generation")
 def generation(
     checkpoint: str | os.PathLike,

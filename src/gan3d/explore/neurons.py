@@ -80,6 +80,7 @@ def mean_pairwise_iou(grids: np.ndarray) -> float:
     return float(sim[np.triu_indices(m, 1)].mean())
 
 
+# long function: activations, ranking, selectivity against random sets and the picture, written in one pass over the dataset
 def neurons_to_dir(
     checkpoint: str | os.PathLike,
     data: str | os.PathLike,

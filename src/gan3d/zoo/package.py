@@ -98,6 +98,7 @@ def _sample_occupancy(payload: dict[str, Any], seeds: Sequence[int] = tuple(rang
             "occupancy_mean": float(occ.mean()), "occupancy_max": float(occ.max()), "empty": int((occ == 0).sum())}
 
 
+# long function: one linear recipe (load, check, choose precision, write, verify, card) whose steps share the payload; each step is a call
 def package(
     source: str | os.PathLike,
     *,
