@@ -21,7 +21,6 @@ from gan3d import checkpoint as ckpt
 from gan3d.errors import Gan3dError
 from gan3d.fileio import atomic_open, atomic_path
 from gan3d.models.gan import Generator
-from gan3d.voxels import THRESHOLD
 
 PRIOR_RANGE = {"uniform": (0.0, 1.0), "normal": (-2.0, 2.0)}
 """Range swept per latent dimension: the uniform prior's support, or +-2 std of a normal one."""
@@ -167,7 +166,7 @@ def read_latent(path: str | os.PathLike, z_dim: int) -> np.ndarray | None:
     p = Path(path)
     try:
         arr = np.load(p, allow_pickle=False)
-    except Exception as e:
+    except Exception as e:  # numpy raises many types for truncated or foreign files
         raise Gan3dError(f"not a readable .npy file ({type(e).__name__})", p) from None
     if arr.ndim == 3:
         return None

@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from gan3d.errors import Gan3dError
-from gan3d.voxels import THRESHOLD
 from gan3d.explore.common import check_positive, fast, load_model, out_dir, read_target, save_json, save_npz
+from gan3d.voxels import THRESHOLD
 
 
 def _losses(p: torch.Tensor, t: torch.Tensor, z: torch.Tensor, dist: str, prior_weight: float) -> torch.Tensor:
