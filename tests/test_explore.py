@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from gan3d import checkpoint as ckpt
-from gan3d.data import prepared as datasets
 from gan3d.cli import main
+from gan3d.data import prepared as datasets
 from gan3d.explore.common import RED, fast, occupancy, shapes
 from gan3d.explore.interpolate import slerp
 from gan3d.models.gan import build, recalibrate_batchnorm
@@ -92,7 +92,7 @@ def test_slerp_keeps_ends_and_interpolates_norm():
 def test_interpolation_end_frames_are_the_end_shapes(model, tmp_path, capsys, dist):
     path, G, _ = model[dist]
     np.save(tmp_path / "z5.npy", latents([5], 32, dist)[0].numpy())
-    rc, out, err = _run(["explore", "interpolate", "--checkpoint", str(path), "--from", "3", "--to", str(tmp_path / "z5.npy"),
+    rc, _, err = _run(["explore", "interpolate", "--checkpoint", str(path), "--from", "3", "--to", str(tmp_path / "z5.npy"),
                          "--steps", "5", "--data", str(model["data"]), "--out", str(tmp_path / "i"), "--keep-all"], capsys)
     assert rc == 0, err
     f = np.load(tmp_path / "i" / "interpolation.npz")
@@ -202,6 +202,13 @@ def test_arithmetic_with_b_equal_to_c_returns_a(model, tmp_path, capsys):
     np.testing.assert_array_equal(f["result"], f["operands"][0])
     np.testing.assert_array_equal(f["operands"][0], shapes(G, latents([2], 32, "uniform"))[0])
     assert f["operands"].shape == (3, 16, 16, 16) and f["latents"].shape == (4, 32)
+    rc, _, err = _run(["explore", "arithmetic", "--checkpoint", str(path), "--a", "2", "--b", "7", "--c", "9",
+                       "--out", str(tmp_path / "b")], capsys)
+    assert rc == 0, err
+    g = np.load(tmp_path / "b" / "arithmetic.npz")
+    za, zb, zc = latents([2, 7, 9], 32, "uniform").double().numpy()
+    np.testing.assert_allclose(g["latents"][3], za - zb + zc, atol=1e-6)
+    np.testing.assert_array_equal(g["result"], shapes(G, g["latents"][3:])[0])
 
 
 def test_bad_inputs_are_one_line_and_exit_2(model, tmp_path, capsys):
@@ -223,7 +230,7 @@ def test_bad_inputs_are_one_line_and_exit_2(model, tmp_path, capsys):
         (["explore", "invert", "--checkpoint", path, "--target", str(tmp_path / "missing.npz"), "--out", out], "missing.npz"),
     ]
     for args, needle in cases:
-        rc, stdout, err = _run(args, capsys)
+        rc, _, err = _run(args, capsys)
         assert rc == 2, (args, err)
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("gan3d explore: error:") and needle in lines[0], (args, err)

@@ -165,7 +165,7 @@ def read_latent(path: str | os.PathLike, z_dim: int) -> np.ndarray | None:
     p = Path(path)
     try:
         arr = np.load(p, allow_pickle=False)
-    except Exception as e:
+    except Exception as e:  # numpy raises many types for truncated or foreign files
         raise Gan3dError(f"not a readable .npy file ({type(e).__name__})", p) from None
     if arr.ndim == 3:
         return None

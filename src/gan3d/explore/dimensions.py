@@ -14,21 +14,13 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from gan3d.errors import Gan3dError
-from gan3d.explore.common import (
-    PRIOR_RANGE,
-    colored,
-    fast,
-    load_model,
-    out_dir,
-    save_json,
-    save_npz,
-)
+from gan3d.explore.common import PRIOR_RANGE, colored, fast, load_model, out_dir, save_json, save_npz
 from gan3d.voxels import THRESHOLD
 
 
@@ -119,7 +111,7 @@ def dimensions_to_dir(
     top_dims = np.asarray([dims[j] for j in k], np.int64)
     save_npz(d / "dimensions.npz", base=base, top=top_dims, changed=changed[k])
     pics = [render_voxels(base, size=size)]
-    labels = ["base (seed %d)" % seed]
+    labels = [f"base (seed {seed})"]
     for j in k:
         shown = base | changed[j]
         pics.append(render_voxels(shown, size=size, voxel_colors=colored(shown, changed[j])))

@@ -23,15 +23,7 @@ import torch
 from torch import nn
 
 from gan3d.errors import Gan3dError
-from gan3d.explore.common import (
-    check_positive,
-    fast,
-    load_model,
-    out_dir,
-    read_target,
-    save_json,
-    save_npz,
-)
+from gan3d.explore.common import check_positive, fast, load_model, out_dir, read_target, save_json, save_npz
 from gan3d.voxels import THRESHOLD
 
 
