@@ -63,7 +63,7 @@ def _check_roundtrip(data: bytes, payload: dict[str, Any], dtypes: dict[str, str
             got = back.get(key, {})
             if set(got) != set(want) or any(not torch.equal(got[k], want[k].to(got[k].dtype)) for k in want):
                 raise Gan3dError(f"written file does not read back as the snapshot's {key}", where)
-        elif back.get(key) != json.loads(json.dumps(value)):
+        elif key not in weights._SKIP and back.get(key) != json.loads(json.dumps(value)):  # stamps: checkpoint.load adds them
             raise Gan3dError(f"written file does not read back the snapshot's {key!r}", where)
 
 
