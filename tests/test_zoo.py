@@ -226,6 +226,14 @@ def test_fp16_rule_keeps_fp32_when_rounding_flips_voxels(tmp_path, registry_at):
     assert torch.equal(loaded["G"]["net.6.weight"], torch.full_like(loaded["G"]["net.6.weight"], -2.5e-8))
 
 
+def test_forced_fp16_is_stored_and_recorded_with_its_changes(tmp_path, registry_at):
+    snap = _forced_snapshot(tmp_path / "neg.pt", lambda w: torch.full_like(w, -2.5e-8))
+    card = package(snap, name="negf", command="built by a test", out=registry_at(tmp_path / "m"), n_seeds=50, force_fp16=["G"])
+    rep = card["precision"]["G"]
+    assert card["dtypes"]["G"] == "float16" and rep["forced"] is True and rep["prior_samples"]["changed_voxels"] == 50 * 16**3
+    assert torch.equal(zoo.load("negf")["G"]["net.6.weight"], torch.zeros_like(zoo.load("negf")["G"]["net.6.weight"]))
+
+
 def test_fp16_rule_stores_fp16_when_no_voxel_changes(tmp_path, registry_at):
     # positive final weights after ReLU: every output is >= 0.5 however the weights are rounded
     snap = _forced_snapshot(tmp_path / "pos.pt", lambda w: 0.1 + 1e-4 * torch.rand_like(w))

@@ -39,6 +39,8 @@ def add_parser(sub) -> None:
     k.add_argument("--wall-time-min", type=float, default=None, help="training wall time in minutes (default: estimated from stats.jsonl)")
     k.add_argument("--out", default=None, help="models folder to write into (default: the package's own, or $GAN3D_MODELS_DIR)")
     k.add_argument("--seeds", type=int, default=1000, help="prior samples of the fp16 check")
+    k.add_argument("--force-fp16", nargs="+", choices=["G", "E"], default=[], metavar="MODULE",
+                   help="store these modules in fp16 even where fp16 changes voxels (for a size budget); the card records the measured changes and 'forced'")
     k.add_argument("--images", type=int, default=256, help="test images of the 3D-VAE-GAN encoder's fp16 check")
 
 
@@ -107,6 +109,7 @@ def run(args) -> int:
         out=args.out,
         n_seeds=args.seeds,
         n_images=args.images,
+        force_fp16=args.force_fp16,
     )
     from gan3d.zoo.cards import headline
 

@@ -110,6 +110,7 @@ def package(
     out: str | os.PathLike | None = None,
     n_seeds: int = 1000,
     n_images: int = 256,
+    force_fp16: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Package the snapshot of ``source`` (a run folder or a ``snapshot.pt``) as model ``name`` in
     ``out`` (default :func:`gan3d.zoo.models_dir`). ``command``: the exact training command;
@@ -133,7 +134,7 @@ def package(
     if "E" in payload:
         images, note, image_src = _test_images(payload, n_images)
     with torch.random.fork_rng(devices=[]):
-        dtypes, measured = precision.choose(payload, n_seeds=n_seeds, images=images, images_note=note)
+        dtypes, measured = precision.choose(payload, n_seeds=n_seeds, images=images, images_note=note, force_fp16=tuple(force_fp16))
     if image_src:
         measured["E"]["test_images"]["source"] = image_src
 

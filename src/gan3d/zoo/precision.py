@@ -109,11 +109,13 @@ def choose(
     images: torch.Tensor | None = None,
     images_note: str = "",
     batch_size: int = 50,
+    force_fp16: tuple[str, ...] = (),
 ) -> tuple[dict[str, str], dict[str, Any]]:
     """The stored dtype of each module of ``payload`` and the measurements behind it.
 
     ``images``: float32 (N, 3, S, S) test images in [0, 1] for a 3D-VAE-GAN (None: E stays fp32,
-    with ``images_note`` saying why). Returns ``({module: "float16" | "float32"}, report)``.
+    with ``images_note`` saying why). ``force_fp16``: modules stored in fp16 whatever they change (the
+    report keeps the measured changes and says ``forced``; for a size budget). Returns ``({module: "float16" | "float32"}, report)``.
     """
     from gan3d import checkpoint as ckpt
     from gan3d.models.gan import Discriminator, Generator
@@ -143,8 +145,8 @@ def choose(
                 mu = torch.cat([E32(b)[0] for b in _batches(images, batch_size)])
             g_rep["reconstructions"] = generator_outputs(G32, G16, _batches(mu, batch_size))
     changed = sum(v["changed_voxels"] for v in g_rep.values())
-    dtypes["G"] = "float16" if changed == 0 else "float32"
-    report["G"] = {"stored": dtypes["G"], **g_rep}
+    dtypes["G"] = "float16" if changed == 0 or "G" in force_fp16 else "float32"
+    report["G"] = {"stored": dtypes["G"], **g_rep, **({"forced": True} if changed and "G" in force_fp16 else {})}
 
     if E32 is not None:
         if images is None or not len(images):
@@ -154,8 +156,8 @@ def choose(
             G = G16 if dtypes["G"] == "float16" else G32
             E16 = rounded_copy(E32)
             rep = encoder_outputs(E32, E16, G, G32, _batches(images, batch_size))
-            dtypes["E"] = "float16" if rep["changed_voxels"] == 0 else "float32"
-            report["E"] = {"stored": dtypes["E"], "test_images": rep}
+            dtypes["E"] = "float16" if rep["changed_voxels"] == 0 or "E" in force_fp16 else "float32"
+            report["E"] = {"stored": dtypes["E"], "test_images": rep, **({"forced": True} if rep["changed_voxels"] and "E" in force_fp16 else {})}
 
     if "D" in payload:
         D32 = Discriminator(mcfg)
