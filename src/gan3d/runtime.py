@@ -22,10 +22,25 @@ def pick_device(name: str = "auto") -> torch.device:
     """CUDA when present and ``name`` is auto, else CPU; an explicit name is checked."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    problem = device_problem(name)
+    if problem:
+        raise Gan3dError(f"--device {name}: {problem}")
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise Gan3dError(f"--device {name}: CUDA is not available on this machine (use cpu or auto)")
     return dev
+
+
+def device_problem(name: str) -> str | None:
+    """Why ``name`` is not a device name (auto, cpu, cuda, cuda:N, mps, ...), or None if it is one.
+    Only the spelling is checked, not whether this machine has the device."""
+    if name == "auto":
+        return None
+    try:
+        torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        return "not a device name (use auto, cpu, cuda or cuda:N)"
+    return None
 
 
 def set_determinism(deterministic: bool) -> None:
@@ -50,9 +65,17 @@ def draw_latents(n: int, z_dim: int, dist: str, generator: torch.Generator) -> t
     return torch.randn(n, z_dim, generator=generator)
 
 
+MAX_SEED = 2**31 - 1  # seeds are in [0, MAX_SEED]
+MAX_SEEDS = 100_000  # seeds per call, counted before a range is expanded
+
+
 def parse_seeds(text: str) -> list[int]:
-    """``"0-3,10,12-13"`` -> ``[0, 1, 2, 3, 10, 12, 13]``; order kept, duplicates dropped."""
+    """``"0-3,10,12-13"`` -> ``[0, 1, 2, 3, 10, 12, 13]``; order kept, duplicates dropped.
+
+    Every seed is in [0, MAX_SEED] and a list holds at most MAX_SEEDS seeds; both are checked
+    before any range is expanded, so ``0-5000000`` is refused at once."""
     seeds: list[int] = []
+    total = 0
     for part in str(text).replace(" ", "").split(","):
         m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
         if not m:
@@ -60,6 +83,11 @@ def parse_seeds(text: str) -> list[int]:
         lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
         if hi < lo:
             raise ValueError(f"bad seed range {part!r}: the end is before the start")
+        if hi > MAX_SEED:
+            raise ValueError(f"bad seed {hi}: seeds must be in 0..{MAX_SEED} (2**31 - 1)")
+        total += hi - lo + 1
+        if total > MAX_SEEDS:
+            raise ValueError(f"too many seeds in {text!r}: at most {MAX_SEEDS:,} per call")
         seeds.extend(range(lo, hi + 1))
     return list(dict.fromkeys(seeds))
 

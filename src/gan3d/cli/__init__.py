@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from gan3d import __version__
-from gan3d.cli.common import EPILOG_DEMO, HelpFormatter
+from gan3d.cli.common import EPILOG_DEMO, HelpFormatter, Parser
 from gan3d.cli.data import _add_data, _run_data
 from gan3d.cli.shapes import (
     _add_demo,
@@ -75,7 +75,7 @@ def _explore_cli():
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="gan3d",
         description="3D-GAN (Wu et al., NIPS 2016): prepare voxel data, train, sample, export and render shapes.",
         epilog=EPILOG_DEMO,

@@ -19,6 +19,14 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
         return super()._get_help_string(action)
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``gan3d CMD: error: argument --x: ...``) and
+    exit code 2, like every other gan3d error; ``--help`` shows the usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def _bool(text: str) -> bool:
     t = text.lower()
     if t in ("1", "true", "yes", "on"):

@@ -1,77 +1,77 @@
 """Training configs: frozen dataclasses whose fields are every option of ``gan3d train``, each with
-its default (the paper's recipe) and a one-line comment; a preset's recipe fills the fields it names.
+its default (the paper's recipe), help line and valid range declared in the field's metadata
+(:func:`gan3d.options.opt`), checked in ``__post_init__``; a preset's recipe fills the fields it names.
+The command line builds ``gan3d train``'s options from these fields (gan3d.cli.trainopts).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gan3d.models.gan import ModelConfig
+from gan3d.options import OptionError, check_fields, opt
+from gan3d.presets import ENCODER_PRESETS, PRESETS
 from gan3d.presets import get as get_preset
 from gan3d.presets import get_encoder_preset
+from gan3d.runtime import MAX_SEED, device_problem
 from gan3d.train.losses import LOSSES, RECON_LOSSES, Z_DISTS
+
+PRESET_NAMES = tuple(PRESETS)
+ENCODER_NAMES = tuple(ENCODER_PRESETS)
+MAX_WIDTH = 16.0  # --width: at most 16 times the preset's widths (paper64 x 16 is 8,192 channels)
+MAX_RESOLUTION = 256  # --resolution: model grids up to 256^3
+TENSORBOARD_HELP = "write TensorBoard logs: statistics, sample grids, evaluation metrics"
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    preset: str = "cpu32"  # model preset (gan3d.presets.PRESETS); its recipe fills unset fields
-    data: str = "builtin"  # prepared dataset (.npz from `gan3d data prepare`) or "builtin"
-    out: str = "runs"  # parent folder of the auto-numbered run folders
-    # The defaults below are the paper's recipe; a preset's recipe overrides some of them.
-    steps: int = 20000  # total training steps (one D phase + one G phase each)
-    batch_size: int = 100  # shapes per batch
-    lr_g: float = 0.0025  # generator Adam learning rate
-    lr_d: float = 1e-5  # discriminator Adam learning rate
-    beta1: float = 0.5  # Adam beta1 for both
-    beta2: float = 0.999  # Adam beta2 for both
-    d_gate: float = 0.8  # update D only if its accuracy on the batch was <= this (1.0 = always)
-    loss: str = "bce"  # bce (the paper's, non-saturating for G), hinge or lsgan
-    z_dist: str = "uniform"  # latent prior: uniform on [0,1]^z (paper) or standard normal
-    mode_seeking: float = 0.0  # weight of MSGAN's mode-seeking term in G's loss (0 = off, the paper)
-    hard_fakes: bool = False  # D sees G's output thresholded at 0.5, gradient straight through (not in the paper)
-    instance_noise: float = 0.0  # std of Gaussian noise added to D's real and fake inputs (0 = off, the paper)
-    noise_decay_steps: int = 0  # the noise falls linearly to 0 over this many steps (0 = constant)
-    width: float = 1.0  # multiplies every hidden width of the preset
-    minibatch_std: bool | None = None  # D's minibatch standard-deviation channel (None = the preset's choice)
-    g_output: str = ""  # G's output activation: sigmoid (paper) or hardsigmoid ("" = the preset's choice)
-    d_norm: str = ""  # D's normalisation: batch (paper) or spectral ("" = the preset's choice)
-    resolution: int = 0  # model resolution; 0 = the data's resolution (builtin: the preset's)
-    classes: tuple[str, ...] = ()  # train on these classes only (empty = all)
-    augment: bool = False  # random 90-degree turns about the up axis and mirror flips of x
-    builtin_count: int = 600  # shapes generated for --data builtin
-    seed: int = 0  # seeds weights, batch order, augmentation and latents
-    device: str = "auto"  # auto (CUDA if present, else CPU), cpu, cuda, cuda:1, ...
-    deterministic: bool = False  # deterministic algorithms (exact resume on CPU; slower on GPU)
-    channels_last: bool = True  # channels_last_3d memory format (10-20% faster on CPU)
-    log_every: int = 50  # steps per statistics line
-    snapshot_every: int = 500  # steps per checkpoint + sample picture
-    n_preview: int = 16  # fixed latents (seeds 0..n-1) rendered at each snapshot
-    bn_samples: int = 512  # latents used to re-estimate G's BatchNorm statistics for each snapshot
-    eval_every: int = 0  # steps per in-training evaluation (IoU 1-NNA/MMD/COV, sample diversity); 0 = off
-    eval_samples: int = 200  # generated shapes (and at most as many reference shapes) per evaluation
-    run_name: str = ""  # name the run folder (default: auto-numbered <nnnnn>-<preset>-<data>)
+    # Every field is an option of `gan3d train` (--field-name); its metadata (gan3d.options.opt) holds
+    # the help line, the valid range or choices and the help group. The defaults below are the paper's
+    # recipe; a preset's recipe overrides some of them.
+    preset: str = field(default="cpu32", metadata=opt("model and recipe preset; its recipe fills the options not given", choices=PRESET_NAMES, group="main"))
+    data: str = field(default="builtin", metadata=opt("prepared dataset .npz (gan3d data prepare), or 'builtin' (procedural furniture)", group="main"))
+    out: str = field(default="runs", metadata=opt("parent folder of the auto-numbered run folders", group="main"))
+    steps: int = field(default=20000, metadata=opt("total training steps (one D phase + one G phase each)", lo=1, hi=10**9, group="recipe"))
+    batch_size: int = field(default=100, metadata=opt("shapes per batch", lo=1, hi=65536, group="recipe"))
+    lr_g: float = field(default=0.0025, metadata=opt("generator Adam learning rate (paper: 0.0025)", gt=0, hi=1, group="recipe"))
+    lr_d: float = field(default=1e-5, metadata=opt("discriminator Adam learning rate (paper: 1e-5)", gt=0, hi=1, group="recipe"))
+    beta1: float = field(default=0.5, metadata=opt("Adam beta1 (paper: 0.5)", lo=0, lt=1, group="recipe"))
+    beta2: float = field(default=0.999, metadata=opt("Adam beta2 (paper: 0.999)", lo=0, lt=1, group="recipe"))
+    d_gate: float = field(default=0.8, metadata=opt("update D only when its batch accuracy is <= this; 1 = always (paper: 0.8)", gt=0, hi=1, group="recipe"))
+    loss: str = field(default="bce", metadata=opt("GAN loss: bce (the paper's, non-saturating for G), hinge or lsgan", choices=LOSSES, group="recipe"))
+    z_dist: str = field(default="uniform", metadata=opt("latent prior: uniform on [0,1]^z (paper) or standard normal", choices=Z_DISTS, group="recipe"))
+    mode_seeking: float = field(default=0.0, metadata=opt("weight of the mode-seeking term (Mao et al. 2019) against collapse (paper: 0)", lo=0, hi=1000, group="recipe"))
+    hard_fakes: bool = field(default=False, metadata=opt("D sees G's output thresholded at 0.5, gradient passed straight through (paper: false)", group="recipe"))
+    instance_noise: float = field(default=0.0, metadata=opt("std of Gaussian noise on D's real and fake inputs (paper: 0)", lo=0, hi=100, group="recipe"))
+    noise_decay_steps: int = field(default=0, metadata=opt("instance noise falls linearly to 0 over these steps (0 = constant)", lo=0, hi=10**9, group="recipe"))
+    width: float = field(default=1.0, metadata=opt("multiply every hidden width of the preset", gt=0, hi=MAX_WIDTH, group="model"))
+    minibatch_std: bool | None = field(default=None, metadata=opt("minibatch standard-deviation channel in D (default: the preset's)", group="model"))
+    g_output: str = field(default="", metadata=opt("G's output activation: sigmoid (paper) or hardsigmoid, which reaches exact 0 and 1 (default: the preset's)", choices=("", "sigmoid", "hardsigmoid"), group="model"))
+    d_norm: str = field(default="", metadata=opt("D's normalisation: batch (paper) or spectral norm (default: the preset's)", choices=("", "batch", "spectral"), group="model"))
+    resolution: int = field(default=0, metadata=opt("model resolution (0 = the data's; builtin: the preset's)", lo=8, hi=MAX_RESOLUTION, pow2=True, zero_ok=True, group="model"))
+    classes: tuple[str, ...] = field(default=(), metadata=opt("train on these classes only (default: all)", group="model"))
+    augment: bool = field(default=False, metadata=opt("random quarter turns about the up axis and mirror flips of x", group="model"))
+    builtin_count: int = field(default=600, metadata=opt("shapes generated for --data builtin", lo=1, hi=100_000, group="model"))
+    seed: int = field(default=0, metadata=opt("seed for weights, batch order, augmentation and latents", lo=0, hi=MAX_SEED))
+    device: str = field(default="auto", metadata=opt("auto (CUDA if present, else CPU), cpu, cuda, cuda:N", check=device_problem))
+    deterministic: bool = field(default=False, metadata=opt("deterministic algorithms (exact resume on CPU; slower on GPU)"))
+    channels_last: bool = field(default=True, metadata=opt("channels_last_3d memory format (10-20% faster on CPU)"))
+    log_every: int = field(default=50, metadata=opt("steps per statistics line", lo=1, hi=10**9))
+    snapshot_every: int = field(default=500, metadata=opt("steps per checkpoint and sample picture", lo=1, hi=10**9))
+    n_preview: int = field(default=16, metadata=opt("fixed latents (seeds 0..n-1) rendered at each snapshot", lo=1, hi=1024))
+    bn_samples: int = field(default=512, metadata=opt("latents that re-estimate G's BatchNorm statistics for each snapshot", lo=1, hi=1_000_000))
+    eval_every: int = field(default=0, metadata=opt("steps per in-training evaluation (IoU 1-NNA, MMD, COV, diversity); 0 = off", lo=0, hi=10**9))
+    eval_samples: int = field(default=200, metadata=opt("generated and reference shapes per in-training evaluation", lo=2, hi=100_000))
+    run_name: str = field(default="", metadata=opt("name the run folder (default: auto-numbered <nnnnn>-<preset>-<data>)", group="main"))
+    tensorboard: bool = field(default=False, metadata=opt(TENSORBOARD_HELP))
 
     def __post_init__(self):
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
-        if self.z_dist not in Z_DISTS:
-            raise ValueError(f"z_dist must be one of {Z_DISTS}, got {self.z_dist!r}")
-        if self.eval_every < 0 or self.eval_samples < 2:
-            raise ValueError("eval_every must be >= 0 and eval_samples >= 2")
-        if self.eval_every and self.eval_every % self.log_every:
-            raise ValueError(f"eval_every ({self.eval_every}) must be a multiple of log_every ({self.log_every})")
-        for name in ("steps", "batch_size", "log_every", "snapshot_every", "builtin_count"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not (0.0 < self.d_gate <= 1.0):
-            raise ValueError(f"d_gate must be in (0, 1], got {self.d_gate}")
-        if self.instance_noise < 0 or self.noise_decay_steps < 0:
-            raise ValueError("instance_noise and noise_decay_steps must be >= 0")
-        if self.lr_g <= 0 or self.lr_d <= 0 or self.width <= 0:
-            raise ValueError("learning rates and width must be positive")
         object.__setattr__(self, "classes", tuple(self.classes))
+        check_fields(self)
+        if self.eval_every and self.eval_every % self.log_every:
+            raise OptionError("eval_every", f"({self.eval_every}) must be a multiple of log_every ({self.log_every})")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -103,52 +103,40 @@ def model_config_for(cfg: TrainConfig) -> ModelConfig:
 
 @dataclass(frozen=True)
 class VAEGANConfig:
-    pairs: str = ""  # paired image/shape folder (images.npy, pairs.npz, meta.json)
-    encoder: str = "cpu"  # encoder preset (ENCODER_PRESETS); its z_dim follows G's
-    preset: str = "cpu32"  # 3D-GAN preset for G and D when not initialised from a checkpoint
-    init_from: str = ""  # a trained 3D-GAN checkpoint: G and D start from its weights
-    out: str = "runs"  # parent folder of the run folders
-    steps: int = 3000
-    batch_size: int = 32
-    lr_e: float = 1e-4  # encoder Adam learning rate
-    lr_g: float = 1e-4  # generator Adam learning rate
-    lr_d: float = 1e-5  # discriminator Adam learning rate
-    beta1: float = 0.5
-    beta2: float = 0.999
-    alpha1: float = 5.0  # weight of KL in E's loss (the paper's)
-    alpha2: float = 1e-4  # weight of the voxel-summed reconstruction error in E's and G's losses (the paper's)
-    recon_loss: str = "l2"  # per-voxel reconstruction error: l2 (the paper's) or bce
-    d_gate: float = 0.8  # update D only if its accuracy on the batch was <= this
-    loss: str = "bce"  # adversarial loss (gan3d.training.LOSSES)
-    instance_noise: float = 0.0  # std of Gaussian noise on D's real and fake inputs (0 = off, the paper)
-    noise_decay_steps: int = 0  # the noise falls linearly to 0 over this many steps (0 = constant)
-    seed: int = 0
-    device: str = "auto"
-    deterministic: bool = False
-    channels_last: bool = True  # channels_last_3d memory format for G, D and the shapes (faster on CPU)
-    log_every: int = 50
-    snapshot_every: int = 500
-    n_preview: int = 8  # test pairs shown (image, truth, reconstruction) at each snapshot; 0 = none
-    eval_pairs: int = 256  # test pairs (spread evenly over the test split) whose mean IoU is logged at each snapshot; 0 = none
-    bn_samples: int = 1024  # training images (E) and prior latents (G) that re-estimate BatchNorm statistics for the snapshot
-    run_name: str = ""
+    # Every field is an option of `gan3d train --model vaegan`; see TrainConfig.
+    pairs: str = field(default="", metadata=opt("image/shape pairs folder from `gan3d data render` (images.npy, pairs.npz, meta.json)", group="vaegan"))
+    encoder: str = field(default="cpu", metadata=opt("image encoder preset: paper (256 px, the paper's), cpu, tiny; its z_dim follows G's", choices=ENCODER_NAMES, group="vaegan"))
+    preset: str = field(default="cpu32", metadata=opt("3D-GAN preset for G and D (when not initialised from a checkpoint) and the recipe", choices=PRESET_NAMES, group="main"))
+    init_from: str = field(default="", metadata=opt("a trained 3D-GAN checkpoint to start G and D from", group="vaegan"))
+    out: str = field(default="runs", metadata=opt("parent folder of the run folders", group="main"))
+    steps: int = field(default=3000, metadata=opt("total training steps", lo=1, hi=10**9, group="recipe"))
+    batch_size: int = field(default=32, metadata=opt("image/shape pairs per batch", lo=1, hi=65536, group="recipe"))
+    lr_e: float = field(default=1e-4, metadata=opt("encoder Adam learning rate", gt=0, hi=1, group="vaegan"))
+    lr_g: float = field(default=1e-4, metadata=opt("generator Adam learning rate", gt=0, hi=1, group="recipe"))
+    lr_d: float = field(default=1e-5, metadata=opt("discriminator Adam learning rate", gt=0, hi=1, group="recipe"))
+    beta1: float = field(default=0.5, metadata=opt("Adam beta1", lo=0, lt=1, group="recipe"))
+    beta2: float = field(default=0.999, metadata=opt("Adam beta2", lo=0, lt=1, group="recipe"))
+    alpha1: float = field(default=5.0, metadata=opt("weight of KL in E's loss (paper: 5)", lo=0, hi=1e6, group="vaegan"))
+    alpha2: float = field(default=1e-4, metadata=opt("weight of the voxel-summed reconstruction error in E's and G's losses (paper: 1e-4, sized for 64^3)", lo=0, hi=1e6, group="vaegan"))
+    recon_loss: str = field(default="l2", metadata=opt("per-voxel reconstruction error, summed: l2 (paper) or bce", choices=RECON_LOSSES, group="vaegan"))
+    d_gate: float = field(default=0.8, metadata=opt("update D only when its batch accuracy is <= this; 1 = always", gt=0, hi=1, group="recipe"))
+    loss: str = field(default="bce", metadata=opt("adversarial loss", choices=LOSSES, group="recipe"))
+    instance_noise: float = field(default=0.0, metadata=opt("std of Gaussian noise on D's real and fake inputs (0 = off, the paper)", lo=0, hi=100, group="recipe"))
+    noise_decay_steps: int = field(default=0, metadata=opt("the noise falls linearly to 0 over this many steps (0 = constant)", lo=0, hi=10**9, group="recipe"))
+    seed: int = field(default=0, metadata=opt("seed for weights, batches and latents", lo=0, hi=MAX_SEED))
+    device: str = field(default="auto", metadata=opt("auto (CUDA if present, else CPU), cpu, cuda, cuda:N", check=device_problem))
+    deterministic: bool = field(default=False, metadata=opt("deterministic algorithms (exact resume)"))
+    channels_last: bool = field(default=True, metadata=opt("channels_last_3d memory format for G, D and the shapes (faster on CPU)"))
+    log_every: int = field(default=50, metadata=opt("steps per statistics line", lo=1, hi=10**9))
+    snapshot_every: int = field(default=500, metadata=opt("steps per checkpoint and sample picture", lo=1, hi=10**9))
+    n_preview: int = field(default=8, metadata=opt("test pairs shown (image, truth, reconstruction) at each snapshot; 0 = none", lo=0, hi=1024))
+    eval_pairs: int = field(default=256, metadata=opt("test pairs (spread evenly over the test split) whose mean IoU is logged at each snapshot; 0 = none", lo=0, hi=1_000_000, group="vaegan"))
+    bn_samples: int = field(default=1024, metadata=opt("training images (E) and prior latents (G) that re-estimate BatchNorm statistics for the snapshot", lo=0, hi=1_000_000))
+    run_name: str = field(default="", metadata=opt("name the run folder instead of auto-numbering it", group="main"))
+    tensorboard: bool = field(default=False, metadata=opt(TENSORBOARD_HELP))
 
     def __post_init__(self):
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
-        for name in ("steps", "batch_size", "log_every", "snapshot_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not (0.0 < self.d_gate <= 1.0):
-            raise ValueError(f"d_gate must be in (0, 1], got {self.d_gate}")
-        if min(self.lr_e, self.lr_g, self.lr_d) <= 0 or self.alpha1 < 0 or self.alpha2 < 0:
-            raise ValueError("learning rates must be positive and alphas non-negative")
-        if self.recon_loss not in RECON_LOSSES:
-            raise ValueError(f"recon_loss must be one of {RECON_LOSSES}, got {self.recon_loss!r}")
-        if self.instance_noise < 0 or self.noise_decay_steps < 0:
-            raise ValueError("instance_noise and noise_decay_steps must be >= 0")
-        if self.n_preview < 0 or self.eval_pairs < 0 or self.bn_samples < 0:
-            raise ValueError("n_preview, eval_pairs and bn_samples must be >= 0")
+        check_fields(self)
         get_encoder_preset(self.encoder)
 
     def to_dict(self) -> dict[str, Any]:
