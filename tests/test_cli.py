@@ -44,7 +44,7 @@ def test_dry_run_resolves_preset_recipe_and_overrides(capsys):
     [
         (["sample", "--checkpoint", "nope.pt", "--out", "x"], "nope.pt"),
         (["train", "--data", "missing.npz"], "missing.npz"),
-        (["train", "--d-gate", "0", "--dry-run"], "d_gate"),
+        (["train", "--d-gate", "0", "--dry-run"], "--d-gate must be in (0, 1]"),
         (["sample", "--checkpoint", "nope.pt", "--seeds", "9-1", "--out", "x"], "seed"),
         (["render", "missing.binvox", "--out", "x.png"], "missing.binvox"),
     ],

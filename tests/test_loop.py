@@ -258,9 +258,13 @@ def test_cli_resume_without_steps_keeps_the_runs_own(tmp_path, capsys):
     assert main(["train", "--resume", run, "--preset", "tiny", "--quiet"]) == 0  # the same preset is no change
     assert torch.load(os.path.join(run, "checkpoint.pt"), weights_only=True)["step"] == 6
     capsys.readouterr()
-    for flags, flag in ((["--lr-g", "0.5"], "--lr-g"), (["--preset", "cpu32"], "--preset"), (["--data", "other.npz"], "--data")):
+    for flags, needle in (
+        (["--lr-g", "0.5"], "--lr-g cannot be changed when resuming"),
+        (["--preset", "cpu32"], "checkpoint is from preset 'tiny', not 'cpu32'"),
+        (["--data", "other.npz"], "--data cannot be changed when resuming"),
+    ):
         assert main(["train", "--resume", run, *flags, "--quiet"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and f"{flag} cannot be changed when resuming" in err[0]
+        assert len(err) == 1 and needle in err[0]
     assert main(["train", "--resume", run, "--steps", "7", "--quiet"]) == 0
     assert _steps(tmp_path / "runs" / "cli") == [1, 2, 3, 4, 5, 6, 7]
