@@ -40,3 +40,40 @@ def _existing(text: str) -> str:
     if not Path(text).exists():
         raise argparse.ArgumentTypeError(f"{text}: no such file or folder")
     return text
+
+
+def ranged(kind: type = int, **bounds):
+    """An argparse type: an ``int`` or finite ``float`` within ``bounds`` (gan3d.options.opt's
+    ``lo``/``hi``/``gt``/``lt``/``pow2``), checked at parse time, before anything is written."""
+    import math
+
+    from gan3d.options import check_value, describe, opt
+
+    meta = opt("", **bounds)
+
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'} {describe(meta)}, got {text!r}") from None
+        if isinstance(v, float) and not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        try:
+            check_value("value", v, meta)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {describe(meta)}, got {text}") from None
+        return v
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _device(text: str) -> str:
+    """An argparse type: a device name (auto, cpu, cuda, cuda:N); only the spelling is checked."""
+    from gan3d.runtime import device_problem
+
+    problem = device_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text!r} is {problem}")
+    return text
+

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 
-from gan3d.cli.common import HelpFormatter
+from gan3d.cli.common import HelpFormatter, ranged
+from gan3d.io.files import MAX_GRID_EDGE
+from gan3d.render.raster import MAX_IMAGE_SIZE
 
 
 def _add_data(sub) -> None:
@@ -23,13 +25,13 @@ def _add_data(sub) -> None:
     )
     pp.add_argument("source", help="dataset source (see above)")
     pp.add_argument("--out", required=True, help="output .npz file")
-    pp.add_argument("--resolution", type=int, required=True, help="grid edge of the prepared shapes (e.g. 32 or 64)")
+    pp.add_argument("--resolution", type=ranged(int, lo=1, hi=MAX_GRID_EDGE), required=True, help=f"grid edge of the prepared shapes (e.g. 32 or 64; at most {MAX_GRID_EDGE})")
     pp.add_argument("--classes", nargs="+", default=None, help="keep only these class names")
     pp.add_argument("--splits", nargs="+", choices=["train", "test"], default=None, help="keep only these splits")
-    pp.add_argument("--rotations", type=int, nargs="+", default=None, help="3D ShapeNets: keep only these rotations (1..12)")
+    pp.add_argument("--rotations", type=ranged(int, lo=1, hi=12), nargs="+", default=None, help="3D ShapeNets: keep only these rotations (1..12)")
     pp.add_argument("--mesh-up", choices=["z", "y"], default="z", help="vertical axis of mesh sources (ModelNet: z, ShapeNet: y)")
-    pp.add_argument("--builtin-count", type=int, default=100, help="builtin: training shapes per class (test: a fifth of it)")
-    pp.add_argument("--seed", type=int, default=0, help="builtin: seed of the procedural shapes")
+    pp.add_argument("--builtin-count", type=ranged(int, lo=1, hi=100_000), default=100, help="builtin: training shapes per class (test: a fifth of it)")
+    pp.add_argument("--seed", type=ranged(int, lo=0, hi=2**31 - 1), default=0, help="builtin: seed of the procedural shapes")
     pi = dsub.add_parser("info", help="counts, occupancy statistics, empty and suspicious grids", formatter_class=HelpFormatter)
     pi.add_argument("file", help="a prepared dataset (.npz)")
     pi.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -40,14 +42,14 @@ def _add_data(sub) -> None:
     )
     pr.add_argument("dataset", help="a prepared dataset (.npz)")
     pr.add_argument("--out", required=True, help="output folder (images.npy, pairs.npz, meta.json)")
-    pr.add_argument("--views", type=int, default=None, help="views per shape drawn from the paper's 24 azimuths x 3 elevations (default: all 72)")
-    pr.add_argument("--size", type=int, default=256, help="image edge in pixels")
+    pr.add_argument("--views", type=ranged(int, lo=1, hi=72), default=None, help="views per shape drawn from the paper's 24 azimuths x 3 elevations (default: all 72)")
+    pr.add_argument("--size", type=ranged(int, lo=8, hi=MAX_IMAGE_SIZE), default=256, help=f"image edge in pixels, 8..{MAX_IMAGE_SIZE}")
     pr.add_argument("--split", choices=["train", "test"], default=None, help="render only this split (default: both)")
     pr.add_argument("--classes", nargs="+", default=None, help="render only these classes")
     pr.add_argument("--random-background", action="store_true", help="procedural random backgrounds")
     pr.add_argument("--random-color", action="store_true", help="random object colours")
-    pr.add_argument("--seed", type=int, default=0, help="seed of the random views, colours and backgrounds")
-    pr.add_argument("--limit", type=int, default=None, help="render at most this many shapes")
+    pr.add_argument("--seed", type=ranged(int, lo=0, hi=2**31 - 1), default=0, help="seed of the random views, colours and backgrounds")
+    pr.add_argument("--limit", type=ranged(int, lo=1), default=None, help="render at most this many shapes")
 
 
 def _run_data(args) -> int:

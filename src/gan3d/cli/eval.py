@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from gan3d.cli.common import HelpFormatter as _Formatter
+from gan3d.cli.common import _device, ranged
 from gan3d.errors import Gan3dError
 
 
@@ -56,7 +57,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classes", nargs="+", default=None, help="use only these classes")
     p.add_argument("--out", default=None, help="write the full result as JSON to this file")
     p.add_argument("--results", default=None, help="append the result as one JSON line to this .jsonl (e.g. docs/results/x.jsonl)")
-    p.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N")
+    p.add_argument("--device", type=_device, default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -80,7 +81,7 @@ def add_parser(sub) -> None:
     c.add_argument("--pool", type=_positive, default=2, help="max-pool each block's response to POOL^3")
     c.add_argument("--C-grid", dest="C_grid", type=_floats, default="0.0001,0.001,0.01,0.1,1,10", help="SVM C candidates")
     c.add_argument("--cv", type=_positive, default=5, help="cross-validation folds (training split only)")
-    c.add_argument("--seed", type=int, default=0, help="seed for CV folds and the random-D baseline")
+    c.add_argument("--seed", type=ranged(int, lo=0, hi=2**31 - 1), default=0, help="seed for CV folds and the random-D baseline")
     c.add_argument("--no-baselines", action="store_true", help="skip the raw-voxel and random-D baselines")
     c.add_argument("--raw-resolution", type=_positive, default=16, help="raw-voxel baseline: max-pool grids to this edge")
     c.add_argument("--solver", choices=["auto", "svc", "linearsvc"], default="auto", help="SVC on the precomputed linear kernel (fast; auto up to 12,000 training shapes) or LinearSVC")
@@ -100,7 +101,7 @@ def add_parser(sub) -> None:
     g.add_argument("--distances", nargs="+", default=["iou", "chamfer"], help="distances for the metrics")
     g.add_argument("--n-points", type=_positive, default=2048, help="surface points per shape for point distances")
     g.add_argument("--no-context", action="store_true", help="skip the context rows (train set, shuffled, mean shape)")
-    g.add_argument("--seed", type=int, default=0, help="seed for point sampling and the context sets")
+    g.add_argument("--seed", type=ranged(int, lo=0, hi=2**31 - 1), default=0, help="seed for point sampling and the context sets")
     g.add_argument("--batch-size", type=_positive, default=32, help="shapes per G forward pass")
 
     n = esub.add_parser(
@@ -113,7 +114,7 @@ def add_parser(sub) -> None:
     n.add_argument("-k", type=_positive, default=3, help="neighbours per sample")
     n.add_argument("--split", choices=["train", "test"], default="train", help="split to search")
     n.add_argument("--out-png", default=None, help="picture: each sample followed by its neighbours (labelled with IoU)")
-    n.add_argument("--threshold", type=float, default=0.9, help="a sample counts as memorised when its nearest IoU exceeds this")
+    n.add_argument("--threshold", type=ranged(float, lo=0, hi=1), default=0.9, help="a sample counts as memorised when its nearest IoU exceeds this")
     n.add_argument("--batch-size", type=_positive, default=32, help="shapes per G forward pass")
 
 
@@ -126,10 +127,10 @@ def add_parser(sub) -> None:
     )
     _common(rc)
     rc.add_argument("--split", choices=["train", "test"], default="test", help="which rendered images to score (--data is a `gan3d data render` folder)")
-    rc.add_argument("--max-pairs", type=int, default=2000, help="score at most this many images (a seeded subset)")
+    rc.add_argument("--max-pairs", type=ranged(int, lo=1), default=2000, help="score at most this many images (a seeded subset)")
     rc.add_argument("--ikea", default=None, help="also run the IKEA protocol on this folder (Lists/, Images/, Voxels/)")
-    rc.add_argument("--seed", type=int, default=0, help="seed of the image subset")
-    rc.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
+    rc.add_argument("--seed", type=ranged(int, lo=0, hi=2**31 - 1), default=0, help="seed of the image subset")
+    rc.add_argument("--batch-size", type=ranged(int, lo=1, hi=65536), default=32, help="images per forward pass")
 
 
 def _pct(v: Any) -> str:

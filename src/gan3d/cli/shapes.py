@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gan3d.cli.common import HelpFormatter
+from gan3d.cli.common import HelpFormatter, _device, ranged
+from gan3d.io.files import MAX_GRID_EDGE
+from gan3d.render.raster import MAX_IMAGE_SIZE
 from gan3d.errors import Gan3dError
 
 
@@ -20,9 +22,9 @@ def _add_sample(sub) -> None:
     p.add_argument("--formats", nargs="+", choices=FORMATS, default=["npz", "obj"], help="files to write per sample")
     p.add_argument("--mesh-style", choices=["smooth", "blocky"], default="smooth", help="marching cubes or one cube per voxel")
     p.add_argument("--keep-all", action="store_true", help="keep every component (default: only the largest, as the paper)")
-    p.add_argument("--threshold", type=float, default=0.5, help="occupancy threshold")
-    p.add_argument("--batch-size", type=int, default=32, help="shapes gathered per step (memory only): G always runs on 8 latents at a time, so every shape is bit-identical at any batch size on one device and thread count")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--threshold", type=ranged(float, gt=0, lt=1), default=0.5, help="occupancy threshold, in (0, 1)")
+    p.add_argument("--batch-size", type=ranged(int, lo=1, hi=65536), default=32, help="shapes gathered per step (memory only): G always runs on 8 latents at a time, so every shape is bit-identical at any batch size on one device and thread count")
+    p.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:N")
 
 
 def _run_sample(args) -> int:
@@ -32,7 +34,7 @@ def _run_sample(args) -> int:
     try:
         seeds = parse_seeds(args.seeds)
     except ValueError as e:
-        raise Gan3dError(str(e)) from None
+        raise Gan3dError(f"--seeds: {e}") from None
     summary = sample_to_dir(
         args.checkpoint,
         seeds,
@@ -55,9 +57,9 @@ def _add_reconstruct(sub) -> None:
     p.add_argument("images", nargs="+", help="JPEG or PNG files of any size (resized and centre-cropped as in training)")
     p.add_argument("--checkpoint", required=True, help="snapshot.pt of a `gan3d train --model vaegan` run, its folder, or a shipped model's name")
     p.add_argument("--out", required=True, help="output folder: <image>.npz, .obj and a picture of input beside result")
-    p.add_argument("--samples", type=int, default=1, help="mean of K draws of z (1 = the mean of q(z|image))")
+    p.add_argument("--samples", type=ranged(int, lo=1, hi=10000), default=1, help="mean of K draws of z (1 = the mean of q(z|image))")
     p.add_argument("--keep-all", action="store_true", help="keep every component (default: only the largest)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:N")
 
 
 def _run_reconstruct(args) -> int:
@@ -72,8 +74,8 @@ def _add_render(sub) -> None:
     p = sub.add_parser("render", help="render voxel or mesh files to one PNG grid", formatter_class=HelpFormatter)
     p.add_argument("files", nargs="+", help=".mat .binvox .npy .npz .off .obj .stl .ply files")
     p.add_argument("--out", required=True, help="output PNG")
-    p.add_argument("--resolution", type=int, default=64, help="voxel resolution for meshes")
-    p.add_argument("--size", type=int, default=128, help="pixels per shape")
+    p.add_argument("--resolution", type=ranged(int, lo=1, hi=MAX_GRID_EDGE), default=64, help=f"voxel resolution for meshes, at most {MAX_GRID_EDGE}")
+    p.add_argument("--size", type=ranged(int, lo=8, hi=MAX_IMAGE_SIZE), default=128, help=f"pixels per shape, 8..{MAX_IMAGE_SIZE}")
     p.add_argument("--mesh-up", choices=["z", "y"], default="z", help="vertical axis of mesh files")
 
 
@@ -107,7 +109,7 @@ def _add_demo(sub) -> None:
         formatter_class=HelpFormatter,
     )
     p.add_argument("--out", default="runs", help="parent folder of the run folder")
-    p.add_argument("--steps", type=int, default=None, help="training steps (default: the demo's budget)")
+    p.add_argument("--steps", type=ranged(int, lo=1, hi=10**9), default=None, help="training steps (default: the demo's budget)")
     p.add_argument("--preset", default="demo", help="preset to train (the demo preset fits in a few minutes)")
 
 

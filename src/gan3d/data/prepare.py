@@ -34,6 +34,7 @@ from gan3d.data.sources import (
     _read_items,
 )
 from gan3d.errors import Gan3dError
+from gan3d.io.files import MAX_GRID_EDGE
 
 MODELNET10_CLASSES = (
     "bathtub", "bed", "chair", "desk", "dresser", "monitor", "night_stand", "sofa", "table", "toilet",
@@ -104,8 +105,8 @@ def prepare(
     """
     t0 = time.perf_counter()
     r = int(resolution)
-    if r != resolution or not 1 <= r <= 1024:
-        raise Gan3dError(f"resolution must be an integer in 1..1024, got {resolution!r}")
+    if r != resolution or not 1 <= r <= MAX_GRID_EDGE:
+        raise Gan3dError(f"resolution must be an integer in 1..{MAX_GRID_EDGE}, got {resolution!r}")
     classes_l = _as_list(classes)
     split_l = _as_list(splits)
     split_set = None if split_l is None else {_split_index(s) for s in split_l}

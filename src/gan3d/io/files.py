@@ -24,6 +24,11 @@ DEFAULT_MESH_RESOLUTION = 64
 """Grid size meshes are voxelized at when no resolution is given."""
 
 
+MAX_GRID_EDGE = 512
+"""Largest grid edge gan3d reads, voxelizes or prepares (512^3 = 134M voxels); larger grids are
+refused from their header, before any memory is allocated."""
+
+
 _PathLike = str | os.PathLike
 
 

@@ -32,6 +32,7 @@ from gan3d.errors import Gan3dError
 from gan3d.fileio import atomic_open
 from gan3d.io.files import (
     DEFAULT_MESH_RESOLUTION,
+    MAX_GRID_EDGE,
     MESH_SUFFIXES,
     VOXEL_SUFFIXES,
     _check_file,
@@ -142,6 +143,8 @@ def _parse_binvox_header(raw: bytes, p: Path) -> BinvoxHeader:
         raise Gan3dError("malformed binvox header (no 'dim' line)", p)
     if dims[0] <= 0 or not (dims[0] == dims[1] == dims[2]):
         raise Gan3dError(f"binvox grid is not cubic (dim {dims[0]} {dims[1]} {dims[2]})", p)
+    if dims[0] > MAX_GRID_EDGE:
+        raise Gan3dError(f"binvox grid {dims[0]}^3 is larger than the {MAX_GRID_EDGE}^3 gan3d reads", p)
     return BinvoxHeader(dims=dims, translate=translate, scale=scale, data_offset=pos)  # type: ignore[arg-type]
 
 
@@ -243,6 +246,7 @@ def read_array(path: _PathLike, *, key: str | None = None) -> np.ndarray:
     """
     p = _check_file(path)
     suffix = p.suffix.lower()
+    _refuse_large_arrays(p)
     try:
         loaded = np.load(p, allow_pickle=False)
     except Exception as e:
@@ -266,6 +270,42 @@ def read_array(path: _PathLike, *, key: str | None = None) -> np.ndarray:
     if suffix == ".npz":
         raise Gan3dError("not an npz archive", p)
     return _to_grid(loaded, p, "array")
+
+
+def _array_headers(p: Path) -> dict[str, tuple[int, ...]]:
+    """Shapes of the arrays in a ``.npy`` file or ``.npz`` archive, read from their headers only
+    (empty if the file is neither; :func:`read_array` then reports it)."""
+    import zipfile
+
+    fmt = np.lib.format
+
+    def shape_of(f) -> tuple[int, ...]:
+        version = fmt.read_magic(f)
+        reader = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        return tuple(reader(f)[0])
+
+    try:
+        if zipfile.is_zipfile(p):
+            with zipfile.ZipFile(p) as zf:
+                out = {}
+                for name in zf.namelist():
+                    if name.endswith(".npy"):
+                        with zf.open(name) as f:
+                            out[name[:-4]] = shape_of(f)
+                return out
+        with open(p, "rb") as f:
+            return {"array": shape_of(f)}
+    except Exception:  # not numpy, or a broken header: np.load reports it
+        return {}
+
+
+def _refuse_large_arrays(p: Path) -> None:
+    """Gan3dError if an array of ``p`` holds more than MAX_GRID_EDGE^3 values, before loading it."""
+    for name, shape in _array_headers(p).items():
+        if int(np.prod(shape, dtype=object)) > MAX_GRID_EDGE**3:
+            raise Gan3dError(
+                f"array {name!r} of shape {shape} is larger than the {MAX_GRID_EDGE}^3 grid gan3d reads", p
+            )
 
 
 def write_array(path: _PathLike, grid: np.ndarray, *, key: str = "grid") -> None:
@@ -303,8 +343,8 @@ def read_voxels(
     """
     p = Path(path)
     suffix = p.suffix.lower()
-    if resolution is not None and (int(resolution) != resolution or resolution < 1):
-        raise Gan3dError(f"resolution must be a positive integer, got {resolution!r}", p)
+    if resolution is not None and (int(resolution) != resolution or not 1 <= resolution <= MAX_GRID_EDGE):
+        raise Gan3dError(f"resolution must be an integer in 1..{MAX_GRID_EDGE}, got {resolution!r}", p)
     if suffix in MESH_SUFFIXES:
         vertices, faces = read_mesh(p)
         try:

@@ -22,8 +22,11 @@ from typing import Sequence
 
 import numpy as np
 
+from gan3d.errors import Gan3dError
 from gan3d.fileio import atomic_path
 from gan3d.voxels import binarize
+
+MAX_IMAGE_SIZE = 4096  # largest picture edge (pixels per shape) gan3d renders
 
 DEFAULT_COLOR = (0.62, 0.72, 0.90)
 """Base colour (RGB in [0, 1]) of the voxels before shading."""
@@ -237,8 +240,8 @@ def render_voxels(
     """
     filled = _as_grid(grid)
     size = int(size)
-    if size < 1:
-        raise ValueError(f"size must be positive, got {size}")
+    if not 1 <= size <= MAX_IMAGE_SIZE:
+        raise ValueError(f"size must be in 1..{MAX_IMAGE_SIZE}, got {size}")
     base = np.array(DEFAULT_COLOR if color is None else color, dtype=np.float64)
     if base.shape != (3,):
         raise ValueError(f"color must be three numbers (r, g, b), got {color!r}")
@@ -456,9 +459,14 @@ def render_files(
     are drawn at their own resolution (each picture frames its grid's bounding cube, so a shape
     looks the same size at 32^3 and 64^3). Unreadable files raise :class:`gan3d.errors.Gan3dError`.
     """
+    from gan3d.io.files import MAX_GRID_EDGE
     from gan3d.io.files import MESH_SUFFIXES as mesh_suffixes
     from gan3d.io.voxelfiles import read_voxels
 
+    if int(size) != size or not 8 <= size <= MAX_IMAGE_SIZE:
+        raise Gan3dError(f"--size must be an integer in 8..{MAX_IMAGE_SIZE} pixels, got {size!r}")
+    if int(resolution) != resolution or not 1 <= resolution <= MAX_GRID_EDGE:
+        raise Gan3dError(f"--resolution must be an integer in 1..{MAX_GRID_EDGE}, got {resolution!r}")
     paths = [Path(p) for p in paths]
     grids = []
     for p in paths:
