@@ -37,7 +37,11 @@ def _add_eval(sub) -> None:
 
 def _run_eval(args) -> int:
     from gan3d.cli.eval import run
+    from gan3d.fileio import check_output
 
+    for name in ("out", "results", "out_png"):  # output places are checked before any evaluation
+        if getattr(args, name, None):
+            check_output(getattr(args, name))
     return run(args)
 
 
@@ -95,6 +99,13 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.cmd][1](args)
     except Gan3dError as e:
         print(f"gan3d {args.cmd}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # an output place no writer checked (gan3d.fileio.atomic_path and make_dirs do)
+        if e.filename is None:
+            raise
+        from gan3d.fileio import os_error
+
+        print(f"gan3d {args.cmd}: error: {os_error(e, e.filename)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"gan3d {args.cmd}: interrupted", file=sys.stderr)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from gan3d.cli.common import HelpFormatter, ranged
+from gan3d.fileio import check_output
 from gan3d.io.files import MAX_GRID_EDGE
 from gan3d.render.raster import MAX_IMAGE_SIZE
 
@@ -57,6 +58,7 @@ def _run_data(args) -> int:
     from gan3d.data.prepare import prepare
 
     if args.data_cmd == "prepare":
+        check_output(args.out)
         extra = {}
         if args.source == "builtin":
             extra = {"per_class": (args.builtin_count, max(1, args.builtin_count // 5)), "seed": args.seed}
@@ -74,6 +76,8 @@ def _run_data(args) -> int:
         return 0
     if args.data_cmd == "render":
         from gan3d.data.pairs import VIEWS_PAPER, render_dataset
+
+        check_output(args.out, folder=True)
 
         summary = render_dataset(
             args.dataset,

@@ -10,6 +10,7 @@ from gan3d.cli.common import HelpFormatter, _device, ranged
 from gan3d.io.files import MAX_GRID_EDGE
 from gan3d.render.raster import MAX_IMAGE_SIZE
 from gan3d.errors import Gan3dError
+from gan3d.fileio import check_output
 
 
 def _add_sample(sub) -> None:
@@ -35,6 +36,7 @@ def _run_sample(args) -> int:
         seeds = parse_seeds(args.seeds)
     except ValueError as e:
         raise Gan3dError(f"--seeds: {e}") from None
+    check_output(args.out, folder=True)
     summary = sample_to_dir(
         args.checkpoint,
         seeds,
@@ -65,6 +67,7 @@ def _add_reconstruct(sub) -> None:
 def _run_reconstruct(args) -> int:
     from gan3d.reconstruct import reconstruct_images
 
+    check_output(args.out, folder=True)
     summary = reconstruct_images(args.checkpoint, args.images, args.out, samples=args.samples, keep_all=args.keep_all, device=args.device)
     print(json.dumps(summary, indent=2, default=str))
     return 0
@@ -82,6 +85,7 @@ def _add_render(sub) -> None:
 def _run_render(args) -> int:
     from gan3d.render.raster import render_files
 
+    check_output(args.out)
     render_files(args.files, args.out, resolution=args.resolution, size=args.size, mesh_up=args.mesh_up)
     print(f"wrote {args.out}")
     return 0
@@ -97,7 +101,7 @@ def _run_plot(args) -> int:
     from gan3d.render.plots import plot_run
 
     run = Path(args.run)
-    out = args.out or ((run if run.is_dir() else run.parent) / "curves.png")
+    out = check_output(args.out or ((run if run.is_dir() else run.parent) / "curves.png"))
     print(f"wrote {plot_run(run, out)}")
     return 0
 

@@ -16,6 +16,7 @@ from typing import Any
 from gan3d.cli.common import HelpFormatter
 from gan3d.cli.trainopts import add_config_options, build_config, flag, given_options, refuse_inapplicable, with_overrides
 from gan3d.errors import Gan3dError
+from gan3d.fileio import check_output
 
 # INTERFACE 1: the options that may change when a run is resumed; any other is refused.
 RESUMABLE = frozenset({"steps", "device", "log_every", "snapshot_every", "eval_every", "eval_samples", "tensorboard"})
@@ -134,9 +135,7 @@ def check_inputs(cfg: Any) -> None:
             raise Gan3dError("no such dataset file (make one with `gan3d data prepare`)", data)
         if not data.is_file() or not zipfile.is_zipfile(data):
             raise Gan3dError("not a prepared dataset .npz file for --data (make one with `gan3d data prepare`)", data)
-    out = Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise Gan3dError("is a file, not a folder for --out (the parent of the run folders)", out)
+    check_output(cfg.out, folder=True)
 
 
 def _train(cfg: Any, *, resume: str | None, overrides: dict[str, Any] | None, quiet: bool):
