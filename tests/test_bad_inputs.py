@@ -1,0 +1,90 @@
+"""The bad-input corpus: every case is a command line that must end with exit code 2, exactly one
+stderr line that names the option or file, no traceback, and nothing written where the output was
+to go. Add a case here for every defect found."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gan3d.cli import main
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bad")
+    (d / "a_file").write_text("x")
+    (d / "folder").mkdir()
+    (d / "garbage.stl").write_bytes(b"\x00\x01garbage" * 10)
+    (d / "garbage.obj").write_text("v 1 2\nf 1 2 3 4 5\nnonsense\n")
+    (d / "empty.binvox").write_bytes(b"")
+    np.save(d / "grid.npy", np.zeros((16, 16, 16), bool))
+    return d
+
+
+# (argv with {d} for the files folder and {out} for a fresh output path, words the one line must hold)
+CASES = [
+    # values (the issue's list)
+    (["sample", "--checkpoint", "chair", "--batch-size", "0", "--out", "{out}"], "--batch-size"),
+    (["sample", "--checkpoint", "chair", "--batch-size", "-1", "--out", "{out}"], "--batch-size"),
+    (["sample", "--checkpoint", "chair", "--device", "foo", "--out", "{out}"], "--device"),
+    (["sample", "--checkpoint", "chair", "--seeds", "99999999999999999999", "--out", "{out}"], "--seeds"),
+    (["sample", "--checkpoint", "chair", "--seeds", "0-5000000", "--out", "{out}"], "--seeds"),
+    (["sample", "--checkpoint", "chair", "--seeds", "5-2", "--out", "{out}"], "seed"),
+    (["sample", "--checkpoint", "chair", "--threshold", "1.5", "--out", "{out}"], "--threshold"),
+    (["sample", "--checkpoint", "nosuch_model", "--out", "{out}"], "nosuch_model"),
+    (["render", "{d}/grid.npy", "--out", "{out}.png", "--size", "0"], "--size"),
+    (["render", "{d}/grid.npy", "--out", "{out}.png", "--size", "100000"], "--size"),
+    (["train", "--resolution", "7", "--dry-run"], "--resolution"),
+    (["train", "--lr-g", "nan", "--dry-run"], "--lr-g"),
+    (["train", "--beta1", "1.5", "--out", "{out}"], "--beta1"),
+    (["train", "--width", "nan", "--dry-run"], "--width"),
+    (["train", "--width", "100000", "--dry-run"], "--width"),
+    (["train", "--mode-seeking", "nan", "--dry-run"], "--mode-seeking"),
+    (["train", "--steps", "0", "--dry-run"], "--steps"),
+    (["train", "--d-gate", "0", "--dry-run"], "--d-gate"),
+    (["train", "--alpha1", "1", "--dry-run"], "--alpha1"),
+    (["train", "--model", "vaegan", "--pairs", "/nonexistent", "--mode-seeking", "0.5", "--z-dist", "uniform", "--width", "2",
+      "--augment", "true", "--eval-every", "100", "--dry-run"], "--mode-seeking"),
+    (["train", "--model", "vaegan", "--pairs", "/nonexistent", "--dry-run"], "/nonexistent"),
+    (["train", "--data", "/nonexistent.npz", "--dry-run"], "/nonexistent.npz"),
+    (["train", "--data", "{d}/a_file", "--dry-run"], "a_file"),
+    (["train", "--resume", "{d}/folder"], "folder"),
+    (["eval", "reconstruction", "--checkpoint", "vaegan-mn5", "--data", "{d}", "--max-pairs", "0"], "--max-pairs"),
+    (["eval", "generation", "--checkpoint", "/nonexistent.pt", "--data", "{d}/grid.npy"], "grid.npy"),
+    # output places
+    (["sample", "--checkpoint", "chair", "--seeds", "0", "--out", "{d}/a_file"], "a_file"),
+    (["sample", "--checkpoint", "chair", "--seeds", "0", "--out", "{d}/a_file/under"], "a_file"),
+    (["render", "{d}/grid.npy", "--out", "{d}/folder"], "folder"),
+    (["render", "{d}/grid.npy", "--out", "{d}/a_file/x.png"], "a_file"),
+    (["data", "prepare", "builtin", "--out", "{d}/folder", "--resolution", "16"], "folder"),
+    (["data", "prepare", "builtin", "--out", "{d}/a_file/x.npz", "--resolution", "16"], "a_file"),
+    (["train", "--preset", "tiny", "--out", "{d}/a_file", "--dry-run"], "a_file"),
+    # readers
+    (["render", "{d}/garbage.stl", "--out", "{out}.png"], "garbage.stl"),
+    (["render", "{d}/garbage.obj", "--out", "{out}.png"], "garbage.obj"),
+    (["render", "{d}/empty.binvox", "--out", "{out}.png"], "empty.binvox"),
+    (["render", "{d}/nosuch.binvox", "--out", "{out}.png"], "nosuch.binvox"),
+]
+
+
+def test_corpus_size():
+    assert len(CASES) >= 35  # it only grows
+
+
+@pytest.mark.parametrize("argv,needle", CASES, ids=[" ".join(a[:3]) + f" [{i}]" for i, (a, _) in enumerate(CASES)])
+def test_bad_input_gives_one_line_and_exit_2(argv, needle, files, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = [a.format(d=files, out=out) for a in argv]
+    before = sorted(p.name for p in files.rglob("*"))
+    try:
+        code = main(args)
+    except SystemExit as e:  # option errors leave through argparse
+        code = e.code
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert code == 2, (code, captured.err)
+    assert len(lines) == 1 and "Traceback" not in captured.err, captured.err
+    assert needle in lines[0], lines[0]
+    assert not any(tmp_path.iterdir()), sorted(p.name for p in tmp_path.iterdir())  # nothing written
+    assert sorted(p.name for p in files.rglob("*")) == before
