@@ -55,7 +55,8 @@ for run in ("gan", "vae"):
         for k in ("train_config", "vaegan_config"):  # paths differ between the two work folders
             for d in (a, b):
                 if k in d:
-                    d[k] = {kk: vv for kk, vv in d[k].items() if kk not in ("data", "out", "pairs")}
+                    # paths differ between the two work folders; tensorboard is a field issue 8 added (off)
+                    d[k] = {kk: vv for kk, vv in d[k].items() if kk not in ("data", "out", "pairs") and not (kk == "tensorboard" and vv is False)}
         same(a, b, f"{run}/{f}")
     strip = lambda l: {k: v for k, v in json.loads(l).items() if k not in ("time", "samples_per_s")}
     sa = [strip(l) for l in (work / "old" / run / "stats.jsonl").read_text().splitlines()]

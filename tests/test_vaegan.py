@@ -366,7 +366,7 @@ def test_reconstruct_errors(trained, tmp_path, prepare):
         reconstruct_images(trained.run_dir, [good], out, formats=("xyz",), device="cpu")
 
 
-def test_vaegan_presets_and_dry_run(capsys):
+def test_vaegan_presets_and_dry_run(capsys, tmp_path):
     from gan3d.cli import main
     from gan3d.presets import PRESETS
     from gan3d.train.config import make_vaegan_config
@@ -380,6 +380,9 @@ def test_vaegan_presets_and_dry_run(capsys):
     for name in PRESETS:
         assert make_vaegan_config(name, pairs="x").preset == name
     # the command line takes the preset's recipe for unset options
-    assert main(["train", "--model", "vaegan", "--pairs", "p", "--preset", "paper64", "--alpha1", "2", "--dry-run"]) == 0
+    pairs = tmp_path / "p"  # --dry-run checks that --pairs is a paired folder (it has a meta.json)
+    pairs.mkdir()
+    (pairs / "meta.json").write_text("{}")
+    assert main(["train", "--model", "vaegan", "--pairs", str(pairs), "--preset", "paper64", "--alpha1", "2", "--dry-run"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["alpha1"] == 2.0 and shown["alpha2"] == 1e-4 and shown["encoder"] == "paper" and shown["batch_size"] == 100
