@@ -54,5 +54,12 @@ def _shipped_chair(out: str) -> dict | None:
     where = Path(summary["out"])
     print(f"gan3d demo: 16 chairs from the shipped model (step {summary['step']}) in {summary['seconds']:.1f} s:")
     print(f"  picture {where / 'grid.png'}, meshes {where}/seed*.obj, grids {where / 'samples.npz'}")
+    try:  # the gallery needs the optional plotly package
+        from gan3d.gallery.build import build_gallery
+
+        page = build_gallery(where)
+        print(f"  gallery {page['out']} (open it in a browser: every chair as a rotatable 3D mesh)")
+    except (ImportError, Gan3dError) as e:
+        print(f"  no gallery ({e})")
     print()
     return summary
