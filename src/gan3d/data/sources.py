@@ -195,6 +195,13 @@ def _read_chunk(args: tuple[str, list[str], int, str]):
     return ("ok", out)
 
 
+def _ignore_sigint() -> None:
+    """Pool workers leave Ctrl-C to the parent, which stops them and reports one line (no worker tracebacks)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _read_items(
     kind: str, items: list[_Item], resolution: int, mesh_up: str, progress: bool, workers: int
 ) -> np.ndarray:
@@ -212,7 +219,7 @@ def _read_items(
         if use_pool:
             import multiprocessing
 
-            pool = multiprocessing.get_context().Pool(min(workers, len(tasks)))
+            pool = multiprocessing.get_context().Pool(min(workers, len(tasks)), initializer=_ignore_sigint)
             results = pool.imap(_read_chunk, tasks)
         else:
             results = map(_read_chunk, tasks)
