@@ -41,8 +41,10 @@ def save_checkpoint(path: Path, payload: dict) -> None:
     Gan3dError; the file at ``path`` is then the one from before (the write goes to a temporary file)."""
     try:
         ckpt.save(path, payload)
+    except Gan3dError as e:  # gan3d.fileio already named the path and the reason
+        raise Gan3dError(f"{e}; the previous one is kept") from None
     except OSError as e:
-        why = "the disk is full" if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)) else (e.strerror or str(e))
+        why = "no space left on the device (disk full)" if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)) else (e.strerror or str(e))
         raise Gan3dError(f"could not write {path.name}: {why}; the previous one is kept", path) from None
     except RuntimeError as e:  # torch's own writer reports a full disk as e.g. "basic_ios::clear"
         raise Gan3dError(f"could not write {path.name} ({str(e).splitlines()[0][:100]}; is the disk full?); the previous one is kept", path) from None
