@@ -107,6 +107,7 @@ def test_pool_workers_leave_ctrl_c_to_the_parent():
 
 
 def test_ctrl_c_during_a_multi_process_prepare_is_one_line(shared_data, tmp_path):
+    import os
     import signal
     import subprocess
     import sys
@@ -115,10 +116,14 @@ def test_ctrl_c_during_a_multi_process_prepare_is_one_line(shared_data, tmp_path
     out = tmp_path / "c.npz"
     src = shared_data / "3dshapenets-chair-30" / "volumetric_data"
     p = subprocess.Popen([sys.executable, "-m", "gan3d", "data", "prepare", str(src), "--out", str(out), "--resolution", "32"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(4)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = b""
+    deadline = time.time() + 120
+    while b"reading .mat" not in seen and time.time() < deadline and p.poll() is None:  # the pool is at work
+        seen += os.read(p.stderr.fileno(), 4096)
     p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=120)
+    _, rest = p.communicate(timeout=120)
+    err = (seen + rest).decode(errors="replace")
     if p.returncode == 0:
         pytest.skip("prepare finished before the signal")
     assert p.returncode == 130 and "Traceback" not in err, err
