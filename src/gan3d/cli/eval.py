@@ -86,6 +86,10 @@ def add_parser(sub) -> None:
     c.add_argument("--raw-resolution", type=_positive, default=16, help="raw-voxel baseline: max-pool grids to this edge")
     c.add_argument("--solver", choices=["auto", "svc", "linearsvc"], default="auto", help="SVC on the precomputed linear kernel (fast; auto up to 12,000 training shapes) or LinearSVC")
     c.add_argument("--batch-size", type=_positive, default=64, help="shapes per D forward pass")
+    c.add_argument("--shifted", nargs="+", choices=["reframe", "erode", "dilate"], default=[],
+                   help="also score the test split re-framed to 24 of 32 voxels (the 3D ShapeNets framing), eroded or dilated by one voxel")
+    c.add_argument("--also-test", nargs="+", default=[], metavar="F.npz",
+                   help="also score these prepared datasets' test splits (another voxelization of the same models, say; classes must be among the training classes)")
 
     g = esub.add_parser(
         "generation",
@@ -157,6 +161,10 @@ def format_classify(r: dict) -> str:
     lines += ["", "per-class test accuracy:", f"{'class':14s}" + "".join(f" {k:>11s}" for k in rows)]
     for cname in r["classes"]:
         lines.append(f"{cname:14s}" + "".join(f" {_pct(r[k]['per_class'].get(cname)):>11s}" for k in rows))
+    if r.get("shifted_tests"):
+        lines += ["", "other test sets, scored by the same SVMs:", f"{'test set':22s} {'shapes':>6s}" + "".join(f" {k:>11s}" for k in rows)]
+        for name, n in r["shifted_tests"].items():
+            lines.append(f"{name:22s} {n:6d}" + "".join(f" {_pct(r[k]['shifted'][name]['accuracy']):>11s}" for k in rows))
     return "\n".join(lines)
 
 
@@ -182,6 +190,12 @@ def format_generation(r: dict) -> str:
         f"checkpoint step {r['checkpoint_step']}; empty samples: {r['empty_samples']}"
         + (f"; {r['n_reference_empty_dropped']} empty reference shapes left out" if r.get("n_reference_empty_dropped") else ""),
         "",
+        *(
+            [f"raw samples' filled voxels outside their largest component: mean {100 * o['mean']:.2f}%, median {100 * o['median']:.2f}%, "
+             f"max {100 * o['max']:.1f}%; {100 * o['over_1pct']:.0f}% of samples over 1%"]
+            if (o := r.get("outside_largest")) and o.get("n")
+            else []
+        ),
         f"{'set':{width}s}" + "".join(f" {c:>12s}" for c in cols),
     ]
     for name, f in flat.items():
@@ -215,6 +229,8 @@ def _classify_kwargs(args) -> dict:
         baselines=not args.no_baselines,
         raw_resolution=args.raw_resolution,
         solver=args.solver,
+        shifts=tuple(args.shifted),
+        also_test=tuple(args.also_test),
     )
 
 

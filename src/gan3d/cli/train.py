@@ -20,7 +20,8 @@ from gan3d.fileio import check_output
 
 # INTERFACE 1: the options that may change when a run is resumed; any other is refused.
 RESUMABLE = frozenset({"steps", "device", "log_every", "snapshot_every", "eval_every", "eval_samples", "tensorboard"})
-KINDS = {"train": ("gan", "train_config"), "vaegan-train": ("vaegan", "vaegan_config")}
+KINDS = {"train": ("gan", "train_config"), "vaegan-train": ("vaegan", "vaegan_config"), "ae-train": ("autoencoder", "train_config")}
+MODEL_WORDS = {"gan": "3D-GAN", "vaegan": "3D-VAE-GAN", "autoencoder": "auto-encoder baseline"}
 
 
 def _add_train(sub) -> None:
@@ -33,7 +34,11 @@ def _add_train(sub) -> None:
         formatter_class=HelpFormatter,
         description=f"Presets (each sets the model and its recipe; any option below overrides the recipe):\n{lines}",
     )
-    p.add_argument("--model", choices=["gan", "vaegan"], default=None, help="3D-GAN, or 3D-VAE-GAN (image encoder; needs --pairs) (default: gan; on --resume, the run's)")
+    p.add_argument(
+        "--model", choices=["gan", "vaegan", "autoencoder"], default=None,
+        help="3D-GAN; 3D-VAE-GAN (image encoder; needs --pairs); or autoencoder, the paper's Fig. 2 baseline "
+        "(D's trunk encodes, G decodes, sampled from a Gaussian fitted to the codes) (default: gan; on --resume, the run's)",
+    )
     p.add_argument("--resume", default=None, help="continue the run in this folder (or from this checkpoint.pt) with its saved config")
     add_config_options(p)
     p.add_argument("--dry-run", action="store_true", help="print the resolved config, check every input path, and exit")
@@ -52,8 +57,7 @@ def _run_train(args) -> int:
         cfg, overrides = _resumed_config(args.resume, args.model, given)
     else:
         model = args.model or "gan"
-        refuse_inapplicable(given, model)
-        cfg, overrides = build_config(model, given), None
+        cfg, overrides = _new_config(model, given), None
     check_inputs(cfg)
     if args.dry_run:
         print(json.dumps(cfg.to_dict(), indent=2))
@@ -62,6 +66,20 @@ def _run_train(args) -> int:
     if distributed.is_main():
         print(f"run folder: {result.run_dir}")
     return 130 if result.interrupted else 0
+
+
+def _new_config(model: str, given: dict[str, Any]) -> Any:
+    """The config of a new run of ``model`` from the given options (one Gan3dError for a bad one)."""
+    if model != "autoencoder":
+        refuse_inapplicable(given, model)
+        return build_config(model, given)
+    from gan3d.train.config import AUTOENCODER_FIXED
+
+    refuse_inapplicable(given, "gan")
+    wrong = [flag(n) for n in given if n in AUTOENCODER_FIXED or (n == "z_dist" and given[n] != "normal")]
+    if wrong:
+        raise Gan3dError(f"{', '.join(wrong)} {'does' if len(wrong) == 1 else 'do'} not apply to --model autoencoder (it has no D and samples a fitted Gaussian)")
+    return build_config("gan", {**given, "objective": "autoencoder"})
 
 
 def _not_started(text: str) -> bool:
@@ -96,7 +114,8 @@ def _resumed_config(resume: str, model: str | None, given: dict[str, Any]) -> tu
         raise Gan3dError("not a training checkpoint (a sampling snapshot cannot be resumed)", path)
     saved_model, key = KINDS[state["kind"]]
     if model is not None and model != saved_model:
-        raise Gan3dError(f"checkpoint is a {'3D-VAE-GAN' if saved_model == 'vaegan' else '3D-GAN'} run, not --model {model}", path)
+        raise Gan3dError(f"checkpoint is a {MODEL_WORDS[saved_model]} run, not --model {model}", path)
+    saved_model = "gan" if saved_model == "autoencoder" else saved_model  # the same config type and options
     saved = config_classes()[saved_model].from_dict(state[key])
     overrides = dict(given)
     if "preset" in overrides:

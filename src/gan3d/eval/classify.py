@@ -123,6 +123,7 @@ def svm_protocol(
     cv: int = 5,
     seed: int = 0,
     solver: str = "auto",
+    extra_tests: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> dict:
     """Standardise (mean/std of the training split) + linear SVM with C picked by stratified
     ``cv``-fold CV on the training split (``GridSearchCV``), then scored once on the test split.
@@ -139,7 +140,9 @@ def svm_protocol(
     Returns ``accuracy``, ``per_class`` ({name: accuracy or None}), ``confusion`` ({"labels",
     "matrix"} rows = true class, columns = predicted), ``C`` (chosen), ``cv_accuracy`` (mean CV
     accuracy of the chosen C), ``cv_scores`` ({C: mean CV accuracy}), ``cv_folds``, ``dim``,
-    ``solver``, ``convergence_warnings`` and ``seconds``.
+    ``solver``, ``convergence_warnings`` and ``seconds``. ``extra_tests`` (name -> (X, y)): more test
+    sets scored by the same fitted SVM; their ``accuracy``, ``per_class`` and ``n`` are under
+    ``"shifted"``.
     """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.metrics import confusion_matrix
@@ -190,6 +193,16 @@ def svm_protocol(
         warnings.simplefilter("always", ConvergenceWarning)
         search.fit(Ftr, y_train)
         pred = search.predict(Fte)
+        shifted = {}
+        for name, (X, y) in (extra_tests or {}).items():
+            Z = ((X - mean) / std).astype(np.float32)
+            p_x = search.predict((Z @ Ztr.T).astype(np.float64) if solver == "svc" else Z)
+            y = np.asarray(y)
+            shifted[name] = {
+                "accuracy": float((p_x == y).mean()),
+                "per_class": {class_names[lab]: float((p_x[y == lab] == lab).mean()) for lab in np.unique(y)},
+                "n": int(len(y)),
+            }
     n_conv = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
     cm = confusion_matrix(y_test, pred, labels=labels)
     per_class = {}
@@ -209,6 +222,7 @@ def svm_protocol(
         "solver": solver,
         "convergence_warnings": int(n_conv),
         "seconds": round(time.perf_counter() - t0, 3),
+        **({"shifted": shifted} if extra_tests else {}),
     }
 
 
@@ -230,6 +244,8 @@ def classify(
     device: str = "auto",
     batch_size: int = 64,
     progress: bool = True,
+    shifts: Sequence[str] = (),
+    also_test: Sequence[str | os.PathLike] = (),
 ) -> dict:
     """The paper's Table 1 protocol for the discriminator of ``checkpoint`` on a prepared ``dataset``
     (path or :class:`~gan3d.datasets.VoxelDataset`) -- see the module docstring.
@@ -237,7 +253,11 @@ def classify(
     ``blocks``: D's hidden blocks to use (default: the last three; ``(1, 2, 3)`` at 64^3 as in the
     paper, ``(0, 1, 2)`` at 32^3); ``pool``: each block is max-pooled to ``pool^3``; ``classes``:
     restrict to these classes; ``C_grid``/``cv``: the SVM's C candidates and CV folds (training split
-    only); ``baselines``: also run the raw-voxel and random-D baselines.
+    only); ``baselines``: also run the raw-voxel and random-D baselines. ``shifts``: the test split
+    again, changed by each of :data:`gan3d.eval.shifts.SHIFTS` named; ``also_test``: the test splits
+    of other prepared datasets at the same resolution whose classes are among the training classes
+    (another voxelization of the same models, say). Each is scored by the same fitted SVMs, learned
+    D, random D and raw voxels alike, under each one's ``"shifted"``.
 
     Returns ``{"learned", "raw_voxels", "random_D"`` (each :func:`svm_protocol`'s dict plus
     ``feature_seconds``), ``"feature_dim", "blocks", "pool", "n_train", "n_test", "classes",
@@ -258,12 +278,15 @@ def classify(
     dims = feature_dims(D.cfg, blocks, pool)
     names = list(ds.class_names)
     present = sorted(set(train.labels.tolist()) | set(test.labels.tolist()))
+    extra = _extra_test_sets(test, shifts, also_test, names, set(train.labels.tolist()), ds.resolution)
 
     def run(feats: Callable[[Any], np.ndarray]) -> dict:
         t0 = time.perf_counter()
         Xtr, Xte = feats(train), feats(test)
+        ext = {name: (feats(g), y) for name, (g, y) in extra.items()}
         fsec = time.perf_counter() - t0
-        res = svm_protocol(Xtr, train.labels, Xte, test.labels, class_names=names, C_grid=C_grid, cv=cv, seed=seed, solver=solver)
+        res = svm_protocol(Xtr, train.labels, Xte, test.labels, class_names=names, C_grid=C_grid, cv=cv, seed=seed, solver=solver,
+                           extra_tests=ext)
         res["feature_seconds"] = round(fsec, 3)
         return res
 
@@ -293,6 +316,7 @@ def classify(
             "model_resolution": int(D.cfg.resolution),
             "dataset": str(ds.path) if ds.path else None,
             "seed": int(seed),
+            **({"shifted_tests": {name: len(y) for name, (_, y) in extra.items()}} if extra else {}),
             "protocol": (
                 f"D blocks {list(blocks)} (edges {[d['edge'] for d in dims]}) each max-pooled to {pool}^3, "
                 f"concatenated ({sum(d['dim'] for d in dims)} features); standardised (training-split mean/std); "
@@ -309,3 +333,31 @@ def classify(
         }
     )
     return result
+
+
+def _extra_test_sets(test, shifts, also_test, names, train_labels, resolution) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """name -> (grids, labels into ``names``) of the shifted test splits and the other datasets' test
+    splits (see :func:`classify`); one Gan3dError for an unknown shift, a missing file, another
+    resolution, or a class the training split does not have."""
+    from gan3d.data.prepared import load
+    from gan3d.eval import shifts as shift_ops
+
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if shifts:
+        bad = [s for s in shifts if s not in shift_ops.SHIFTS]
+        if bad:
+            raise Gan3dError(f"unknown test shift {bad[0]!r}: choose from {', '.join(shift_ops.SHIFTS)}")
+        grids = test.grids(slice(None))
+        for name in dict.fromkeys(shifts):
+            out[name] = (shift_ops.apply(name, grids), np.asarray(test.labels))
+    for path in also_test:
+        other = load(path)
+        if int(other.resolution) != int(resolution):
+            raise Gan3dError(f"holds {other.resolution}^3 shapes, not {resolution}^3 like the classification data", path)
+        part = _select(other, "test", None, f"no test shapes in {path}")
+        unknown = sorted({other.class_names[k] for k in set(part.labels.tolist())} - {names[k] for k in train_labels})
+        if unknown:
+            raise Gan3dError(f"has classes the training split does not: {', '.join(unknown)}", path)
+        labels = np.array([names.index(other.class_names[k]) for k in part.labels], np.int64)
+        out[f"{os.path.basename(str(path))}"] = (part.grids(slice(None)), labels)
+    return out

@@ -106,6 +106,7 @@ def generation(
         )
     largest = sets.get("samples (largest component)", sets.get("samples (all components)"))
     return {
+        "outside_largest": outside_largest(occ),
         "rows": rows,
         "row_sizes": {k: int(len(v)) for k, v in sets.items()},
         "context_rows": context_names,
@@ -124,6 +125,24 @@ def generation(
         "seed": int(seed),
         "seconds": round(time.perf_counter() - t0, 3),
     }
+
+
+def outside_largest(occupancy: np.ndarray) -> dict:
+    """How speckled the raw samples are: per sample, the fraction of its filled voxels (>= 0.5) that
+    lie outside its largest 26-connected component, before that component is taken. Returns
+    ``{"mean", "median", "max"}`` over the non-empty samples, ``"over_1pct"`` (the fraction of them
+    above 1%), and ``"n"`` (how many were non-empty)."""
+    from gan3d.voxels import largest_component_batch
+
+    filled = np.asarray(occupancy) >= 0.5
+    n_all = filled.reshape(len(filled), -1).sum(1)
+    n_big = largest_component_batch(filled).reshape(len(filled), -1).sum(1)
+    keep = n_all > 0
+    frac = 1.0 - n_big[keep] / n_all[keep]
+    if not len(frac):
+        return {"mean": None, "median": None, "max": None, "over_1pct": None, "n": 0}
+    return {"mean": round(float(frac.mean()), 5), "median": round(float(np.median(frac)), 5), "max": round(float(frac.max()), 5),
+            "over_1pct": round(float((frac > 0.01).mean()), 4), "n": int(keep.sum())}
 
 
 def nearest_training(samples: np.ndarray, train, k: int = 3, *, chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:

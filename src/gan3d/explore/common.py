@@ -98,6 +98,7 @@ class FastGenerator(nn.Module):
         super().__init__()
         self.cfg = G.cfg
         self.z_dim = G.cfg.z_dim
+        self.map_latent = G.map_latent
         self.ops: list[tuple[str, Any]] = []
         for layer in G.net:
             if isinstance(layer, nn.ConvTranspose3d) and layer.stride == (2, 2, 2) and layer.kernel_size == (4, 4, 4) and layer.padding == (1, 1, 1) and layer.bias is None:
@@ -106,7 +107,7 @@ class FastGenerator(nn.Module):
                 self.ops.append(("layer", layer))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        x = z.reshape(z.shape[0], self.z_dim, 1, 1, 1)
+        x = self.map_latent(z).reshape(z.shape[0], self.z_dim, 1, 1, 1)
         for kind, op in self.ops:
             if kind == "tconv":
                 x = _phase_tconv(x.contiguous(memory_format=torch.channels_last_3d), *op)

@@ -31,6 +31,7 @@ class ModelConfig:
     minibatch_std: bool = False  # D sees the batch's feature spread before its last layer (not in the paper)
     g_output: str = "sigmoid"  # G's output activation: sigmoid (the paper) or hardsigmoid (reaches exact 0 and 1)
     d_norm: str = "batch"  # D's normalisation: "batch" (the paper) or "spectral" (spectral norm, no BatchNorm)
+    latent_gaussian: bool = False  # G first maps z ~ N(0, I) to mean + chol @ z (buffers): the fitted prior of the auto-encoder baseline
 
     def __post_init__(self):
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
@@ -60,6 +61,7 @@ class ModelConfig:
             "minibatch_std": self.minibatch_std,
             "d_norm": self.d_norm,
             "g_output": self.g_output,
+            **({"latent_gaussian": True} if self.latent_gaussian else {}),  # absent from every 3D-GAN's config
         }
 
     @classmethod
@@ -71,11 +73,16 @@ class ModelConfig:
             minibatch_std=bool(d.get("minibatch_std", False)),
             d_norm=str(d.get("d_norm", "batch")),
             g_output=str(d.get("g_output", "sigmoid")),
+            latent_gaussian=bool(d.get("latent_gaussian", False)),
         )
 
 
 class Generator(nn.Module):
-    """z (N, z_dim) -> occupancy (N, 1, R, R, R), float in (0, 1)."""
+    """z (N, z_dim) -> occupancy (N, 1, R, R, R), float in (0, 1).
+
+    With ``cfg.latent_gaussian`` the input is first mapped to ``z_mean + z @ z_chol.T`` (two buffers,
+    part of the weights): a decoder sampled from a Gaussian fitted to its codes then takes standard
+    normal latents like any other gan3d generator, so every command that samples G works on it."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -92,9 +99,18 @@ class Generator(nn.Module):
         out = nn.Sigmoid() if cfg.g_output == "sigmoid" else nn.Hardsigmoid()
         layers += [nn.ConvTranspose3d(widths[-1], 1, 4, 2, 1, bias=False), out]
         self.net = nn.Sequential(*layers)
+        if cfg.latent_gaussian:
+            self.register_buffer("z_mean", torch.zeros(cfg.z_dim))
+            self.register_buffer("z_chol", torch.eye(cfg.z_dim))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z.reshape(z.shape[0], self.cfg.z_dim, 1, 1, 1))
+        return self.net(self.map_latent(z).reshape(z.shape[0], self.cfg.z_dim, 1, 1, 1))
+
+    def map_latent(self, z: torch.Tensor) -> torch.Tensor:
+        """The latent the layers see: ``z`` itself, or with ``cfg.latent_gaussian`` mean + chol @ z."""
+        if not self.cfg.latent_gaussian:
+            return z
+        return self.z_mean + z.reshape(z.shape[0], -1) @ self.z_chol.T
 
 
 class Discriminator(nn.Module):

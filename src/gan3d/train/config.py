@@ -16,12 +16,17 @@ from gan3d.presets import ENCODER_PRESETS, PRESETS
 from gan3d.presets import get as get_preset
 from gan3d.presets import get_encoder_preset
 from gan3d.runtime import MAX_SEED, device_problem
+from gan3d.train.diffaug import OPS as DIFFAUG_OPS
 from gan3d.train.losses import LOSSES, RECON_LOSSES, Z_DISTS
 
 PRESET_NAMES = tuple(PRESETS)
 ENCODER_NAMES = tuple(ENCODER_PRESETS)
 MAX_WIDTH = 16.0  # --width: at most 16 times the preset's widths (paper64 x 16 is 8,192 channels)
 MAX_RESOLUTION = 256  # --resolution: model grids up to 256^3
+OBJECTIVES = ("gan", "autoencoder")
+AUTOENCODER_FIXED = ("lr_d", "d_gate", "loss", "mode_seeking", "hard_fakes", "instance_noise", "noise_decay_steps", "minibatch_std", "d_norm",
+                     "diffaugment", "diffaugment_translate", "diffaugment_cutout", "ema")
+"""TrainConfig fields that only the 3D-GAN has a use for: refused for --model autoencoder."""
 TENSORBOARD_HELP = "write TensorBoard logs: statistics, sample grids, evaluation metrics"
 
 
@@ -31,6 +36,9 @@ class TrainConfig:
     # the help line, the valid range or choices and the help group. The defaults below are the paper's
     # recipe; a preset's recipe overrides some of them.
     preset: str = field(default="cpu32", metadata=opt("model and recipe preset; its recipe fills the options not given", choices=PRESET_NAMES, group="main"))
+    # gan: the 3D-GAN (paper); autoencoder: the paper's Fig. 2 baseline (gan3d.train.ae). Not an option
+    # of its own: `gan3d train --model autoencoder` sets it.
+    objective: str = "gan"
     data: str = field(default="builtin", metadata=opt("prepared dataset .npz (gan3d data prepare), or 'builtin' (procedural furniture)", group="main"))
     out: str = field(default="runs", metadata=opt("parent folder of the auto-numbered run folders", group="main"))
     steps: int = field(default=20000, metadata=opt("total training steps (one D phase + one G phase each)", lo=1, hi=10**9, group="recipe"))
@@ -46,6 +54,10 @@ class TrainConfig:
     hard_fakes: bool = field(default=False, metadata=opt("D sees G's output thresholded at 0.5, gradient passed straight through (paper: false)", group="recipe"))
     instance_noise: float = field(default=0.0, metadata=opt("std of Gaussian noise on D's real and fake inputs (paper: 0)", lo=0, hi=100, group="recipe"))
     noise_decay_steps: int = field(default=0, metadata=opt("instance noise falls linearly to 0 over these steps (0 = constant)", lo=0, hi=10**9, group="recipe"))
+    diffaugment: tuple[str, ...] = field(default=(), metadata=opt("augment D's real and fake inputs alike, differentiably (DiffAugment): any of translation, cutout, flip (paper: none)", group="recipe"))
+    diffaugment_translate: float = field(default=0.125, metadata=opt("DiffAugment translation: largest shift as a fraction of the grid edge", lo=0, hi=0.5, group="recipe"))
+    diffaugment_cutout: float = field(default=0.5, metadata=opt("DiffAugment cutout: edge of the emptied cube as a fraction of the grid edge", gt=0, lt=1, group="recipe"))
+    ema: float = field(default=0.0, metadata=opt("decay of an exponential moving average of G's weights, which snapshots, samples and evaluations use; 0 = off (paper)", lo=0, lt=1, group="recipe"))
     width: float = field(default=1.0, metadata=opt("multiply every hidden width of the preset", gt=0, hi=MAX_WIDTH, group="model"))
     minibatch_std: bool | None = field(default=None, metadata=opt("minibatch standard-deviation channel in D (default: the preset's)", group="model"))
     g_output: str = field(default="", metadata=opt("G's output activation: sigmoid (paper) or hardsigmoid, which reaches exact 0 and 1 (default: the preset's)", choices=("", "sigmoid", "hardsigmoid"), group="model"))
@@ -69,25 +81,38 @@ class TrainConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "classes", tuple(self.classes))
+        object.__setattr__(self, "diffaugment", tuple(dict.fromkeys(self.diffaugment)))
         check_fields(self)
+        bad = [o for o in self.diffaugment if o not in DIFFAUG_OPS]
+        if bad:
+            raise OptionError("diffaugment", f"has {bad[0]!r}: choose from {', '.join(DIFFAUG_OPS)}")
         if self.eval_every and self.eval_every % self.log_every:
             raise OptionError("eval_every", f"({self.eval_every}) must be a multiple of log_every ({self.log_every})")
+        if self.objective not in OBJECTIVES:
+            raise OptionError("objective", f"must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        if self.objective == "autoencoder" and self.z_dist != "normal":
+            raise OptionError("z_dist", "must be normal for the autoencoder (it samples a Gaussian fitted to its codes)")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["classes"] = list(self.classes)
+        d["diffaugment"] = list(self.diffaugment)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: (tuple(v) if k == "classes" else v) for k, v in d.items() if k in names})
+        return cls(**{k: (tuple(v) if k in ("classes", "diffaugment") else v) for k, v in d.items() if k in names})
 
 
 def make_config(preset: str = "cpu32", **overrides: Any) -> TrainConfig:
     """A TrainConfig with the preset's recipe, then ``overrides`` (None values are ignored)."""
     p = get_preset(preset)
-    values = {**p.recipe, **{k: v for k, v in overrides.items() if v is not None}}
+    recipe = dict(p.recipe)
+    if overrides.get("objective") == "autoencoder":  # the auto-encoder has no D: its recipe is the rest
+        recipe = {k: v for k, v in recipe.items() if k not in AUTOENCODER_FIXED}
+        recipe["z_dist"] = "normal"
+    values = {**recipe, **{k: v for k, v in overrides.items() if v is not None}}
     return TrainConfig(preset=preset, **values)
 
 

@@ -49,7 +49,7 @@ from gan3d.models.gan import (
     with_resolution,
 )
 from gan3d.runtime import draw_latents, step_generator
-from gan3d.train import distributed
+from gan3d.train import diffaug, distributed
 from gan3d.train.batching import (
     draw_batch,
     eval_reference,
@@ -80,6 +80,7 @@ def gan_step(
     noise: tuple[torch.Tensor, torch.Tensor] | None = None,
     hard_fakes: bool = False,
     mode_seeking: float = 0.0,
+    augment: "tuple[diffaug.Draw, diffaug.Draw] | None" = None,
     sum_over_ranks: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """One training step on real shapes (N, 1, R, R, R) and latents (N, z_dim); returns statistics.
@@ -92,6 +93,8 @@ def gan_step(
     grows when two latents of the batch give similar shapes (0 = off, the paper).
     ``hard_fakes``: D sees ``G(z) >= 0.5`` as exact 0/1, like the real grids, with the gradient passed
     straight through to G's soft output; D can then no longer tell fakes by their soft values.
+    ``augment``: DiffAugment draws for the reals and the fakes (:mod:`gan3d.train.diffaug`), applied
+    before the noise; G's gradient passes through the fakes' transform.
 
     Data-parallel use: ``G`` and ``D`` wrapped in DistributedDataParallel, ``real`` and ``z`` this
     rank's share of the batch, and ``sum_over_ranks`` a function that sums a small tensor over all
@@ -101,6 +104,10 @@ def gan_step(
     """
     fake = G(z)
     fake_in = straight_through_binarize(fake) if hard_fakes else fake
+    if augment is not None:
+        layout = torch.channels_last_3d if real.is_contiguous(memory_format=torch.channels_last_3d) else torch.contiguous_format
+        real = diffaug.apply(real, augment[0]).contiguous(memory_format=layout)
+        fake_in = diffaug.apply(fake_in, augment[1]).contiguous(memory_format=layout)
     if noise is not None:
         fake_in = fake_in + noise[1]
     loss_d, acc_real, acc_fake, d_acc, d_updated = gated_d_update(
@@ -184,12 +191,15 @@ class GanTask:
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
         self.G_step, self.D_step = self.G, self.D  # what the steps call: the plain modules, or their DDP wrappers
         self.sum_over_ranks = None
+        self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if cfg.ema > 0 else None
 
     def load(self, state: dict, path: Path) -> None:
         ckpt.load_state(self.G, state["G"], "generator", path)
         ckpt.load_state(self.D, state["D"], "discriminator", path)
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
+        if self.G_ema is not None:
+            ckpt.load_state(self.G_ema, state["G_ema"], "generator (moving average)", path)
 
     def wrap(self, data_parallel: Callable[[torch.nn.Module], torch.nn.Module]) -> None:
         self.G_step, self.D_step = data_parallel(self.G), data_parallel(self.D)
@@ -229,10 +239,20 @@ class GanTask:
         noise = None
         if batch.noise is not None:
             noise = tuple(n.to(device).contiguous(memory_format=self.memfmt) for n in batch.noise)
+        augment = None
+        if cfg.diffaugment:
+            gen = step_generator(cfg.seed, step, 7)
+            augment = tuple(
+                diffaug.draw(cfg.diffaugment, cfg.batch_size, self.mcfg.resolution, gen, translate=cfg.diffaugment_translate,
+                             cutout=cfg.diffaugment_cutout).rows(self.shard)
+                for _ in range(2)
+            )
         st = gan_step(
             self.G_step, self.D_step, self.opt_g, self.opt_d, real, batch.z.to(device), loss=cfg.loss, d_gate=cfg.d_gate, noise=noise,
-            hard_fakes=cfg.hard_fakes, mode_seeking=cfg.mode_seeking, sum_over_ranks=self.sum_over_ranks,
+            hard_fakes=cfg.hard_fakes, mode_seeking=cfg.mode_seeking, augment=augment, sum_over_ranks=self.sum_over_ranks,
         )
+        if self.G_ema is not None:
+            update_ema(self.G_ema, self.G, ema_decay(cfg.ema, step))
         st["d_updated"] = float(st["d_updated"])
         st["real_occupancy"] = float(batch.real.mean())
         return st, batch.epoch
@@ -260,10 +280,10 @@ class GanTask:
     def eval_generator(self, step: int) -> Generator:
         """A copy of G in eval mode with BatchNorm statistics re-estimated (training state untouched)."""
         cfg = self.cfg
-        g_eval = copy.deepcopy(self.G)
+        g_eval = copy.deepcopy(self.G if self.G_ema is None else self.G_ema)
         z_bn = draw_latents(cfg.bn_samples, self.mcfg.z_dim, cfg.z_dist, step_generator(cfg.seed, step, 5)).to(self.device)
         recalibrate_batchnorm(g_eval, z_bn)
-        return g_eval
+        return g_eval.requires_grad_(True)
 
     def checkpoint_payload(self, step: int) -> dict:
         """checkpoint.pt's content but the RNG state (which the loop adds)."""
@@ -277,6 +297,7 @@ class GanTask:
             opt_d=self.opt_d.state_dict(),
             step=step,
             epoch=step // max(1, len(self.data) // self.cfg.batch_size),
+            **({} if self.G_ema is None else {"G_ema": _plain_state(self.G_ema)}),
         )
 
     def snapshot(self, run: Path, step: int, log: Callable[[str], None]) -> Path:
@@ -293,6 +314,21 @@ class GanTask:
             grids = g_eval(self.z_preview.to(self.device)).squeeze(1).float().cpu().numpy()
         render_grid_png(grids, run / f"samples_{step:06d}.png", size=96)
         return run / f"samples_{step:06d}.png"
+
+
+def ema_decay(decay: float, step: int) -> float:
+    """The moving average's decay at ``step`` (0-based): ``decay``, but lower while the run is young,
+    ``min(decay, (1 + step) / (10 + step))``, so that the random initial weights are soon forgotten."""
+    return min(float(decay), (1.0 + step) / (10.0 + step))
+
+
+@torch.no_grad()
+def update_ema(avg: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """avg <- decay * avg + (1 - decay) * model for the weights; buffers (BatchNorm statistics) copied."""
+    for a, p in zip(avg.parameters(), model.parameters()):
+        a.lerp_(p.detach(), 1.0 - decay)
+    for a, b in zip(avg.buffers(), model.buffers()):
+        a.copy_(b)
 
 
 def _save_reals(run: Path, data, cfg: TrainConfig) -> None:

@@ -93,14 +93,18 @@ class Start:
 
 
 def _task_types() -> dict[str, type]:
+    from gan3d.train.ae import AeTask
     from gan3d.train.gan import GanTask
     from gan3d.train.vaegan import VaeganTask
 
-    return {t.kind: t for t in (GanTask, VaeganTask)}
+    return {t.kind: t for t in (GanTask, VaeganTask, AeTask)}
 
 
 def _task_for_config(cfg: Any) -> type:
-    for t in _task_types().values():
+    types = _task_types()
+    if isinstance(cfg, TrainConfig) and cfg.objective == "autoencoder":
+        return types["ae-train"]
+    for t in types.values():
         if isinstance(cfg, t.config_type):
             return t
     raise Gan3dError(f"not a training config: {type(cfg).__name__} (use a TrainConfig or a VAEGANConfig)")
@@ -180,6 +184,7 @@ def _restart(run: Path, cfg: Any, overrides: dict | None, extend_to: int | None)
         conf = json.loads((run / "config.json").read_text(encoding="utf-8"))
         key, task_type = next((t.config_json_key, t) for t in types.values() if t.config_json_key in conf)
         saved = task_type.config_type.from_dict(conf[key])
+        task_type = _task_for_config(saved)
     except (OSError, ValueError, TypeError, StopIteration):
         raise Gan3dError("no checkpoint.pt and no readable config.json in it: not a gan3d run folder", run) from None
     if cfg is not None and _task_for_config(cfg) is not task_type:

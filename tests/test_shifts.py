@@ -1,0 +1,79 @@
+"""Shifted test sets for the classification protocol (gan3d.eval.shifts, classify's ``shifts`` and
+``also_test``) and the speckle measure of generation (outside_largest)."""
+
+import numpy as np
+import pytest
+
+from gan3d.cli import main
+from gan3d.errors import Gan3dError
+from gan3d.eval import shifts
+from gan3d.eval.classify import classify
+from gan3d.eval.generation import outside_largest
+
+from test_evaluation import CLASSES, small16, tiny_ckpt  # noqa: F401  (module fixtures)
+
+
+def test_reframe_scales_about_the_centre():
+    g = np.zeros((1, 32, 32, 32), np.uint8)
+    g[0, :, :, :] = 1  # a full grid spans 32; re-framed it spans 24, centred
+    out = shifts.reframe(g)[0]
+    idx = np.flatnonzero(out.any((1, 2)))
+    assert idx.min() == 4 and idx.max() == 27 and out.sum() == 24**3
+    # brute force on a random grid: each output voxel takes the input voxel it maps back to
+    rng = np.random.default_rng(0)
+    g = (rng.random((2, 8, 8, 8)) < 0.5).astype(np.uint8)
+    out = shifts.reframe(g, 0.5)
+    for i in range(8):
+        for j in range(8):
+            for k in range(8):
+                src = [int(np.floor((a + 0.5 - 4) / 0.5 + 4)) for a in (i, j, k)]
+                inside = all(0 <= s < 8 for s in src)
+                want = g[:, src[0], src[1], src[2]] if inside else np.zeros(2, np.uint8)
+                assert np.array_equal(out[:, i, j, k], want)
+
+
+def test_erode_and_dilate_by_one_voxel():
+    g = np.zeros((1, 9, 9, 9), np.uint8)
+    g[0, 2:7, 2:7, 2:7] = 1  # a 5-cube
+    assert shifts.erode(g).sum() == 27 and shifts.erode(g)[0, 3:6, 3:6, 3:6].all()
+    d = shifts.dilate(g)[0]
+    assert d.sum() == 125 + 6 * 25  # each face grows by a 5x5 layer (6-neighbourhood: no edges, no corners)
+    assert d[1, 4, 4] and not d[1, 1, 1]
+    with pytest.raises(ValueError):
+        shifts.apply("rotate", g)
+
+
+def test_classify_scores_shifted_sets_with_the_same_svm(tiny_ckpt, small16, tmp_path):  # noqa: F811
+    r = classify(tiny_ckpt, small16, C_grid=(1e-2,), cv=3, device="cpu", progress=False, shifts=("erode", "dilate"),
+                 also_test=(small16,))
+    assert r["shifted_tests"] == {"erode": 30, "dilate": 30, "small.npz": 30}
+    for row in ("learned", "random_D", "raw_voxels"):
+        sh = r[row]["shifted"]
+        # the other dataset is the test split itself: the same SVM scores it exactly as the test split
+        assert sh["small.npz"]["accuracy"] == pytest.approx(r[row]["accuracy"])
+        assert 0 <= sh["erode"]["accuracy"] <= 1 and sh["erode"]["n"] == 30
+    with pytest.raises(Gan3dError, match="rotate"):
+        classify(tiny_ckpt, small16, C_grid=(1e-2,), cv=3, device="cpu", progress=False, shifts=("rotate",))
+
+
+def test_also_test_refuses_unknown_classes_and_resolutions(tiny_ckpt, small16, tmp_path, capsys):  # noqa: F811
+    from gan3d.data.prepared import from_arrays
+
+    other = from_arrays(np.zeros((2, 16, 16, 16), bool), [0, 0], ["lamp"], split=[1, 1]).save(tmp_path / "lamp.npz")
+    code = main(["eval", "classify", "--checkpoint", str(tiny_ckpt), "--data", str(small16), "--also-test", str(other), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "lamp" in err[0] and "lamp.npz" in err[0]
+    big = from_arrays(np.zeros((2, 32, 32, 32), bool), [0, 0], ["bed"], split=[1, 1]).save(tmp_path / "bed32.npz")
+    code = main(["eval", "classify", "--checkpoint", str(tiny_ckpt), "--data", str(small16), "--also-test", str(big), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "32^3" in err[0]
+
+
+def test_outside_largest_counts_the_specks():
+    occ = np.zeros((3, 8, 8, 8), np.float32)
+    occ[0, 1:4, 1:4, 1:4] = 1  # 27 voxels, one component
+    occ[1, 1:4, 1:4, 1:4] = 1
+    occ[1, 6, 6, 6] = 0.9  # a speck: 1 of 28 outside
+    r = outside_largest(occ)  # the third sample is empty: left out
+    assert r["n"] == 2 and r["max"] == pytest.approx(1 / 28, abs=1e-5) and r["mean"] == pytest.approx(0.5 / 28, abs=1e-5)
+    assert r["over_1pct"] == 0.5
