@@ -72,6 +72,13 @@ CASES = [
     (["render", "{d}/latin.off", "--out", "{out}.png"], "latin.off"),
     (["render", "{d}/latin.stl", "--out", "{out}.png"], "latin.stl"),
     (["render", "{d}/latin.obj", "--out", "{out}.png"], "latin.obj"),
+    # training levers, the auto-encoder baseline and the shifted classification tests
+    (["train", "--model", "autoencoder", "--lr-d", "0.1", "--out", "{out}", "--dry-run"], "--lr-d"),
+    (["train", "--model", "autoencoder", "--z-dist", "uniform", "--out", "{out}", "--dry-run"], "--z-dist"),
+    (["train", "--diffaugment", "rotate", "--out", "{out}", "--dry-run"], "--diffaugment"),
+    (["train", "--ema", "1", "--out", "{out}", "--dry-run"], "--ema"),
+    (["eval", "classify", "--checkpoint", "modelnet10", "--data", "{d}/a_file", "--validation", "1.5"], "--validation"),
+    (["eval", "classify", "--checkpoint", "modelnet10", "--data", "{d}/a_file", "--shifted", "rotate"], "--shifted"),
 ]
 
 

@@ -77,3 +77,14 @@ def test_outside_largest_counts_the_specks():
     r = outside_largest(occ)  # the third sample is empty: left out
     assert r["n"] == 2 and r["max"] == pytest.approx(1 / 28, abs=1e-5) and r["mean"] == pytest.approx(0.5 / 28, abs=1e-5)
     assert r["over_1pct"] == 0.5
+
+
+def test_validation_scores_a_held_out_part_of_the_training_split(tiny_ckpt, small16):  # noqa: F811
+    r = classify(tiny_ckpt, small16, C_grid=(1e-2,), cv=3, device="cpu", progress=False, baselines=False, validation=0.25)
+    # 20 training shapes per class: 5 of each held out, the 30 test shapes never used
+    assert r["n_test"] == 15 and r["n_train"] == 45 and "validation" in r["scored_on"]
+    assert sorted(r["learned"]["per_class"]) == sorted(CLASSES)
+    again = classify(tiny_ckpt, small16, C_grid=(1e-2,), cv=3, device="cpu", progress=False, baselines=False, validation=0.25)
+    assert again["learned"]["accuracy"] == r["learned"]["accuracy"]  # the same seed holds out the same shapes
+    with pytest.raises(Gan3dError):
+        classify(tiny_ckpt, small16, device="cpu", progress=False, validation=1.5)

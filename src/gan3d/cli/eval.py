@@ -86,6 +86,8 @@ def add_parser(sub) -> None:
     c.add_argument("--raw-resolution", type=_positive, default=16, help="raw-voxel baseline: max-pool grids to this edge")
     c.add_argument("--solver", choices=["auto", "svc", "linearsvc"], default="auto", help="SVC on the precomputed linear kernel (fast; auto up to 12,000 training shapes) or LinearSVC")
     c.add_argument("--batch-size", type=_positive, default=64, help="shapes per D forward pass")
+    c.add_argument("--validation", type=ranged(float, gt=0, lt=1), default=0.0, metavar="SHARE",
+                   help="choose settings without the test split: hold out this share of the training split (per class, seeded) and score on it instead")
     c.add_argument("--shifted", nargs="+", choices=["reframe", "erode", "dilate"], default=[],
                    help="also score the test split re-framed to 24 of 32 voxels (the 3D ShapeNets framing), eroded or dilated by one voxel")
     c.add_argument("--also-test", nargs="+", default=[], metavar="F.npz",
@@ -145,7 +147,8 @@ def format_classify(r: dict) -> str:
     rows = [k for k in ("learned", "random_D", "raw_voxels") if k in r]
     lines = [
         f"classification: {len(r['classes'])} classes, {r['n_train']} train / {r['n_test']} test shapes, "
-        f"chance {_pct(r['chance']).strip()}; checkpoint step {r['checkpoint_step']}",
+        f"chance {_pct(r['chance']).strip()}; checkpoint step {r['checkpoint_step']}"
+        + (f"; scored on {r['scored_on']}" if r.get("scored_on", "test split") != "test split" else ""),
         f"features: {r['protocol']}",
         *(
             [f"empty shapes (no filled voxel) kept: {r['empty_shapes']['train']} train, {r['empty_shapes']['test']} test"]
@@ -230,6 +233,7 @@ def _classify_kwargs(args) -> dict:
         raw_resolution=args.raw_resolution,
         solver=args.solver,
         shifts=tuple(args.shifted),
+        validation=args.validation,
         also_test=tuple(args.also_test),
     )
 

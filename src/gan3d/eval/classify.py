@@ -246,6 +246,7 @@ def classify(
     progress: bool = True,
     shifts: Sequence[str] = (),
     also_test: Sequence[str | os.PathLike] = (),
+    validation: float = 0.0,
 ) -> dict:
     """The paper's Table 1 protocol for the discriminator of ``checkpoint`` on a prepared ``dataset``
     (path or :class:`~gan3d.datasets.VoxelDataset`) -- see the module docstring.
@@ -257,7 +258,9 @@ def classify(
     again, changed by each of :data:`gan3d.eval.shifts.SHIFTS` named; ``also_test``: the test splits
     of other prepared datasets at the same resolution whose classes are among the training classes
     (another voxelization of the same models, say). Each is scored by the same fitted SVMs, learned
-    D, random D and raw voxels alike, under each one's ``"shifted"``.
+    D, random D and raw voxels alike, under each one's ``"shifted"``. ``validation`` (0 < v < 1):
+    the test split is not used at all; a stratified, seeded ``validation`` share of the training split
+    is held out and plays its part, so that settings can be chosen without looking at the test split.
 
     Returns ``{"learned", "raw_voxels", "random_D"`` (each :func:`svm_protocol`'s dict plus
     ``feature_seconds``), ``"feature_dim", "blocks", "pool", "n_train", "n_test", "classes",
@@ -273,7 +276,10 @@ def classify(
     dev = pick_device(device)
     path, ds, D, data, classes = _open(checkpoint, dataset, classes, ckpt.load_discriminator, dev)
     train = _select(ds, "train", classes, f"no training shapes in {_where(ds)}")
-    test = _select(ds, "test", classes, f"no test shapes in {_where(ds)}")
+    if validation:
+        train, test = _carve_validation(train, float(validation), seed)
+    else:
+        test = _select(ds, "test", classes, f"no test shapes in {_where(ds)}")
     blocks = _check_blocks(D.cfg, blocks, pool)
     dims = feature_dims(D.cfg, blocks, pool)
     names = list(ds.class_names)
@@ -317,6 +323,7 @@ def classify(
             "dataset": str(ds.path) if ds.path else None,
             "seed": int(seed),
             **({"shifted_tests": {name: len(y) for name, (_, y) in extra.items()}} if extra else {}),
+            "scored_on": f"validation: {validation:g} of the training split (seed {seed}); the test split unused" if validation else "test split",
             "protocol": (
                 f"D blocks {list(blocks)} (edges {[d['edge'] for d in dims]}) each max-pooled to {pool}^3, "
                 f"concatenated ({sum(d['dim'] for d in dims)} features); standardised (training-split mean/std); "
@@ -361,3 +368,20 @@ def _extra_test_sets(test, shifts, also_test, names, train_labels, resolution) -
         labels = np.array([names.index(other.class_names[k]) for k in part.labels], np.int64)
         out[f"{os.path.basename(str(path))}"] = (part.grids(slice(None)), labels)
     return out
+
+
+def _carve_validation(train, fraction: float, seed: int):
+    """(the rest, the held-out part) of the training split: ``fraction`` of each class, at least
+    one shape of a class with two or more, chosen by ``seed``."""
+    if not 0 < fraction < 1:
+        raise Gan3dError(f"validation share must be between 0 and 1, got {fraction}")
+    rng = np.random.default_rng([seed, 41])
+    labels = np.asarray(train.labels)
+    held = np.zeros(len(labels), bool)
+    for lab in np.unique(labels):
+        pos = np.flatnonzero(labels == lab)
+        k = min(len(pos) - 1, max(1, int(round(fraction * len(pos))))) if len(pos) > 1 else 0
+        held[rng.choice(pos, size=k, replace=False)] = True
+    if not held.any():
+        raise Gan3dError("no shapes left for a validation split (every class has one training shape)")
+    return train.subset(~held), train.subset(held)
