@@ -344,7 +344,7 @@ def test_reconstruct_images(trained, tmp_path, prepare):
     assert res["empty"] == [] and len(res["images"]) == 4
     # K samples: the mean of K occupancy grids, reproducible
     r1 = reconstruct_images(trained.run_dir, paths[:1], tmp_path / "k1", samples=3, formats=("npz",), device="cpu")
-    r2 = reconstruct_images(trained.run_dir, paths[:1], tmp_path / "k2", samples=3, formats=("npz",), device="cpu")
+    reconstruct_images(trained.run_dir, paths[:1], tmp_path / "k2", samples=3, formats=("npz",), device="cpu")
     with np.load(tmp_path / "k1" / "chair.npz") as a, np.load(tmp_path / "k2" / "chair.npz") as b:
         assert np.array_equal(a["occupancy"], b["occupancy"])
     assert r1["samples"] == 3 and not (tmp_path / "k1" / "chair.obj").exists()
