@@ -44,7 +44,7 @@ def _existing(text: str) -> str:
 
 def ranged(kind: type = int, **bounds):
     """An argparse type: an ``int`` or finite ``float`` within ``bounds`` (gan3d.options.opt's
-    ``lo``/``hi``/``gt``/``lt``/``pow2``), checked at parse time, before anything is written."""
+    ``lo``/``hi``/``gt``/``lt``/``pow2``; none: any), checked at parse time, before anything is written."""
     import math
 
     from gan3d.options import check_value, describe, opt
@@ -55,7 +55,8 @@ def ranged(kind: type = int, **bounds):
         try:
             v = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'} {describe(meta)}, got {text!r}") from None
+            within = f" {describe(meta)}" if bounds else ""
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}{within}, got {text!r}") from None
         if isinstance(v, float) and not math.isfinite(v):
             raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
         try:

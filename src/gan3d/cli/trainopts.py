@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 from typing import Any
 
-from gan3d.cli.common import _bool
+from gan3d.cli.common import _bool, ranged
 from gan3d.errors import Gan3dError
 
 GROUPS = {
@@ -44,20 +43,6 @@ def option_fields() -> dict[str, dict[str, dataclasses.Field]]:
 
 def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
-
-
-def _number(kind: type):
-    def parse(text: str):
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
-        if isinstance(v, float) and not math.isfinite(v):
-            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-        return v
-
-    parse.__name__ = kind.__name__
-    return parse
 
 
 def _recipe_fields() -> set[str]:
@@ -96,7 +81,7 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
         if kind in ("bool", "bool | None"):
             kw.update(type=_bool, nargs="?", const=True, metavar="true|false")  # --augment = --augment true
         elif kind in ("int", "float"):
-            kw["type"] = _number(int if kind == "int" else float)
+            kw["type"] = ranged(int if kind == "int" else float)  # the range is the config's own check
         elif kind.startswith("tuple"):
             kw["nargs"] = "+"
         if meta.get("choices"):
