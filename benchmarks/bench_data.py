@@ -1,7 +1,11 @@
 """Timings of the data, geometry and rendering paths, each beside a simple baseline measured in
 the same run, so the figure is a ratio that holds on another machine too.
 
-    python benchmarks/bench_data.py [--data ../shared/data]
+    python benchmarks/bench_data.py [--data ../shared/data] [--device auto]
+
+Everything timed here runs on the CPU (numpy, scipy, trimesh and CPU torch): ``--device`` is
+accepted and checked like the other benchmarks' so one command line fits all four, and the output
+says that the device does not apply.
 
 * preparing the 3D ShapeNets chair tree (10,668 .mat files) at 64^3, against the plain loop of
   scipy.io.loadmat over the same files (the floor any reader pays);
@@ -21,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _device import add_option, chosen
+
 
 def timed(fn, *args, **kw):
     t = time.perf_counter()
@@ -31,8 +37,11 @@ def timed(fn, *args, **kw):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    add_option(ap)
     args = ap.parse_args()
+    device = chosen(Path(__file__).name, args.device)
     data = Path(args.data)
+    print(f"--device {args.device} ({device}) does not apply: data preparation, voxelizing, rendering and IoU distances all run on the CPU")
 
     from gan3d.data.prepare import prepare
 

@@ -2,6 +2,7 @@
 
 Two real 2-process runs: one started with torch.multiprocessing (so each rank can hand back the
 models it trained) and one through the documented ``torchrun ... -m gan3d train`` command line.
+Both take a device: tests/test_cuda.py runs them with nccl on two GPUs.
 """
 
 import json
@@ -38,7 +39,7 @@ def no_torchrun(monkeypatch):
 
 def tiny_cfg(out, **kw):
     base = dict(data="builtin", out=str(out), builtin_count=48, steps=24, batch_size=8, log_every=1,
-                snapshot_every=12, n_preview=4, deterministic=True)
+                snapshot_every=12, n_preview=4, deterministic=True, device="cpu")
     base.update(kw)
     return make_config("tiny", **base)
 
@@ -142,10 +143,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, world: int, port: int, out: str) -> None:
-    """One rank: five training_loop calls in one process group; each rank's final G and D are saved."""
+def _worker(rank: int, world: int, port: int, out: str, device: str = "cpu") -> None:
+    """One rank: five training_loop calls in one process group (gloo on the CPU, nccl with
+    ``device`` cuda, one GPU per rank); each rank's final G and D are saved."""
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
+    if device == "cuda":
+        torch.cuda.set_device(rank)
+
+    def cfg(**kw):
+        return tiny_cfg(out, device=device, **kw)
     import gan3d.train.gan as tr
 
     built = []  # the plain (G, D) of every training_loop call, as training_loop built them
@@ -156,18 +163,19 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         return built[-1]
 
     tr.build = keep
-    dist.init_process_group("gloo", timeout=timedelta(seconds=120))  # up before training_loop: it must use it and leave it up
+    backend = "nccl" if device == "cuda" else "gloo"
+    dist.init_process_group(backend, timeout=timedelta(seconds=120))  # up before training_loop: it must use it and leave it up
     runs = {}
-    runs["full"] = training_loop(tiny_cfg(out, run_name="full"), progress=False, quiet=True)
-    training_loop(tiny_cfg(out, run_name="part"), stop_after=10, progress=False, quiet=True)
-    runs["part"] = training_loop(tiny_cfg(out), resume=os.path.join(out, "part"), progress=False, quiet=True)
-    runs["single"] = training_loop(tiny_cfg(out), resume=os.path.join(out, "single"), progress=False, quiet=True)
+    runs["full"] = training_loop(cfg(run_name="full"), progress=False, quiet=True)
+    training_loop(cfg(run_name="part"), stop_after=10, progress=False, quiet=True)
+    runs["part"] = training_loop(cfg(), resume=os.path.join(out, "part"), progress=False, quiet=True)
+    runs["single"] = training_loop(cfg(), resume=os.path.join(out, "single"), progress=False, quiet=True)
 
     def ctrl_c(rec):  # called on rank 0 only: Ctrl-C reaches one rank, after step 3
         if rec["step"] == 3:
             os.kill(os.getpid(), signal.SIGINT)
 
-    stopped = training_loop(tiny_cfg(out, run_name="int"), progress=False, quiet=True, on_stats=ctrl_c)
+    stopped = training_loop(cfg(run_name="int"), progress=False, quiet=True, on_stats=ctrl_c)
     assert stopped.interrupted and stopped.step == 4  # both ranks stop after the next step, together
     assert dist.is_initialized()
     for (name, res), (g, d) in zip(runs.items(), [built[0], built[2], built[3]]):
@@ -177,50 +185,61 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     dist.destroy_process_group()
 
 
-def test_two_processes_train_one_run(tmp_path, no_torchrun):
+def two_processes_train_one_run(tmp_path, device: str, backend: str) -> None:
+    """Two ranks (:func:`_worker`) train, stop and resume, continue a single-process run, and hand
+    their run back to a single process, all on ``device``; the checks of every part."""
     out = tmp_path / "runs"
     # a single-process run stopped part-way, which the two processes then continue
-    training_loop(tiny_cfg(out, run_name="single"), stop_after=10, progress=False, quiet=True)
-    mp.spawn(_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    training_loop(tiny_cfg(out, run_name="single", device=device), stop_after=10, progress=False, quiet=True)
+    mp.spawn(_worker, args=(2, _free_port(), str(out), device), nprocs=2, join=True)
+
+    def load(path):  # on the CPU: ranks' tensors from different GPUs compare there
+        return torch.load(path, weights_only=True, map_location="cpu")
 
     full = out / "full"
     for name in ("config.json", "log.txt", "stats.jsonl", "checkpoint.pt", "snapshot.pt", "reals.png", "samples_000024.png"):
         assert (full / name).is_file(), name
     assert json.loads((full / "config.json").read_text())["processes"] == 2
-    assert "data-parallel: 2 processes (gloo), 4 of each batch of 8" in (full / "log.txt").read_text()
+    assert f"data-parallel: 2 processes ({backend}), 4 of each batch of 8" in (full / "log.txt").read_text()
     rows = [json.loads(line) for line in (full / "stats.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(1, 25))  # one writer: no line twice
     assert {r["d_updated"] for r in rows} == {0.0, 1.0}  # the gate was open at some steps and closed at others
 
     for name in ("full", "part", "single"):
-        ckpt = torch.load(out / name / "checkpoint.pt", weights_only=True)
+        ckpt = load(out / name / "checkpoint.pt")
         assert ckpt["step"] == 24
-        r0 = torch.load(out / f"{name}_rank0.pt", weights_only=True)
-        r1 = torch.load(out / f"{name}_rank1.pt", weights_only=True)
+        r0 = load(out / f"{name}_rank0.pt")
+        r1 = load(out / f"{name}_rank1.pt")
         for key in ("G", "D"):
             for p, t in r0[key].items():
                 torch.testing.assert_close(r1[key][p], t, rtol=0, atol=0, msg=f"{name}: rank 1 {key}.{p}")  # ranks agree
                 torch.testing.assert_close(ckpt[key][p], t, rtol=0, atol=0, msg=f"{name}: saved {key}.{p}")  # and are what was saved
 
-    a = torch.load(full / "checkpoint.pt", weights_only=True)
-    b = torch.load(out / "part" / "checkpoint.pt", weights_only=True)
+    a = load(full / "checkpoint.pt")
+    b = load(out / "part" / "checkpoint.pt")
     for key in ("G", "D"):  # stopped at step 10 and resumed: the same weights as never stopped
         for p, t in a[key].items():
             torch.testing.assert_close(b[key][p], t, rtol=0, atol=0, msg=f"resumed {key}.{p}")
 
     # the data-parallel checkpoint continues in a single process
-    more = training_loop(tiny_cfg(out, steps=28), resume=full, progress=False, quiet=True)
+    more = training_loop(tiny_cfg(out, steps=28, device=device), resume=full, progress=False, quiet=True)
     assert more.step == 28 and [r["step"] for r in more.stats] == [25, 26, 27, 28]
-    c = torch.load(full / "checkpoint.pt", weights_only=True)
+    c = load(full / "checkpoint.pt")
     assert not torch.equal(c["G"]["net.0.weight"], a["G"]["net.0.weight"])
-    assert torch.load(out / "int" / "checkpoint.pt", weights_only=True)["step"] == 4  # Ctrl-C saved
+    assert load(out / "int" / "checkpoint.pt")["step"] == 4  # Ctrl-C saved
 
 
-def test_torchrun_command_line(tmp_path, no_torchrun):
+def test_two_processes_train_one_run(tmp_path, no_torchrun):
+    two_processes_train_one_run(tmp_path, "cpu", "gloo")
+
+
+def torchrun_command_line(tmp_path, device: str, backend: str) -> None:
+    """The documented ``torchrun ... -m gan3d train --device D`` with 2 processes: one run folder
+    written by rank 0, with the backend ``device`` implies."""
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "gan3d", "train",
            "--preset", "tiny", "--data", "builtin", "--builtin-count", "48", "--steps", "6", "--log-every", "2",
-           "--out", str(tmp_path), "--run-name", "cli", "--quiet"]
+           "--device", device, "--out", str(tmp_path), "--run-name", "cli", "--quiet"]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.count("run folder:") == 1  # printed by rank 0 only
@@ -228,6 +247,11 @@ def test_torchrun_command_line(tmp_path, no_torchrun):
     assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 6
     assert [json.loads(line)["step"] for line in (run / "stats.jsonl").read_text().splitlines()] == [2, 4, 6]
     assert json.loads((run / "config.json").read_text())["processes"] == 2
+    assert f"data-parallel: 2 processes ({backend})" in (run / "log.txt").read_text()
+
+
+def test_torchrun_command_line(tmp_path, no_torchrun):
+    torchrun_command_line(tmp_path, "cpu", "gloo")
 
 
 # --- the 3D-VAE-GAN, two processes ---------------------------------------------------------------

@@ -43,6 +43,15 @@ def test_paper64_is_the_paper_architecture():
     assert len(lrelu) == 4 and all(m.negative_slope == 0.2 for m in lrelu)
 
 
+def test_gpu64_is_cpu32_scaled_to_the_papers_resolution():
+    gpu, cpu, paper = PRESETS["gpu64"], PRESETS["cpu32"], PRESETS["paper64"]
+    assert gpu.model.resolution == paper.model.resolution == 64
+    assert gpu.model.channels == (256, 128, 64, 32) and gpu.model.channels[1:] == cpu.model.channels  # one more block in front
+    assert gpu.model.minibatch_std and gpu.model.z_dim == cpu.model.z_dim
+    assert gpu.recipe == cpu.recipe and gpu.vaegan == cpu.vaegan  # the CPU-found recipes, not the paper's
+    assert gpu.recipe != paper.recipe
+
+
 def test_config_validation_and_resolution_change():
     with pytest.raises(ValueError):
         ModelConfig(resolution=48, channels=(8, 8, 8))

@@ -84,3 +84,20 @@ def test_format_seeds_is_the_inverse_of_parse_seeds():
     for text in ("0-3,10,12-13", "7", "5,3-4"):
         assert format_seeds(parse_seeds(text)) == text
     assert format_seeds([]) == ""
+
+
+@pytest.mark.parametrize("device, pinned", [("cuda", True), ("cuda:1", True), ("cpu", False)])
+def test_sampling_pins_cudnn_algorithms_on_cuda_only(device, pinned, monkeypatch):
+    """Sampling's guard against cuDNN's per-call algorithm choice (only the flags: tests/test_cuda.py
+    checks the grids on a GPU); the flags are as before after the block, also after an error."""
+    from gan3d.runtime import fixed_cudnn_algorithms
+
+    cudnn = torch.backends.cudnn
+    monkeypatch.setattr(cudnn, "benchmark", True)  # as a run without --deterministic leaves them
+    monkeypatch.setattr(cudnn, "deterministic", False)
+    with fixed_cudnn_algorithms(device):
+        assert (cudnn.deterministic, cudnn.benchmark) == ((True, False) if pinned else (False, True))
+    assert (cudnn.deterministic, cudnn.benchmark) == (False, True)
+    with pytest.raises(KeyError), fixed_cudnn_algorithms(device):
+        raise KeyError("boom")
+    assert (cudnn.deterministic, cudnn.benchmark) == (False, True)

@@ -17,7 +17,7 @@ from gan3d.train.loop import training_loop
 
 def tiny_cfg(tmp_path, **kw):
     base = dict(data="builtin", out=str(tmp_path / "runs"), builtin_count=48, steps=6, batch_size=8,
-                log_every=2, snapshot_every=100, n_preview=4, deterministic=True)
+                log_every=2, snapshot_every=100, n_preview=4, deterministic=True, device="cpu")
     base.update(kw)
     return make_config("tiny", **base)
 
@@ -92,12 +92,14 @@ def _tensors(d):
     return {k: v for k, v in d.items() if isinstance(v, torch.Tensor)}
 
 
-def test_exact_resume(tmp_path):
-    full = training_loop(tiny_cfg(tmp_path, run_name="full"), progress=False, quiet=True)
-    part = training_loop(tiny_cfg(tmp_path, run_name="part"), stop_after=3, progress=False, quiet=True)
+def assert_exact_resume(tmp_path, device):
+    """A deterministic run stopped at step 3 and resumed ends with the same bits as one that never
+    stopped, on ``device`` (tests/test_cuda.py runs it on a GPU)."""
+    full = training_loop(tiny_cfg(tmp_path, run_name="full", device=device), progress=False, quiet=True)
+    part = training_loop(tiny_cfg(tmp_path, run_name="part", device=device), stop_after=3, progress=False, quiet=True)
     assert part.step == 3
     assert torch.load(part.run_dir / "checkpoint.pt", weights_only=True)["step"] == 3
-    resumed = training_loop(tiny_cfg(tmp_path), resume=part.run_dir, progress=False, quiet=True)
+    resumed = training_loop(tiny_cfg(tmp_path, device=device), resume=part.run_dir, progress=False, quiet=True)
     assert resumed.run_dir == part.run_dir and resumed.step == 6
     a = torch.load(full.run_dir / "checkpoint.pt", weights_only=True)
     b = torch.load(part.run_dir / "checkpoint.pt", weights_only=True)
@@ -108,9 +110,14 @@ def test_exact_resume(tmp_path):
     for i in sa:
         torch.testing.assert_close(sb[i]["exp_avg"], sa[i]["exp_avg"], rtol=0, atol=0)
     # and the uninterrupted run differs from a run with another seed (the comparison can fail)
-    other = training_loop(tiny_cfg(tmp_path, run_name="other", seed=1), progress=False, quiet=True)
+    other = training_loop(tiny_cfg(tmp_path, run_name="other", seed=1, device=device), progress=False, quiet=True)
     c = torch.load(other.run_dir / "checkpoint.pt", weights_only=True)
     assert not torch.equal(c["G"]["net.0.weight"], a["G"]["net.0.weight"])
+    return full
+
+
+def test_exact_resume(tmp_path):
+    assert_exact_resume(tmp_path, "cpu")
 
 
 def test_nan_loss_stops_with_message_and_keeps_last_checkpoint(tmp_path, monkeypatch):

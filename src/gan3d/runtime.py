@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Sequence
+from contextlib import contextmanager
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -51,6 +52,26 @@ def set_determinism(deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = not deterministic
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+@contextmanager
+def fixed_cudnn_algorithms(device: torch.device | str) -> Iterator[None]:
+    """Within the block, cuDNN uses deterministic convolution algorithms and no benchmark mode when
+    ``device`` is a CUDA device (nothing changes on the CPU); the previous flags come back after it.
+
+    In benchmark mode (which :func:`set_determinism` turns on for runs without ``--deterministic``)
+    cuDNN may time and pick a different algorithm on another call, and some of its algorithms add
+    in a varying order, so the same latent could give a different grid on the next call."""
+    cudnn = torch.backends.cudnn
+    if torch.device(device).type != "cuda":
+        yield
+        return
+    saved = cudnn.deterministic, cudnn.benchmark
+    cudnn.deterministic, cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        cudnn.deterministic, cudnn.benchmark = saved
 
 
 def step_generator(seed: int, step: int, stream: int) -> torch.Generator:

@@ -15,7 +15,7 @@ from gan3d import checkpoint as ckpt
 from gan3d.errors import Gan3dError
 from gan3d.io.writer import FORMATS, check_formats, write_grids  # noqa: F401  (FORMATS: the one format table)
 from gan3d.models.gan import Generator
-from gan3d.runtime import latents, pick_device
+from gan3d.runtime import fixed_cudnn_algorithms, latents, pick_device
 from gan3d.voxels import THRESHOLD
 
 
@@ -32,7 +32,8 @@ def generate(G: Generator, z: torch.Tensor, *, batch_size: int = 32, device: tor
     (a one-voxel difference was seen between batch sizes 1 and 32), so fixing the pass size makes
     row i's arithmetic independent of ``batch_size`` and of the other latents. The result is
     bit-identical for any ``batch_size`` on one device with one thread count (float results can
-    differ between devices, torch builds and thread counts). ``batch_size`` (>= 1) only sets how
+    differ between devices, torch builds and thread counts); on CUDA, cuDNN is held to
+    deterministic algorithms while G runs, so repeated calls agree too. ``batch_size`` (>= 1) only sets how
     many shapes are gathered per copy back from the device (memory); it does not change the output.
     """
     if int(batch_size) < 1:
@@ -43,16 +44,17 @@ def generate(G: Generator, z: torch.Tensor, *, batch_size: int = 32, device: tor
         return np.zeros((0, r, r, r), np.float32)
     group = max(CHUNK, -(-int(batch_size) // CHUNK) * CHUNK)
     out = []
-    for i in range(0, len(z), group):
-        zg = z[i : i + group].to(device)
-        parts = []
-        for j in range(0, len(zg), CHUNK):
-            c = zg[j : j + CHUNK]
-            k = len(c)
-            if k < CHUNK:
-                c = torch.cat([c, c[-1:].expand(CHUNK - k, -1)])
-            parts.append(G(c)[:k])
-        out.append(torch.cat(parts).squeeze(1).float().cpu().numpy())
+    with fixed_cudnn_algorithms(device):  # on CUDA: the same algorithms on every call
+        for i in range(0, len(z), group):
+            zg = z[i : i + group].to(device)
+            parts = []
+            for j in range(0, len(zg), CHUNK):
+                c = zg[j : j + CHUNK]
+                k = len(c)
+                if k < CHUNK:
+                    c = torch.cat([c, c[-1:].expand(CHUNK - k, -1)])
+                parts.append(G(c)[:k])
+            out.append(torch.cat(parts).squeeze(1).float().cpu().numpy())
     return np.concatenate(out)
 
 
