@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from gan3d.cli.common import HelpFormatter, ranged
+from gan3d.errors import Gan3dError
 from gan3d.fileio import check_output
 from gan3d.io.files import MAX_GRID_EDGE
 from gan3d.render.raster import MAX_IMAGE_SIZE
@@ -49,6 +50,9 @@ def _add_data(sub) -> None:
     pr.add_argument("--classes", nargs="+", default=None, help="render only these classes")
     pr.add_argument("--random-background", action="store_true", help="procedural random backgrounds")
     pr.add_argument("--random-color", action="store_true", help="random object colours")
+    pr.add_argument("--photo", action="store_true",
+                    help="photo-like images: wall and floor behind the object, random light, colour and framing, "
+                         "occluders in some, camera noise (replaces --random-background and --random-color)")
     pr.add_argument("--seed", type=ranged(int, lo=0, hi=2**31 - 1), default=0, help="seed of the random views, colours and backgrounds")
     pr.add_argument("--limit", type=ranged(int, lo=1), default=None, help="render at most this many shapes")
 
@@ -78,6 +82,8 @@ def _run_data(args) -> int:
         from gan3d.data.pairs import VIEWS_PAPER, render_dataset
 
         check_output(args.out, folder=True)
+        if args.photo and (args.random_background or args.random_color):
+            raise Gan3dError("--photo draws its own backgrounds and colours: drop --random-background and --random-color")
 
         summary = render_dataset(
             args.dataset,
@@ -88,6 +94,7 @@ def _run_data(args) -> int:
             classes=args.classes,
             random_background=args.random_background,
             random_color=args.random_color,
+            photo=args.photo,
             seed=args.seed,
             limit=args.limit,
         )
