@@ -195,7 +195,7 @@ def vaegan_step(
 
 def _recon_loss(cfg: Any, pos_weight: float | None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The reconstruction loss ``cfg`` asks for, as ``loss(recon, shapes)``."""
-    w = cfg.recon_pos_weight if pos_weight is None else float(pos_weight)
+    w = getattr(cfg, "recon_pos_weight", 0.0) if pos_weight is None else float(pos_weight)
     if cfg.recon_loss == "wbce" and not w > 0:
         raise ValueError("wbce needs a filled-voxel weight > 0 (VaeganTask resolves the automatic one from its data)")
     gamma = getattr(cfg, "recon_focal_gamma", 2.0)
