@@ -54,6 +54,8 @@ CASES = [
     (["train", "--data", "{d}/a_file", "--dry-run"], "a_file"),
     (["train", "--resume", "{d}/folder"], "folder"),
     (["eval", "reconstruction", "--checkpoint", "vaegan-mn5", "--data", "{d}", "--max-pairs", "0"], "--max-pairs"),
+    (["data", "render", "{d}/grid.npy", "--out", "{out}", "--photo", "--random-color"], "--photo"),
+    (["train", "--model", "vaegan", "--pairs", "{d}", "--recon-loss", "bce", "--recon-pos-weight", "4", "--dry-run"], "--recon-pos-weight"),
     (["eval", "generation", "--checkpoint", "/nonexistent.pt", "--data", "{d}/grid.npy"], "grid.npy"),
     # output places
     (["sample", "--checkpoint", "chair", "--seeds", "0", "--out", "{d}/a_file"], "a_file"),

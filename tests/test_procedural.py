@@ -117,3 +117,25 @@ def test_same_proportions_at_every_resolution():
 def test_bad_resolution():
     with pytest.raises(Gan3dError):
         make_shape("chair", np.random.default_rng(0), 4)
+
+
+def test_cb_framing_centres_z_like_binvox_cb():
+    """framing="cb" centres every axis, as ModelNet10's -cb grids are; "floor" stands on z = 0. The
+    footprint is the same either way; tall shapes (height the longest side) are identical."""
+    r, wide, tall = 32, 0, 0
+    for i in range(60):
+        floor = make_shape("bookshelf", np.random.default_rng([0, i]), r)
+        cb = make_shape("bookshelf", np.random.default_rng([0, i]), r, framing="cb")
+        ext = [np.flatnonzero(floor.any(axis=tuple(k for k in range(3) if k != a))) for a in range(3)]
+        z_cb = np.flatnonzero(cb.any(axis=(0, 1)))
+        assert ext[2][0] == 0 and np.array_equal(floor.any(axis=2), cb.any(axis=2))
+        assert abs((z_cb[0] + z_cb[-1] + 1) / 2 - r / 2) <= 1.0  # centred in z
+        if len(ext[2]) <= r - 3:  # clearly wider than tall
+            wide += 1
+            assert z_cb[0] > 0  # floats half way up, as -cb leaves it
+        elif len(ext[2]) == max(len(e) for e in ext):
+            tall += 1
+            assert np.array_equal(floor, cb)
+    assert wide > 0 and tall > 0
+    with pytest.raises(Gan3dError, match="framing"):
+        make_shape("bookshelf", np.random.default_rng(0), r, framing="middle")

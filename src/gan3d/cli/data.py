@@ -1,4 +1,4 @@
-"""``gan3d data prepare|info|render``.
+"""``gan3d data prepare|info|render|merge``.
 """
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from gan3d.cli.common import HelpFormatter, ranged
+from gan3d.errors import Gan3dError
 from gan3d.fileio import check_output
 from gan3d.io.files import MAX_GRID_EDGE
 from gan3d.render.raster import MAX_IMAGE_SIZE
@@ -13,7 +14,7 @@ from gan3d.render.raster import MAX_IMAGE_SIZE
 
 def _add_data(sub) -> None:
     p = sub.add_parser("data", help="prepare datasets and inspect them", formatter_class=HelpFormatter)
-    dsub = p.add_subparsers(dest="data_cmd", required=True, metavar="{prepare,info,render}")
+    dsub = p.add_subparsers(dest="data_cmd", required=True, metavar="{prepare,info,render,merge}")
     pp = dsub.add_parser(
         "prepare",
         help="build one prepared dataset (.npz, bit-packed) from a source",
@@ -33,6 +34,8 @@ def _add_data(sub) -> None:
     pp.add_argument("--mesh-up", choices=["z", "y"], default="z", help="vertical axis of mesh sources (ModelNet: z, ShapeNet: y)")
     pp.add_argument("--builtin-count", type=ranged(int, lo=1, hi=100_000), default=100, help="builtin: training shapes per class (test: a fifth of it)")
     pp.add_argument("--seed", type=ranged(int, lo=0, hi=2**31 - 1), default=0, help="builtin: seed of the procedural shapes")
+    pp.add_argument("--builtin-framing", choices=["floor", "cb"], default="floor",
+                    help="builtin: shapes stand on the grid's floor, or are centred on every axis like binvox -cb (ModelNet10's npz)")
     pi = dsub.add_parser("info", help="counts, occupancy statistics, empty and suspicious grids", formatter_class=HelpFormatter)
     pi.add_argument("file", help="a prepared dataset (.npz)")
     pi.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -49,8 +52,20 @@ def _add_data(sub) -> None:
     pr.add_argument("--classes", nargs="+", default=None, help="render only these classes")
     pr.add_argument("--random-background", action="store_true", help="procedural random backgrounds")
     pr.add_argument("--random-color", action="store_true", help="random object colours")
+    pr.add_argument("--photo", action="store_true",
+                    help="photo-like images: wall and floor behind the object, random light, colour and framing, "
+                         "occluders in some, camera noise (replaces --random-background and --random-color)")
     pr.add_argument("--seed", type=ranged(int, lo=0, hi=2**31 - 1), default=0, help="seed of the random views, colours and backgrounds")
     pr.add_argument("--limit", type=ranged(int, lo=1), default=None, help="render at most this many shapes")
+    pm = dsub.add_parser(
+        "merge",
+        help="one prepared dataset from several of one resolution (classes matched by name, renamed with --rename)",
+        formatter_class=HelpFormatter,
+        description="e.g. gan3d data merge mn5_32.npz bookshelves_32.npz --out mn6_32.npz --rename bookshelf=bookcase",
+    )
+    pm.add_argument("inputs", nargs="+", help="two or more prepared datasets (.npz) of one resolution")
+    pm.add_argument("--out", required=True, help="output .npz file")
+    pm.add_argument("--rename", nargs="+", default=None, metavar="OLD=NEW", help="rename classes (a shared new name merges them)")
 
 
 def _run_data(args) -> int:
@@ -61,7 +76,8 @@ def _run_data(args) -> int:
         check_output(args.out)
         extra = {}
         if args.source == "builtin":
-            extra = {"per_class": (args.builtin_count, max(1, args.builtin_count // 5)), "seed": args.seed}
+            extra = {"per_class": (args.builtin_count, max(1, args.builtin_count // 5)), "seed": args.seed,
+                     "framing": args.builtin_framing}
         summary = prepare(
             args.source,
             args.out,
@@ -74,10 +90,19 @@ def _run_data(args) -> int:
         )
         print(json.dumps(summary, indent=2, default=str))
         return 0
+    if args.data_cmd == "merge":
+        from gan3d.data.merge import merge, parse_renames
+
+        check_output(args.out)
+        summary = merge(args.inputs, args.out, rename=parse_renames(args.rename))
+        print(json.dumps(summary, indent=2, default=str))
+        return 0
     if args.data_cmd == "render":
         from gan3d.data.pairs import VIEWS_PAPER, render_dataset
 
         check_output(args.out, folder=True)
+        if args.photo and (args.random_background or args.random_color):
+            raise Gan3dError("--photo draws its own backgrounds and colours: drop --random-background and --random-color")
 
         summary = render_dataset(
             args.dataset,
@@ -88,6 +113,7 @@ def _run_data(args) -> int:
             classes=args.classes,
             random_background=args.random_background,
             random_color=args.random_color,
+            photo=args.photo,
             seed=args.seed,
             limit=args.limit,
         )

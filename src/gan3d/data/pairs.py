@@ -49,7 +49,9 @@ Image ``i`` shows shape ``shape_index[i]`` from ``views[view[i]]``. Rows are ord
 the views of a shape consecutive. The folder is written under a temporary name beside ``out_dir``
 and renamed when complete, so a folder with the final name is always whole. Random colours and
 backgrounds of image (shape row ``s``, view ``v``) come from ``np.random.default_rng([seed, s, v])``:
-the same seed gives the same bytes whatever subset is rendered.
+the same seed gives the same bytes whatever subset is rendered. So do the photo-like images of
+``photo`` (:mod:`gan3d.render.photo`: a wall and floor behind the object, random light, colour,
+framing, occluders and camera noise), which replace the plain render.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ import torch.nn.functional as F
 from gan3d.data.images import MIN_IMAGE_SIDE
 from gan3d.data.prepared import load
 from gan3d.errors import Gan3dError
+from gan3d.render.photo import render_photo
 from gan3d.render.rgb import AMBIENT, DEFAULT_LIGHT, DIFFUSE, render_rgb
 from gan3d.render.rgb import random_background as _random_background
 from gan3d.render.rgb import random_color as _random_color
@@ -124,6 +127,7 @@ def render_dataset(
     classes: Iterable[str | int] | str | None = None,
     random_background: bool = False,
     random_color: bool = False,
+    photo: bool = False,
     seed: int = 0,
     progress: bool = True,
     limit: int | None = None,
@@ -136,7 +140,9 @@ def render_dataset(
     ``np.random.default_rng([seed, shape_row])``. ``split``/``classes`` select shapes (as
     :meth:`VoxelDataset.select`); ``limit`` keeps the first ``limit`` selected shapes.
     ``random_background``/``random_color``: procedural backgrounds and surface colours per image
-    (else white background, :data:`DEFAULT_COLOR`). Shapes are drawn at the dataset's resolution.
+    (else white background, :data:`DEFAULT_COLOR`). ``photo``: photo-like images instead
+    (:func:`gan3d.render.photo.render_photo`), which draw their own colours and backgrounds, so it
+    does not combine with the other two. Shapes are drawn at the dataset's resolution.
     An existing ``out_dir`` is an error unless ``overwrite``. The folder format is in the module
     docstring. Returns a summary: ``path``, ``count``, ``shapes``, ``views_per_shape``, ``size``,
     ``seconds``, ``images_per_second``, ``bytes``.
@@ -151,6 +157,8 @@ def render_dataset(
         raise Gan3dError(f"image size must be >= {MIN_IMAGE_SIDE}, got {size}")
     if out.exists() and not overwrite:
         raise Gan3dError("output folder already exists (choose another or pass overwrite)", out)
+    if photo and (random_background or random_color):
+        raise Gan3dError("photo-like renders draw their own backgrounds and colours: do not combine photo with random_background or random_color")
     view_list, per_shape = _views_list(views)
     ds = load(src)
     if split is not None or classes is not None:
@@ -175,6 +183,7 @@ def render_dataset(
     options = {
         "random_background": bool(random_background),
         "random_color": bool(random_color),
+        "photo": bool(photo),
         "views_per_shape": int(k),
         "view_choice": "random subset per shape" if per_shape is not None else "all",
         "split": split,
@@ -206,9 +215,12 @@ def render_dataset(
                 v = int(v)
                 view_idx[i] = v
                 rng = np.random.default_rng([int(seed), row, v])
+                az, el = view_list[v]
+                if photo:
+                    images[i] = render_photo(grid, azimuth_deg=az, elevation_deg=el, size=size, rng=rng).image
+                    continue
                 col = _random_color(rng) if random_color else None
                 bg = _random_background(rng, size) if random_background else None
-                az, el = view_list[v]
                 images[i] = render_rgb(grid, azimuth_deg=az, elevation_deg=el, size=size, color=col, background=bg)
             if bar is not None:
                 bar.update(1)

@@ -90,6 +90,7 @@ def prepare(
     workers: int | None = None,
     seed: int = 0,
     per_class: tuple[int, int] = (100, 20),
+    framing: str = "floor",
 ) -> dict[str, Any]:
     """Make a prepared dataset file ``out`` from ``source`` (see the module docstring for sources).
 
@@ -97,7 +98,8 @@ def prepare(
     and ``rotations`` (3D ShapeNets rotation numbers 1..12; other sources have rotation 0) keep only
     the matching shapes. ``mesh_up``: up axis of mesh files (``"z"`` ModelNet, ``"y"`` ShapeNet).
     ``workers``: processes reading files (default: up to 2). For ``"builtin"``, ``per_class`` gives
-    the (train, test) shapes per class and ``seed`` the generator seed.
+    the (train, test) shapes per class, ``seed`` the generator seed and ``framing`` where the shapes
+    sit (:data:`gan3d.data.procedural.FRAMINGS`: ``"cb"`` centres them like ModelNet10's ``-cb`` grids).
 
     Returns a summary dict: ``path``, ``source``, ``kind``, ``resolution``, ``count``,
     ``class_names``, ``counts`` (per class and split) and ``seconds``. Raises Gan3dError for an
@@ -122,9 +124,9 @@ def prepare(
 
     if kind == "builtin":
         packed, label, names, split, rotation, sid = _prepare_builtin(
-            r, classes_l, split_set, rot_set, seed, per_class, progress, filters
+            r, classes_l, split_set, rot_set, seed, per_class, progress, filters, framing
         )
-        src_text = f"builtin (seed {seed}, {per_class[0]} train + {per_class[1]} test per class)"
+        src_text = f"builtin (seed {seed}, {per_class[0]} train + {per_class[1]} test per class, framing {framing})"
     elif kind == "npz":
         packed, label, names, split, rotation, sid, src_text = _prepare_npz(
             root, r, classes_l, split_set, rot_set, progress, filters, src_text
@@ -181,11 +183,13 @@ def prepare(
     }
 
 
-def _prepare_builtin(r, classes_l, split_set, rot_set, seed, per_class, progress, filters):
+def _prepare_builtin(r, classes_l, split_set, rot_set, seed, per_class, progress, filters, framing="floor"):
     from tqdm import tqdm
 
-    from gan3d.data.procedural import CLASS_NAMES, make_dataset, resolve_classes
+    from gan3d.data.procedural import CLASS_NAMES, FRAMINGS, make_dataset, resolve_classes
 
+    if framing not in FRAMINGS:
+        raise Gan3dError(f"unknown framing {framing!r} (expected {' or '.join(FRAMINGS)})")
     if rot_set is not None and 0 not in rot_set:
         raise _no_match(filters, "builtin (built-in shapes have no rotations)")
     kinds = resolve_classes(classes_l)
@@ -205,7 +209,7 @@ def _prepare_builtin(r, classes_l, split_set, rot_set, seed, per_class, progress
             n = counts[s] * len(kinds)
             for c0 in range(0, n, 256):
                 k = min(256, n - c0)
-                g, lab = make_dataset(k, r, seed=seed, classes=kinds, start=starts[s] + c0)
+                g, lab = make_dataset(k, r, seed=seed, classes=kinds, start=starts[s] + c0, framing=framing)
                 packed_parts.append(_pack_rows(g))
                 labels.append(lab)
                 splits.append(np.full(k, s, np.uint8))

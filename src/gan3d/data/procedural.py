@@ -9,7 +9,8 @@ filled when its centre lies inside one of the primitives.
 The shapes follow gan3d's voxel convention (:mod:`gan3d.voxels`): they stand on the bottom of the
 grid (z = 0, axis 2 up), face -y (chair, sofa and bed backs, bookshelf back panels are at large y),
 and are framed like ``binvox -cb``: centred in x and y, the longest side of the bounding box spans
-the whole grid. Parts are made at least ~1.25 voxels thick (cylinders at least 1.5 voxels across)
+the whole grid. ``binvox -cb`` (ModelNet10's 32^3 npz) also centres z, so a shape wider than tall
+floats half way up; ``framing="cb"`` does that too (a bookshelf wider than tall, about one in nine). Parts are made at least ~1.25 voxels thick (cylinders at least 1.5 voxels across)
 at the requested resolution and always overlap the part they rest on by a full voxel, so every
 shape is one 6-connected component at any resolution.
 
@@ -26,14 +27,15 @@ import numpy as np
 
 from gan3d.errors import Gan3dError
 
-__all__ = ["CLASS_NAMES", "make_shape", "make_dataset", "resolve_classes"]
+__all__ = ["CLASS_NAMES", "FRAMINGS", "make_shape", "make_dataset", "resolve_classes"]
 
 
 CLASS_NAMES: tuple[str, ...] = ("chair", "table", "stool", "bed", "bookshelf", "cabinet", "sofa")
 """Classes of the built-in dataset, in label order."""
 
 
-"""Classes of the built-in dataset, in label order."""
+FRAMINGS = ("floor", "cb")
+"""``floor``: standing on z = 0 (the default); ``cb``: centred on all three axes, as ``binvox -cb``."""
 
 
 _MIN_THICKNESS = 1.25  # voxels; any interval this long contains a voxel centre
@@ -412,12 +414,14 @@ def _check_kind(kind: str) -> str:
     return kind
 
 
-def make_shape(kind: str, rng: np.random.Generator, resolution: int) -> np.ndarray:
+def make_shape(kind: str, rng: np.random.Generator, resolution: int, framing: str = "floor") -> np.ndarray:
     """One random shape of class ``kind`` as a bool ``(R, R, R)`` grid (see the module docstring).
 
     Draws its proportions from ``rng``; the same rng state always gives the same shape, at every
-    resolution the same proportions.
+    resolution the same proportions. ``framing``: one of :data:`FRAMINGS`.
     """
+    if framing not in FRAMINGS:
+        raise Gan3dError(f"unknown framing {framing!r} (expected {' or '.join(FRAMINGS)})")
     builder = _BUILDERS[_check_kind(kind)]
     r = int(resolution)
     if r != resolution or r < 8:
@@ -432,7 +436,8 @@ def make_shape(kind: str, rng: np.random.Generator, resolution: int) -> np.ndarr
         scale = r / float((hi - lo).max())
         tmin = _MIN_THICKNESS / scale
     shift = np.array(
-        [r / 2 - (lo[0] + hi[0]) / 2 * scale, r / 2 - (lo[1] + hi[1]) / 2 * scale, -lo[2] * scale]
+        [r / 2 - (lo[0] + hi[0]) / 2 * scale, r / 2 - (lo[1] + hi[1]) / 2 * scale,
+         -lo[2] * scale if framing == "floor" else r / 2 - (lo[2] + hi[2]) / 2 * scale]
     )
     return _rasterise(b.prims, r, scale, shift)
 
@@ -462,12 +467,13 @@ def make_dataset(
     seed: int = 0,
     classes: Iterable[str | int] | None = None,
     start: int = 0,
+    framing: str = "floor",
 ) -> tuple[np.ndarray, np.ndarray]:
     """``n`` built-in shapes: ``(grids bool (n, R, R, R), labels int64 (n,))``.
 
     Shape ``i`` (``i = start .. start + n - 1``) is of class ``classes[i % len(classes)]`` and made
     from ``np.random.default_rng([seed, i])``; labels index ``classes`` (default
-    :data:`CLASS_NAMES`, given as names or indices into it).
+    :data:`CLASS_NAMES`, given as names or indices into it). ``framing``: see :func:`make_shape`.
     """
     kinds = resolve_classes(classes)
     n = int(n)
@@ -479,6 +485,6 @@ def make_dataset(
     for j in range(n):
         i = start + j
         k = i % len(kinds)
-        grids[j] = make_shape(kinds[k], np.random.default_rng([int(seed), i]), r)
+        grids[j] = make_shape(kinds[k], np.random.default_rng([int(seed), i]), r, framing)
         labels[j] = k
     return grids, labels

@@ -70,6 +70,8 @@ def render_rgb(
     background: np.ndarray | None = None,
     light: Sequence[float] = DEFAULT_LIGHT,
     supersample: int = 2,
+    ambient: float = AMBIENT,
+    diffuse: float = DIFFUSE,
 ) -> np.ndarray:
     """Shaded orthographic picture of a voxel grid: ``uint8 (size, size, 3)``.
 
@@ -77,10 +79,34 @@ def render_rgb(
     cube (see the module docstring for the camera). ``color``: RGB of the surface in ``[0, 1]`` (or
     ``0..255``). ``background``: ``None`` (white) or an ``(H, W, 3)`` image (resized to ``size`` if
     needed). ``light``: direction towards the light in camera coordinates (right, up, towards the
-    viewer); each face gets ``color * (AMBIENT + DIFFUSE * max(0, n . light))``. Edges are
+    viewer); each face gets ``color * (ambient + diffuse * max(0, n . light))``. Edges are
     anti-aliased by ``supersample`` x ``supersample`` sampling; the object is blended over the
     background by its pixel coverage.
     """
+    size = int(size)
+    if size < 1:
+        raise ValueError(f"size must be positive, got {size}")
+    bg = _background(background, size)
+    fg, alpha = render_layer(grid, azimuth_deg=azimuth_deg, elevation_deg=elevation_deg, size=size, color=color, light=light,
+                             supersample=supersample, ambient=ambient, diffuse=diffuse)
+    rgb = alpha[..., None] * fg + (1.0 - alpha[..., None]) * bg
+    return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
+
+
+def render_layer(
+    grid: np.ndarray,
+    *,
+    azimuth_deg: float,
+    elevation_deg: float,
+    size: int = 256,
+    color: Sequence[float] | None = None,
+    light: Sequence[float] = DEFAULT_LIGHT,
+    supersample: int = 2,
+    ambient: float = AMBIENT,
+    diffuse: float = DIFFUSE,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The object of :func:`render_rgb` before it is laid over a background: ``(colour float
+    (size, size, 3) in [0, 1], coverage float (size, size) in [0, 1])``."""
     filled = _as_grid(grid)
     size = int(size)
     if size < 1:
@@ -91,9 +117,8 @@ def render_rgb(
     el = max(-_MAX_ELEVATION, min(_MAX_ELEVATION, el))
     az = float(azimuth_deg)
     base = _color(color)
-    bg = _background(background, size)
     if not filled.any():
-        return np.clip(np.rint(bg * 255.0), 0, 255).astype(np.uint8)
+        return np.zeros((size, size, 3)), np.zeros((size, size))
 
     ss = max(1, int(supersample))
     big = size * ss
@@ -104,7 +129,7 @@ def render_rgb(
         raise ValueError(f"light must be a non-zero 3-vector, got {light!r}")
     lvec = lvec / np.linalg.norm(lvec)
     world_light = lvec[0] * right + lvec[1] * up + lvec[2] * to_cam
-    shade6 = AMBIENT + DIFFUSE * np.clip(_NORMALS @ world_light, 0.0, None)
+    shade6 = ambient + diffuse * np.clip(_NORMALS @ world_light, 0.0, None)
     table = np.concatenate([shade6, [0.0]])  # index -1 (background) -> last entry
     obj = orient >= 0
     shade = table[orient.astype(np.int64)]  # -1 picks the last entry
@@ -114,9 +139,7 @@ def render_rgb(
         shade = np.where(alpha > 0, shade_sum / np.maximum(alpha * ss * ss, 1e-12), 0.0)
     else:
         alpha = obj.astype(np.float64)
-    fg = np.clip(shade[..., None] * base[None, None, :], 0.0, 1.0)
-    rgb = alpha[..., None] * fg + (1.0 - alpha[..., None]) * bg
-    return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
+    return np.clip(shade[..., None] * base[None, None, :], 0.0, 1.0), alpha
 
 
 def random_color(rng: np.random.Generator) -> tuple[float, float, float]:

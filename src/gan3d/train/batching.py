@@ -42,6 +42,41 @@ def batch_indices(n: int, batch_size: int, seed: int, step: int) -> tuple[np.nda
     return perm[pos * batch_size : (pos + 1) * batch_size], epoch
 
 
+def balanced_indices(labels: np.ndarray, batch_size: int, seed: int, step: int) -> tuple[np.ndarray, int]:
+    """Positions into ``labels`` of step ``step``'s class-balanced batch, and its epoch: each slot
+    of the batch picks one of the classes present uniformly, then one row of that class uniformly
+    (with replacement), all from ``np.random.default_rng([seed, step, 8])``, so the batch depends on
+    ``(seed, step)`` alone and a resumed run draws what an uninterrupted one would. The epoch is
+    the number of rows drawn before this step over the number of rows."""
+    labels = np.asarray(labels)
+    if len(labels) == 0:
+        raise Gan3dError("no rows to draw a class-balanced batch from")
+    classes, inverse = np.unique(labels, return_inverse=True)
+    counts = np.bincount(inverse, minlength=len(classes))
+    by_class = np.argsort(inverse, kind="stable")  # rows grouped by class, each group in row order
+    starts = np.cumsum(counts) - counts
+    rng = np.random.default_rng([seed, step, 8])
+    cls = rng.integers(len(classes), size=batch_size)
+    within = rng.integers(0, counts[cls])
+    return by_class[starts[cls] + within], (step * batch_size) // len(labels)
+
+
+def mean_occupancy(dataset, rows: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Mean filled fraction of the shapes at positions ``rows`` of ``dataset`` (a VoxelDataset;
+    repeated rows count again), weighted by ``weights``; counted from the packed bits."""
+    uniq, inverse = np.unique(np.asarray(rows, dtype=np.int64), return_inverse=True)
+    filled = np.empty(len(uniq))
+    for s in range(0, len(uniq), 512):
+        filled[s : s + 512] = np.unpackbits(dataset.packed(uniq[s : s + 512]), axis=1).sum(axis=1)
+    return float(np.average(filled[inverse] / dataset.resolution**3, weights=weights))
+
+
+def class_weights(labels: np.ndarray) -> np.ndarray:
+    """Weight of each row that makes every class weigh the same in total (1 / its class's count)."""
+    _, inverse, counts = np.unique(np.asarray(labels), return_inverse=True, return_counts=True)
+    return 1.0 / counts[inverse]
+
+
 @dataclass
 class Batch:
     """One step's inputs for one process, on the CPU."""

@@ -143,7 +143,10 @@ class VAEGANConfig:
     beta2: float = field(default=0.999, metadata=opt("Adam beta2", lo=0, lt=1, group="recipe"))
     alpha1: float = field(default=5.0, metadata=opt("weight of KL in E's loss (paper: 5)", lo=0, hi=1e6, group="vaegan"))
     alpha2: float = field(default=1e-4, metadata=opt("weight of the voxel-summed reconstruction error in E's and G's losses (paper: 1e-4, sized for 64^3)", lo=0, hi=1e6, group="vaegan"))
-    recon_loss: str = field(default="l2", metadata=opt("per-voxel reconstruction error, summed: l2 (paper) or bce", choices=RECON_LOSSES, group="vaegan"))
+    recon_loss: str = field(default="l2", metadata=opt("per-voxel reconstruction error, summed: l2 (paper), bce, wbce (bce with filled voxels weighted) or focal", choices=RECON_LOSSES, group="vaegan"))
+    recon_pos_weight: float = field(default=0.0, metadata=opt("wbce: weight of the filled voxels; 0 = (1 - p) / p for the mean occupancy p of the shapes the batches draw from (default)", lo=0, hi=1e4, group="vaegan"))
+    recon_focal_gamma: float = field(default=2.0, metadata=opt("focal: the focusing exponent gamma (0 = bce)", lo=0, hi=10, group="vaegan"))
+    balance_classes: bool = field(default=False, metadata=opt("draw each batch so that every class is equally likely (paper: false, pairs drawn uniformly)", group="vaegan"))
     d_gate: float = field(default=0.8, metadata=opt("update D only when its batch accuracy is <= this; 1 = always", gt=0, hi=1, group="recipe"))
     loss: str = field(default="bce", metadata=opt("adversarial loss", choices=LOSSES, group="recipe"))
     instance_noise: float = field(default=0.0, metadata=opt("std of Gaussian noise on D's real and fake inputs (0 = off, the paper)", lo=0, hi=100, group="recipe"))
@@ -163,6 +166,10 @@ class VAEGANConfig:
     def __post_init__(self):
         check_fields(self)
         get_encoder_preset(self.encoder)
+        if self.recon_pos_weight and self.recon_loss != "wbce":
+            raise OptionError("recon_pos_weight", f"applies to --recon-loss wbce only, not {self.recon_loss}")
+        if self.recon_focal_gamma != 2.0 and self.recon_loss != "focal":
+            raise OptionError("recon_focal_gamma", f"applies to --recon-loss focal only, not {self.recon_loss}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -105,17 +105,48 @@ def straight_through_binarize(x: torch.Tensor) -> torch.Tensor:
     return hard + (x - x.detach())
 
 
-RECON_LOSSES = ("l2", "bce")
+RECON_LOSSES = ("l2", "bce", "wbce", "focal")
 
 
-def reconstruction_loss(recon: torch.Tensor, shapes: torch.Tensor, kind: str = "l2") -> torch.Tensor:
-    """Per-voxel error summed over voxels, averaged over the batch: squared L2 (``l2``, the paper's)
-    or binary cross-entropy of G's occupancy probabilities (``bce``)."""
+_EPS = 1e-6  # G's sigmoid can reach 0 or 1 in float32
+
+
+def reconstruction_loss(recon: torch.Tensor, shapes: torch.Tensor, kind: str = "l2", *, pos_weight: float = 1.0,
+                        gamma: float = 2.0) -> torch.Tensor:
+    """Per-voxel error summed over voxels, averaged over the batch, of G's occupancy probabilities
+    ``q`` against the 0/1 shapes ``t``:
+
+    * ``l2`` (the paper's): ``(q - t)^2``. Through G's sigmoid its gradient on the logit is
+      ``2 (q - t) q (1 - q)``, which vanishes as ``q -> 0``: a thin part that G has let fall to
+      near-empty gets almost no push back.
+    * ``bce``: ``-(t log q + (1 - t) log(1 - q))``; gradient on the logit ``q - t``.
+    * ``wbce``: bce with the filled voxels' term multiplied by ``pos_weight`` (W):
+      ``-(W t log q + (1 - t) log(1 - q))``. A filled voxel's gradient is W times bce's, an empty
+      one's unchanged; where the target is uncertain the loss is lowest at ``q = W p / (W p + 1 - p)``
+      (``p`` the chance that the voxel is filled), so ``q >= 0.5`` once ``p >= 1 / (1 + W)``.
+    * ``focal`` (Lin et al. 2017, no class weight): ``-(t (1 - q)^g log q + (1 - t) q^g log(1 - q))``
+      with ``g = gamma``; well-predicted voxels (most of the empty space) are scaled down by
+      ``(1 - p_t)^g``, so the few badly predicted ones (thin parts at ``q < 0.5``) carry the loss.
+      ``gamma = 0`` is bce.
+    """
     if kind == "l2":
         per_voxel = (recon - shapes).pow(2)
-    elif kind == "bce":
-        eps = 1e-6  # G's sigmoid can reach 0 or 1 in float32
-        per_voxel = F.binary_cross_entropy(recon.clamp(eps, 1 - eps), shapes, reduction="none")
+    elif kind in ("bce", "wbce", "focal"):
+        q = recon.clamp(_EPS, 1 - _EPS)
+        pos, neg = -shapes * torch.log(q), -(1 - shapes) * torch.log1p(-q)
+        if kind == "wbce":
+            pos = pos_weight * pos
+        elif kind == "focal":
+            pos, neg = (1 - q).pow(gamma) * pos, q.pow(gamma) * neg
+        per_voxel = pos + neg
     else:
         raise ValueError(f"reconstruction loss must be one of {RECON_LOSSES}, got {kind!r}")
     return per_voxel.reshape(recon.shape[0], -1).sum(dim=1).mean()
+
+
+def inverse_occupancy(occupancy: float) -> float:
+    """wbce's automatic filled-voxel weight ``(1 - p) / p`` for a mean occupancy ``p``: filled and
+    empty voxels then weigh the same in total."""
+    if not 0.0 < occupancy < 1.0:
+        raise ValueError(f"occupancy must be in (0, 1), got {occupancy}")
+    return (1.0 - occupancy) / occupancy

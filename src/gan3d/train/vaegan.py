@@ -67,12 +67,13 @@ from gan3d.presets import get as get_preset
 from gan3d.presets import get_encoder_preset
 from gan3d.runtime import step_generator
 from gan3d.train import distributed
-from gan3d.train.batching import batch_indices
+from gan3d.train.batching import balanced_indices, batch_indices, class_weights, mean_occupancy
 from gan3d.train.config import VAEGANConfig
 from gan3d.train.losses import (
     draw_instance_noise,
     g_loss,
     gated_d_update,
+    inverse_occupancy,
     reconstruction_loss,
 )
 from gan3d.train.state import _count as _count
@@ -125,12 +126,14 @@ def vaegan_step(
     noise: tuple[torch.Tensor, torch.Tensor] | None = None,
     fused: bool = True,
     sum_over_ranks: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    pos_weight: float | None = None,
 ) -> dict[str, float]:
     """One 3D-VAE-GAN step on images (N,3,S,S), their shapes (N,1,R,R,R), prior latents (N,z) and
     the reparameterisation noise (N,z). ``cfg`` supplies ``alpha1``, ``alpha2``, ``d_gate`` and
     ``loss`` (a VAEGANConfig). ``phases`` runs a subset (tests check each phase alone).
     ``noise``: instance noise (two tensors shaped like ``shapes``) added to D's real and fake inputs,
-    in the D phase and in G's adversarial term.
+    in the D phase and in G's adversarial term. ``pos_weight``: wbce's filled-voxel weight (default
+    ``cfg.recon_pos_weight``; its automatic value 0 is resolved from the data by :class:`VaeganTask`).
 
     With all three phases and ``fused`` (the default) the step computes the same updates with fewer
     passes: G is not changed by the D and E phases, so ``G(z_prior)`` of the D phase is the one the
@@ -147,8 +150,9 @@ def vaegan_step(
     accumulators), so their reducers average the gradient of the whole batch's loss; the
     adversarial term calls the plain D, whose reducer takes no part in it.
     """
+    rec_loss = _recon_loss(cfg, pos_weight)
     if fused and set(phases) == {"d", "e", "g"}:
-        return _fused_step(E, G, D, opt_e, opt_g, opt_d, images, shapes, z_prior, eps, cfg, noise, sum_over_ranks)
+        return _fused_step(E, G, D, opt_e, opt_g, opt_d, images, shapes, z_prior, eps, cfg, noise, sum_over_ranks, rec_loss)
     if sum_over_ranks is not None:
         raise ValueError("data-parallel training runs the fused step (all three phases) only")
     st: dict[str, float] = {}
@@ -168,7 +172,7 @@ def vaegan_step(
         with _frozen(G):  # G's statistics are restored after the backward pass, which reads them
             recon = G(z_enc)
             kl = kl_divergence(mu, logvar).mean()
-            rec = reconstruction_loss(recon, shapes, cfg.recon_loss)
+            rec = rec_loss(recon, shapes)
             loss_e = cfg.alpha1 * kl + cfg.alpha2 * rec
             opt_e.zero_grad(set_to_none=True)
             loss_e.backward()
@@ -180,13 +184,22 @@ def vaegan_step(
             z_fixed = z_enc.detach()
             fake = G(z_prior)
             adv = g_loss(cfg.loss, D(fake if noise is None else fake + noise[1]))
-            rec_g = reconstruction_loss(G(z_fixed), shapes, cfg.recon_loss)
+            rec_g = rec_loss(G(z_fixed), shapes)
             loss_g = adv + cfg.alpha2 * rec_g
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
         st.update(loss_g=loss_g.item(), loss_g_adv=adv.item(), recon_g=rec_g.item())
     return st
+
+
+def _recon_loss(cfg: Any, pos_weight: float | None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The reconstruction loss ``cfg`` asks for, as ``loss(recon, shapes)``."""
+    w = getattr(cfg, "recon_pos_weight", 0.0) if pos_weight is None else float(pos_weight)
+    if cfg.recon_loss == "wbce" and not w > 0:
+        raise ValueError("wbce needs a filled-voxel weight > 0 (VaeganTask resolves the automatic one from its data)")
+    gamma = getattr(cfg, "recon_focal_gamma", 2.0)
+    return lambda recon, shapes: reconstruction_loss(recon, shapes, cfg.recon_loss, pos_weight=w, gamma=gamma)
 
 
 def _d_phase(D, opt_d, shapes, fake, cfg, noise, sum_over_ranks=None) -> dict[str, float]:
@@ -214,7 +227,7 @@ def shape_ious(recon: torch.Tensor, shapes: torch.Tensor) -> torch.Tensor:
     return iou_torch(recon, shapes)
 
 
-def _fused_step(E, G, D, opt_e, opt_g, opt_d, images, shapes, z_prior, eps, cfg, noise, sum_over_ranks=None) -> dict[str, float]:
+def _fused_step(E, G, D, opt_e, opt_g, opt_d, images, shapes, z_prior, eps, cfg, noise, sum_over_ranks, rec_loss) -> dict[str, float]:
     """The three phases with shared passes (see :func:`vaegan_step`); same updates, same statistics."""
     fake = G(z_prior)  # kept with its graph for G's adversarial term
     st = _d_phase(D, opt_d, shapes, fake, cfg, noise, sum_over_ranks)
@@ -223,7 +236,7 @@ def _fused_step(E, G, D, opt_e, opt_g, opt_d, images, shapes, z_prior, eps, cfg,
     z_enc = reparameterize(mu, logvar, eps=eps)
     recon = G(z_enc)
     kl = kl_divergence(mu, logvar).mean()
-    rec = reconstruction_loss(recon, shapes, cfg.recon_loss)
+    rec = rec_loss(recon, shapes)
     with _frozen(D):  # D's running statistics are restored after the backward pass
         adv = g_loss(cfg.loss, D(fake if noise is None else fake + noise[1]))
         total = cfg.alpha1 * kl + cfg.alpha2 * rec + adv
@@ -296,6 +309,14 @@ class VaeganTask:
         if len(self.train_rows) < cfg.batch_size:
             raise Gan3dError(f"the paired folder has {len(self.train_rows)} training pairs, fewer than one batch of {cfg.batch_size}", cfg.pairs)
         self.memfmt = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
+        self.train_labels = self.data.label[self.train_rows]
+        self.pos_weight, self.occupancy = cfg.recon_pos_weight, None
+        if cfg.recon_loss == "wbce" and not cfg.recon_pos_weight:  # the batches' mean occupancy, as drawn
+            weights = class_weights(self.train_labels) if cfg.balance_classes else None
+            self.occupancy = mean_occupancy(self.data.dataset, self.data.shape_index[self.train_rows], weights)
+            if not 0 < self.occupancy < 1:
+                raise Gan3dError(f"the training shapes have occupancy {self.occupancy:g}: give --recon-pos-weight for wbce", cfg.pairs)
+            self.pos_weight = min(inverse_occupancy(self.occupancy), 1e4)
 
     def label(self) -> str:
         return f"vaegan-{Path(self.cfg.pairs).name or 'pairs'}"
@@ -304,6 +325,12 @@ class VaeganTask:
         """E, G, D and their optimizers: G and D new or from ``init_from`` (the global torch seed is set by the loop)."""
         cfg, data, state = self.cfg, self.data, self.state
         self.notes: list[str] = []
+        if cfg.balance_classes:
+            names, counts = self.data.class_names, np.unique(self.train_labels, return_counts=True)
+            per = ", ".join(f"{names[c] if c < len(names) else c} {n}" for c, n in zip(*counts))
+            self.notes.append(f"class-balanced batches: each class drawn with chance 1/{len(counts[0])} (training pairs: {per})")
+        if self.occupancy is not None:
+            self.notes.append(f"wbce: filled voxels weighted {self.pos_weight:.4g} = (1 - p) / p, p = {self.occupancy:.4g} the training shapes' mean occupancy")
         if state is None:
             mcfg, G, D = _models_for(cfg, data, self.notes)
             ecfg = get_encoder_preset(cfg.encoder)
@@ -363,7 +390,10 @@ class VaeganTask:
     def step(self, step: int) -> tuple[dict, int]:
         """One step on this process's share of step ``step``'s batch: (statistics, epoch)."""
         cfg, device, shard, z_dim = self.cfg, self.device, self.shard, self.mcfg.z_dim
-        pos, epoch = batch_indices(len(self.train_rows), cfg.batch_size, cfg.seed, step)
+        if cfg.balance_classes:
+            pos, epoch = balanced_indices(self.train_labels, cfg.batch_size, cfg.seed, step)
+        else:
+            pos, epoch = batch_indices(len(self.train_rows), cfg.batch_size, cfg.seed, step)
         img, shp = self.data.batch(self.train_rows[pos[shard]], self.ecfg.image_size)
         img, shp = img.to(device), shp.to(device).contiguous(memory_format=self.memfmt)
         z_prior = torch.randn(cfg.batch_size, z_dim, generator=step_generator(cfg.seed, step, 1))[shard].to(device)
@@ -372,7 +402,7 @@ class VaeganTask:
         if noise is not None:
             noise = tuple(n[shard].to(device).contiguous(memory_format=self.memfmt) for n in noise)
         st = vaegan_step(self.E_step, self.G_step, self.D_step, self.opt_e, self.opt_g, self.opt_d, img, shp, z_prior, eps, cfg,
-                         noise=noise, sum_over_ranks=self.sum_over_ranks)
+                         noise=noise, sum_over_ranks=self.sum_over_ranks, pos_weight=self.pos_weight)
         return st, epoch
 
     def summarize(self, window: list[dict], step: int, samples_per_s: float) -> dict:
