@@ -257,3 +257,27 @@ def test_image_operand_is_the_encoders_mean(model, tmp_path, capsys):
     with torch.no_grad():
         mu, _ = E(torch.from_numpy(np.asarray(prepare_image(tmp_path / "im.png", size=32), np.float32))[None])
     np.testing.assert_allclose(np.load(tmp_path / "a" / "arithmetic.npz")["latents"][0], mu[0].numpy(), atol=1e-6)
+
+
+def test_checkpoint_may_be_a_shipped_model_name(model, tmp_path, capsys, monkeypatch):
+    from gan3d.zoo import registry
+    from gan3d.zoo.package import package
+
+    path, _, _ = model["normal"]
+    monkeypatch.setenv("GAN3D_MODELS_DIR", str(tmp_path / "models"))
+    package(path, name="tinyn", command="built by a test", n_seeds=20, n_images=0)
+    G, data = ckpt.load_generator("tinyn")  # the packaged weights (possibly rounded), read by name
+    rc, _, err = _run(["explore", "arithmetic", "--checkpoint", "tinyn", "--a", "2", "--b", "7", "--c", "9",
+                       "--out", str(tmp_path / "a")], capsys)
+    assert rc == 0, err
+    f = np.load(tmp_path / "a" / "arithmetic.npz")
+    za, zb, zc = latents([2, 7, 9], 32, "normal").double().numpy()  # the prior is read from the model: normal
+    np.testing.assert_allclose(f["latents"][3], za - zb + zc, atol=1e-6)
+    np.testing.assert_array_equal(f["operands"], shapes(G, f["latents"][:3]))
+    rc, _, err = _run(["explore", "neurons", "--checkpoint", "tinyn", "--data", str(model["data"]), "--layer", "0",
+                       "--units", "2", "--top", "3", "--random-sets", "5", "--out", str(tmp_path / "n")], capsys)
+    assert rc == 0, err
+    assert json.loads((tmp_path / "n" / "neurons.json").read_text())["step"] == 7
+    rc, _, err = _run(["explore", "arithmetic", "--checkpoint", "nosuchmodel", "--a", "0", "--b", "1", "--c", "2",
+                       "--out", str(tmp_path / "b")], capsys)
+    assert rc == 2 and "nosuchmodel" in err and registry.shipped_list() in err and len(err.strip().splitlines()) == 1
