@@ -257,3 +257,70 @@ def test_image_operand_is_the_encoders_mean(model, tmp_path, capsys):
     with torch.no_grad():
         mu, _ = E(torch.from_numpy(np.asarray(prepare_image(tmp_path / "im.png", size=32), np.float32))[None])
     np.testing.assert_allclose(np.load(tmp_path / "a" / "arithmetic.npz")["latents"][0], mu[0].numpy(), atol=1e-6)
+
+
+def test_checkpoint_may_be_a_shipped_model_name(model, tmp_path, capsys, monkeypatch):
+    from gan3d.zoo import registry
+    from gan3d.zoo.package import package
+
+    path, _, _ = model["normal"]
+    monkeypatch.setenv("GAN3D_MODELS_DIR", str(tmp_path / "models"))
+    package(path, name="tinyn", command="built by a test", n_seeds=20, n_images=0)
+    G, data = ckpt.load_generator("tinyn")  # the packaged weights (possibly rounded), read by name
+    rc, _, err = _run(["explore", "arithmetic", "--checkpoint", "tinyn", "--a", "2", "--b", "7", "--c", "9",
+                       "--out", str(tmp_path / "a")], capsys)
+    assert rc == 0, err
+    f = np.load(tmp_path / "a" / "arithmetic.npz")
+    za, zb, zc = latents([2, 7, 9], 32, "normal").double().numpy()  # the prior is read from the model: normal
+    np.testing.assert_allclose(f["latents"][3], za - zb + zc, atol=1e-6)
+    np.testing.assert_array_equal(f["operands"], shapes(G, f["latents"][:3]))
+    rc, _, err = _run(["explore", "neurons", "--checkpoint", "tinyn", "--data", str(model["data"]), "--layer", "0",
+                       "--units", "2", "--top", "3", "--random-sets", "5", "--out", str(tmp_path / "n")], capsys)
+    assert rc == 0, err
+    assert json.loads((tmp_path / "n" / "neurons.json").read_text())["step"] == 7
+    rc, _, err = _run(["explore", "arithmetic", "--checkpoint", "nosuchmodel", "--a", "0", "--b", "1", "--c", "2",
+                       "--out", str(tmp_path / "b")], capsys)
+    assert rc == 2 and "nosuchmodel" in err and registry.shipped_list() in err and len(err.strip().splitlines()) == 1
+
+
+def test_make_sh_summary_is_the_analyses_numbers(model, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import gan3d
+
+    script = Path(__file__).resolve().parents[1] / "docs" / "explore" / "make.sh"
+    path, _, _ = model["normal"]
+    env = dict(os.environ, GAN3D=str(Path(sys.executable).with_name("gan3d")), PYTHON=sys.executable, INVERT_COUNT="2",
+               PYTHONPATH=str(Path(gan3d.__file__).resolve().parents[1]), OMP_NUM_THREADS="1")
+    bad = subprocess.run(["bash", str(script), str(path), str(tmp_path / "none.npz"), str(tmp_path / "o")], env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "none.npz" in bad.stderr and not (tmp_path / "o").exists()
+    out = tmp_path / "out"
+    r = subprocess.run(["bash", str(script), str(path), str(model["data"]), str(out)], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    s = json.loads((out / "summary.json").read_text())
+    interp = json.loads((out / "interp" / "interpolation.json").read_text())
+    assert s["interpolation"]["consecutive_iou"] == interp["consecutive_iou"] and len(interp["consecutive_iou"]) == 7
+    dims = json.loads((out / "dims" / "dimensions.json").read_text())["dimensions"]
+    assert [d["dim"] for d in s["dimensions"]["top"]] == [d["dim"] for d in dims[:8]]
+    assert s["dimensions"]["median_mean_changed"] == pytest.approx(np.median([d["mean_changed"] for d in dims]))
+    assert s["dimensions"]["least"]["dim"] == dims[-1]["dim"]
+    neur = json.loads((out / "neurons" / "neurons.json").read_text())
+    assert s["neurons"]["selectivity_ratio"] == pytest.approx(neur["top_mean_pairwise_iou"] / neur["random_mean_pairwise_iou"])
+    ds = datasets.load(model["data"])
+    test, train = ds.select(split="test").grids(slice(0, 2)) >= 0.5, ds.select(split="train").grids(slice(None)) >= 0.5
+    inv = s["inversion"]["per_chair"]
+    assert [c["target"] for c in inv] == ["test00", "test01"]
+    for i, c in enumerate(inv):
+        np.testing.assert_array_equal(np.load(out / "targets" / f"test{i:02d}.npy"), test[i])
+        j = json.loads((out / "inv" / f"test{i:02d}" / "invert.json").read_text())
+        assert c["iou"] == j["iou"] and j["starts"] == 4 and j["iters"] == 100
+        best = max((test[i] & t).sum() / (test[i] | t).sum() for t in train)
+        assert c["nearest_train_iou"] == pytest.approx(best, abs=1e-6)
+    assert s["inversion"]["iou"]["mean"] == pytest.approx(np.mean([c["iou"] for c in inv]))
+    times = (out / "times.tsv").read_text().splitlines()
+    assert [t.split("\t")[0] for t in times[1:]] == ["interpolate", "arithmetic", "dimensions", "neurons", "invert test00", "invert test01"]
+    assert all(float(t.split("\t")[1]) > 0 for t in times[1:])
+    assert "| test01 |" in (out / "summary.md").read_text() and (out / "inversions.png").stat().st_size > 0
