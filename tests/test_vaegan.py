@@ -386,3 +386,18 @@ def test_vaegan_presets_and_dry_run(capsys, tmp_path):
     assert main(["train", "--model", "vaegan", "--pairs", str(pairs), "--preset", "paper64", "--alpha1", "2", "--dry-run"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["alpha1"] == 2.0 and shown["alpha2"] == 1e-4 and shown["encoder"] == "paper" and shown["batch_size"] == 100
+
+
+def test_reconstruction_eval_scores_only_the_chosen_classes(trained, pairs):
+    from gan3d.errors import Gan3dError
+    from gan3d.eval.reconstruction import reconstruction
+
+    full = reconstruction(trained.run_dir, pairs, device="cpu", progress=False)
+    present = [c for c in full["per_class"]]
+    assert len(present) >= 2, full["per_class"]
+    one = reconstruction(trained.run_dir, pairs, device="cpu", progress=False, classes=[present[0]])
+    assert list(one["per_class"]) == [present[0]]
+    assert one["per_class"][present[0]] == full["per_class"][present[0]]  # the same images, the same scores
+    assert one["n_images"] < full["n_images"]
+    with pytest.raises(Gan3dError, match="lamp"):
+        reconstruction(trained.run_dir, pairs, device="cpu", progress=False, classes=["lamp"])

@@ -265,7 +265,7 @@ def _neighbours_kwargs(args) -> dict:
 
 
 def _reconstruction_kwargs(args) -> dict:
-    return dict(split=args.split, max_pairs=args.max_pairs, ikea=args.ikea, seed=args.seed)
+    return dict(split=args.split, max_pairs=args.max_pairs, ikea=args.ikea, seed=args.seed, classes=args.classes)
 
 
 def run(args) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -60,6 +60,7 @@ def reconstruction(
     seed: int = 0,
     progress: bool = True,
     baselines: bool = True,
+    classes: Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """Single-image reconstruction quality of a 3D-VAE-GAN on held-out renders, and on an IKEA folder.
 
@@ -69,7 +70,8 @@ def reconstruction(
     voxels of the class's images). ``max_pairs`` caps the images (a seeded subset). With ``ikea``,
     also :func:`gan3d.ikea.evaluate_ikea` beside the paper's numbers. ``baselines``: also score the
     class-mean oracle, which predicts for every image the mean training occupancy of its class; a
-    model that beats it has learned more from the image than the class.
+    model that beats it has learned more from the image than the class. ``classes``: score only the
+    images of these classes (a model trained on fewer classes than the folder holds, say).
     """
     import torch
 
@@ -83,8 +85,15 @@ def reconstruction(
     if data.resolution != G.cfg.resolution:
         raise Gan3dError(f"pairs are {data.resolution}^3 but the checkpoint's generator makes {G.cfg.resolution}^3", pairs)
     rows = data.rows(0 if split == "train" else 1)
+    if classes is not None:
+        names = list(data.dataset.class_names)
+        unknown = [c for c in classes if c not in names]
+        if unknown:
+            raise Gan3dError(f"no class {unknown[0]!r} in the paired folder (it has {', '.join(names)})", pairs)
+        keep = np.isin(data.dataset.labels[data.shape_index[rows]], [names.index(c) for c in classes])
+        rows = rows[keep]
     if len(rows) == 0:
-        raise Gan3dError(f"no {split} images in the paired folder", pairs)
+        raise Gan3dError(f"no {split} images in the paired folder" + (f" of classes {', '.join(classes)}" if classes else ""), pairs)
     if len(rows) > max_pairs:
         rows = np.sort(np.random.default_rng(seed).choice(rows, size=max_pairs, replace=False))
     preds, truths = [], []
