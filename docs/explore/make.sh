@@ -5,7 +5,7 @@
 # .npz with train and test splits at G's resolution. Writes one folder per analysis under OUTDIR,
 # OUTDIR/times.tsv (wall seconds per command) and OUTDIR/summary.json + OUTDIR/summary.md.
 # Environment: GAN3D and PYTHON (default: this repo's .venv), INVERT_COUNT (test shapes to invert,
-# default 20). Set OMP_NUM_THREADS yourself; the times in the README were taken with 1.
+# default 20). Set OMP_NUM_THREADS yourself; the times in the README were taken with 2 on an idle machine.
 set -euo pipefail
 fail() { echo "make.sh: error: $*" >&2; exit 2; }
 [ $# -eq 3 ] || fail "usage: docs/explore/make.sh CHECKPOINT DATA OUTDIR"
