@@ -105,9 +105,8 @@ class AeTask(GanTask):
         return st, batch.epoch
 
     def summarize(self, window: list[dict], step: int, samples_per_s: float) -> dict:
-        m = np.mean([tuple(w[k] for k in self.stat_keys) for w in window], axis=0)
-        rec = {k: round(float(v), d) for k, v, d in zip(self.stat_keys, m, self.digits)}
-        rec["samples_per_s"] = round(samples_per_s, 2)
+        rec = super().summarize(window, step, samples_per_s)
+        del rec["instance_noise"]  # the auto-encoder has no D to add noise for
         return rec
 
     def postfix(self, rec: dict) -> dict:
