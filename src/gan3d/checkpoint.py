@@ -128,10 +128,20 @@ def load_generator(path: str | os.PathLike, *, device: str | torch.device = "cpu
     return g.to(device).eval(), data
 
 
+def require_discriminator(data: dict[str, Any], path: str | os.PathLike) -> None:
+    """One Gan3dError naming ``path`` when checkpoint ``data`` has no D: a shipped model packaged
+    without it (``gan3d models package --without D``) says so."""
+    if "D" in data:
+        return
+    if "D" in (data.get("omitted") or ()):
+        raise Gan3dError("this shipped model was shipped without its discriminator D (packaged with --without D), "
+                         "which this command needs; use the run's snapshot.pt instead", path)
+    raise Gan3dError("checkpoint has no discriminator weights", path)
+
+
 def load_discriminator(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> tuple[Discriminator, dict]:
     data = load(path)
-    if "D" not in data:
-        raise Gan3dError("checkpoint has no discriminator weights", path)
+    require_discriminator(data, path)
     d = Discriminator(model_config(data, path))
     load_state(d, data["D"], "discriminator", path)
     return d.to(device).eval(), data

@@ -281,7 +281,8 @@ def _models_for(cfg: VAEGANConfig, data: PairedData, log_lines: list[str]):
             ckpt.load_state(D, init["D"], "discriminator", cfg.init_from)
             log_lines.append(f"G and D initialised from {cfg.init_from} (step {init.get('step', '?')})")
         else:
-            log_lines.append(f"G initialised from {cfg.init_from}; it has no D, so D starts fresh")
+            why = "was shipped without D" if "D" in (init.get("omitted") or ()) else "has no D"
+            log_lines.append(f"G initialised from {cfg.init_from}; it {why}, so D starts fresh")
     return mcfg, G, D
 
 

@@ -29,6 +29,9 @@ def add_parser(sub) -> None:
         formatter_class=HelpFormatter,
         description="Each of G, D, E is stored in float16 only if fp16 rounding changes none of its thresholded outputs "
         "(G: prior samples; E: reconstructions of the run's test images; D: logit signs on G's samples); else float32. "
+        "On request only, --force-fp16 / --int8 store modules in fp16 / int8 (one fp16 scale per kernel or row; about "
+        "1/4 of fp32) whatever they change, and --without D leaves D out (a 3D-VAE-GAN reconstructs without it; "
+        "commands that need D then refuse the model). "
         "The measurements go into the card with the training command, config, data, steps, wall time and machine.",
     )
     k.add_argument("source", metavar="RUN_OR_SNAPSHOT", help="run folder (its snapshot.pt) or a snapshot.pt")
@@ -41,7 +44,15 @@ def add_parser(sub) -> None:
     k.add_argument("--seeds", type=int, default=1000, help="prior samples of the fp16 check")
     k.add_argument("--force-fp16", nargs="+", choices=["G", "E"], default=[], metavar="MODULE",
                    help="store these modules in fp16 even where fp16 changes voxels (for a size budget); the card records the measured changes and 'forced'")
+    k.add_argument("--int8", nargs="+", choices=["G", "D", "E"], default=[], metavar="MODULE",
+                   help="store these modules in int8 with per-kernel fp16 scales whatever that changes (for a size budget); "
+                   "the card records the measured changes and 'forced'")
+    k.add_argument("--without", nargs="+", choices=["D"], default=[], metavar="MODULE",
+                   help="leave D out of the file (e.g. a 3D-VAE-GAN, which reconstructs without it); the card records 'omitted'")
     k.add_argument("--images", type=int, default=256, help="test images of the 3D-VAE-GAN encoder's fp16 check")
+
+
+SHORT = {"float16": "fp16", "float32": "fp32", "int8": "int8"}  # the "stored" column
 
 
 def format_table(rows: list[dict]) -> str:
@@ -51,7 +62,7 @@ def format_table(rows: list[dict]) -> str:
     head = ("name", "kind", "res", "step", "MB", "stored", "sha256", "headline")
     lines = []
     for c in rows:
-        dt = " ".join(f"{m}:{'fp16' if d == 'float16' else 'fp32'}" for m, d in c.get("dtypes", {}).items())
+        dt = " ".join([*(f"{m}:{SHORT.get(d, d)}" for m, d in c.get("dtypes", {}).items()), *(f"{m}:none" for m in c.get("omitted", []))])
         lines.append(
             (c["name"], c.get("kind", "?"), f"{c.get('model_config', {}).get('resolution', '?')}^3", str(c.get("step", "?")),
              f"{c.get('size_bytes', 0) / 1e6:.1f}", dt, c.get("_ok", "?"), headline(c))
@@ -110,6 +121,8 @@ def run(args) -> int:
         n_seeds=args.seeds,
         n_images=args.images,
         force_fp16=args.force_fp16,
+        int8=args.int8,
+        without=args.without,
     )
     from gan3d.zoo.cards import headline
 

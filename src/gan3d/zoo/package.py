@@ -3,8 +3,11 @@ model card) + an updated ``index.json`` in a models folder. A maintainer's tool:
 ``gan3d.zoo.load(NAME)`` reads.
 
 Each module is stored in float16 only when fp16 rounding changes none of its thresholded outputs
-(:mod:`gan3d.zoo.precision`), else in float32. The file is read back and compared with the snapshot
-before the card is written. Every file is written to a temporary name and renamed; the index last.
+(:mod:`gan3d.zoo.precision`), else in float32; on request (``force_fp16``, ``int8``) in fp16 or int8
+whatever it changes, the card recording the measured changes. ``without`` leaves a module out of
+the file (a 3D-VAE-GAN reconstructs without D); the card says ``"omitted"``. The file is read back
+and compared with the snapshot before the card is written. Every file is written to a temporary
+name and renamed; the index last.
 """
 
 from __future__ import annotations
@@ -55,16 +58,30 @@ def _test_images(payload: dict[str, Any], n: int) -> tuple[torch.Tensor | None, 
 
 
 def _check_roundtrip(data: bytes, payload: dict[str, Any], dtypes: dict[str, str], where: Path) -> None:
-    """The written file decodes to the snapshot's payload (tensors as fp16-rounded where stored so)."""
+    """The written file decodes to the snapshot's payload (tensors as stored: fp16-rounded or
+    int8-dequantized, exactly what the precision check measured; modules not in ``dtypes`` absent)."""
     back = weights.decode(data, where)
     for key, value in payload.items():
-        if key in weights.MODULES:
-            want = weights.as_float32(weights.round_state(value, weights.DTYPES[dtypes[key]]))
+        if key in weights.MODULES and key not in dtypes:
+            if key in back:
+                raise Gan3dError(f"written file holds {key}, which was to be left out", where)
+        elif key in weights.MODULES:
+            want = weights.stored_state(value, dtypes[key])
             got = back.get(key, {})
             if set(got) != set(want) or any(not torch.equal(got[k], want[k].to(got[k].dtype)) for k in want):
                 raise Gan3dError(f"written file does not read back as the snapshot's {key}", where)
         elif key not in weights._SKIP and back.get(key) != json.loads(json.dumps(value)):  # stamps: checkpoint.load adds them
             raise Gan3dError(f"written file does not read back the snapshot's {key!r}", where)
+
+
+def _check_modules(payload: dict[str, Any], int8: Sequence[str], without: Sequence[str]) -> None:
+    """``--int8`` and ``--without`` name modules the snapshot has; G is never left out."""
+    for opt, names in (("--int8", int8), ("--without", without)):
+        for m in names:
+            if m not in weights.MODULES or m not in payload:
+                raise Gan3dError(f"{opt} {m}: the snapshot has no module {m!r} (it has {', '.join(k for k in weights.MODULES if k in payload)})")
+    if "G" in without or set(int8) & set(without):
+        raise Gan3dError("--without: G cannot be left out, and a module left out cannot be stored int8 too")
 
 
 def _update_index(out: Path, name: str, entry: dict[str, Any]) -> None:
@@ -111,10 +128,13 @@ def package(
     n_seeds: int = 1000,
     n_images: int = 256,
     force_fp16: Sequence[str] = (),
+    int8: Sequence[str] = (),
+    without: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Package the snapshot of ``source`` (a run folder or a ``snapshot.pt``) as model ``name`` in
     ``out`` (default :func:`gan3d.zoo.models_dir`). ``command``: the exact training command;
-    ``evals``: ``gan3d eval ... --out`` JSON files of this snapshot. Returns the card."""
+    ``evals``: ``gan3d eval ... --out`` JSON files of this snapshot; ``force_fp16`` / ``int8``: modules
+    stored so whatever they change; ``without``: modules left out of the file. Returns the card."""
     from gan3d import checkpoint as ckpt
 
     if not registry.valid_name(name):
@@ -125,20 +145,22 @@ def package(
     payload = ckpt.load(path)
     if payload.get("kind") not in KINDS:
         raise Gan3dError(f"not a sampling snapshot (kind {payload.get('kind')!r}); package the run's snapshot.pt", path)
+    _check_modules(payload, int8, without)
     step = int(payload.get("step", -1))
     metrics = cards.read_evals(evals, step)  # before any work: a wrong file fails fast
     out = Path(out) if out is not None else registry.models_dir()
     run_dir = path.parent
 
     images, note, image_src = (None, "", {})
-    if "E" in payload:
+    if "E" in payload:  # E's check needs the run's test images (its pairs folder)
         images, note, image_src = _test_images(payload, n_images)
     with torch.random.fork_rng(devices=[]):
-        dtypes, measured = precision.choose(payload, n_seeds=n_seeds, images=images, images_note=note, force_fp16=tuple(force_fp16))
+        dtypes, measured = precision.choose(payload, n_seeds=n_seeds, images=images, images_note=note, force_fp16=tuple(force_fp16),
+                                           int8=tuple(int8), skip=tuple(without))
     if image_src:
         measured["E"]["test_images"]["source"] = image_src
 
-    tensors, meta = weights.encode(payload, dtypes)
+    tensors, meta = weights.encode(payload, dtypes, omit=tuple(without))
     from safetensors.torch import save_file
 
     weight_path = out / f"{name}.safetensors"
@@ -148,10 +170,11 @@ def package(
         _check_roundtrip(data, payload, dtypes, weight_path)
     digest = registry.sha256_bytes(data)
 
-    samples = _sample_occupancy(payload)
+    samples = _sample_occupancy({**payload, "G": weights.stored_state(payload["G"], dtypes["G"])})  # G as shipped
     config_file = run_dir / "config.json"
     run_config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else None
-    modules = [k for k in weights.MODULES if k in payload]
+    modules = [k for k in weights.MODULES if k in dtypes]
+    omitted = [k for k in weights.MODULES if k in payload and k in without]
     card = {
         "format": registry.CARD_FORMAT,
         "format_version": 1,
@@ -161,6 +184,7 @@ def package(
         "sha256": digest,
         "size_bytes": len(data),
         "dtypes": dtypes,
+        **({"omitted": omitted} if omitted else {}),
         "parameters": {k: _n_parameters(payload[k]) for k in modules},
         "step": step,
         "model_config": payload["model_config"],
@@ -181,7 +205,9 @@ def package(
         "precision": {
             "rule": "a module is stored in float16 only if fp16-rounded weights (computed in fp32) change no thresholded "
             "(>= 0.5) output voxel: G on the seeds' prior samples (and a 3D-VAE-GAN's test reconstructions), E on "
-            "G(E(test image)), D on the signs of its logits on G's samples; otherwise float32",
+            "G(E(test image)), D on the signs of its logits on G's samples; otherwise float32. On request only "
+            "(--force-fp16, --int8) a module is stored in fp16 or in int8 (one fp16 scale per kernel / row) whatever "
+            "it changes: the changes below are then measured the same way against fp32, 'forced' where any",
             **measured,
         },
         "packaged": {

@@ -1,9 +1,10 @@
 """Which modules of a model may be stored in float16: only those whose fp16 rounding changes no
-thresholded output.
+thresholded output; and what int8 storage (on request only) changes.
 
-Each check builds the module twice from the same state -- fp32 weights, and fp16-rounded weights
-cast back to fp32 (so the computation stays fp32 and only the stored values differ) -- and compares
-what a user would get:
+Each check builds the module twice from the same state -- fp32 weights, and the weights as the
+file would store them (fp16-rounded, or int8-quantized with per-kernel scales,
+:func:`gan3d.zoo.weights.stored_state`) read back as fp32 (so the computation stays fp32 and only
+the stored values differ) -- and compares what a user would get:
 
 * **G**: the thresholded grids (>= 0.5) of G(z) for ``n_seeds`` latents drawn from the run's prior
   (seeds ``0 .. n_seeds-1``, :func:`gan3d.sampling.latents`), and, for a 3D-VAE-GAN, of G(mu) for
@@ -13,8 +14,10 @@ what a user would get:
 * **D**: the signs of D's logits on G's samples (fp32 G); the largest change of a logit and of any
   hidden feature is recorded too.
 
-A module is stored in fp16 only if nothing changed (0 voxels, 0 signs). Every measurement goes
-into the model card.
+A module is stored in fp16 only if nothing changed (0 voxels, 0 signs), unless forced to fp16
+(``force_fp16``); a module named in ``int8`` is stored int8 whatever it changes (never by the rule
+alone). A forced or int8 module that changed something is marked ``"forced": true``. Every
+measurement goes into the model card.
 """
 
 from __future__ import annotations
@@ -25,15 +28,16 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from gan3d.zoo.weights import as_float32, round_state
+from gan3d.zoo.weights import stored_state
 
 THRESHOLD = 0.5  # gan3d.voxels.THRESHOLD
 
 
-def rounded_copy(module: torch.nn.Module) -> torch.nn.Module:
-    """A copy of ``module`` (eval mode) whose floating-point state is rounded to fp16, held in fp32."""
+def rounded_copy(module: torch.nn.Module, dtype: str = "float16") -> torch.nn.Module:
+    """A copy of ``module`` (eval mode) whose floating-point state is as a file storing it in
+    ``dtype`` ("float16", "int8", "float32") reads back, held in fp32."""
     other = copy.deepcopy(module).eval()
-    other.load_state_dict(as_float32(round_state(module.state_dict(), torch.float16)))
+    other.load_state_dict(stored_state(module.state_dict(), dtype))
     return other
 
 
@@ -102,6 +106,31 @@ def _batches(x: torch.Tensor, size: int):
     return (x[i : i + size] for i in range(0, len(x), size))
 
 
+def _pick(m: str, changed: int, int8: tuple[str, ...], force_fp16: tuple[str, ...]) -> dict[str, Any]:
+    """``{"stored": dtype}`` of module ``m`` given what its candidate copy changed, plus ``"forced":
+    True`` when it is stored so although something changed."""
+    if m in int8:
+        return {"stored": "int8", **({"forced": True} if changed else {})}
+    if changed == 0:
+        return {"stored": "float16"}
+    return {"stored": "float16", "forced": True} if m in force_fp16 else {"stored": "float32"}
+
+
+def _build(payload: dict[str, Any], key: str, where: str = "the snapshot") -> torch.nn.Module:
+    """Module ``key`` (G, D or E) of ``payload`` in fp32, eval mode."""
+    from gan3d import checkpoint as ckpt
+    from gan3d.models.gan import Discriminator, Generator
+
+    if key == "E":
+        from gan3d.models.encoder import EncoderConfig, ImageEncoder
+
+        m = ImageEncoder(EncoderConfig.from_dict(payload["encoder_config"]))
+    else:
+        m = (Generator if key == "G" else Discriminator)(ckpt.model_config(payload, where))
+    ckpt.load_state(m, payload[key], {"G": "generator", "D": "discriminator", "E": "encoder"}[key], where)
+    return m.eval()
+
+
 def choose(
     payload: dict[str, Any],
     *,
@@ -110,66 +139,56 @@ def choose(
     images_note: str = "",
     batch_size: int = 50,
     force_fp16: tuple[str, ...] = (),
+    int8: tuple[str, ...] = (),
+    skip: tuple[str, ...] = (),
 ) -> tuple[dict[str, str], dict[str, Any]]:
     """The stored dtype of each module of ``payload`` and the measurements behind it.
 
     ``images``: float32 (N, 3, S, S) test images in [0, 1] for a 3D-VAE-GAN (None: E stays fp32,
-    with ``images_note`` saying why). ``force_fp16``: modules stored in fp16 whatever they change (the
-    report keeps the measured changes and says ``forced``; for a size budget). Returns ``({module: "float16" | "float32"}, report)``.
+    or int8 if asked, with ``images_note`` saying why it was not measured). ``force_fp16``: modules
+    stored in fp16 whatever they change; ``int8``: modules stored int8 whatever they change (the
+    report keeps the measured changes and says ``forced``; for a size budget). ``skip``: modules
+    left out of the file (not measured). Returns ``({module: "float16" | "float32" | "int8"}, report)``.
     """
-    from gan3d import checkpoint as ckpt
-    from gan3d.models.gan import Discriminator, Generator
     from gan3d.runtime import latents
 
-    where = "the snapshot"
-    mcfg = ckpt.model_config(payload, where)
-    G32 = Generator(mcfg)
-    ckpt.load_state(G32, payload["G"], "generator", where)
-    G32.eval()
-    G16 = rounded_copy(G32)
+    G32 = _build(payload, "G")
     dist = prior_of(payload)
-    z = latents(list(range(int(n_seeds))), mcfg.z_dim, dist)
-    dtypes: dict[str, str] = {}
-    report: dict[str, Any] = {}
-
-    g_rep: dict[str, Any] = {"prior_samples": {"z_dist": dist, "seeds": f"0-{int(n_seeds) - 1}", **generator_outputs(G32, G16, _batches(z, batch_size))}}
-    E32 = E16 = None
-    if "E" in payload:
-        from gan3d.models.encoder import EncoderConfig, ImageEncoder
-
-        E32 = ImageEncoder(EncoderConfig.from_dict(payload["encoder_config"]))
-        ckpt.load_state(E32, payload["E"], "encoder", where)
-        E32.eval()
-        if images is not None and len(images):
-            with torch.no_grad():
-                mu = torch.cat([E32(b)[0] for b in _batches(images, batch_size)])
-            g_rep["reconstructions"] = generator_outputs(G32, G16, _batches(mu, batch_size))
-    changed = sum(v["changed_voxels"] for v in g_rep.values())
-    dtypes["G"] = "float16" if changed == 0 or "G" in force_fp16 else "float32"
-    report["G"] = {"stored": dtypes["G"], **g_rep, **({"forced": True} if changed and "G" in force_fp16 else {})}
-
-    if E32 is not None:
-        if images is None or not len(images):
-            dtypes["E"] = "float32"
-            report["E"] = {"stored": "float32", "not_measured": images_note or "no test images"}
-        else:
-            G = G16 if dtypes["G"] == "float16" else G32
-            E16 = rounded_copy(E32)
-            rep = encoder_outputs(E32, E16, G, G32, _batches(images, batch_size))
-            dtypes["E"] = "float16" if rep["changed_voxels"] == 0 or "E" in force_fp16 else "float32"
-            report["E"] = {"stored": dtypes["E"], "test_images": rep, **({"forced": True} if rep["changed_voxels"] and "E" in force_fp16 else {})}
-
-    if "D" in payload:
-        D32 = Discriminator(mcfg)
-        ckpt.load_state(D32, payload["D"], "discriminator", where)
-        D32.eval()
-        D16 = rounded_copy(D32)
+    z = latents(list(range(int(n_seeds))), G32.cfg.z_dim, dist)
+    report = {"G": _choose_g(payload, G32, z, dist, images, batch_size, int8, force_fp16)}
+    Gs = report["G"].pop("_module")
+    if "E" in payload and "E" not in skip:
+        report["E"] = _choose_e(payload, G32, Gs, images, images_note, batch_size, int8, force_fp16)
+    if "D" in payload and "D" not in skip:
+        D32 = _build(payload, "D")
         with torch.no_grad():
-            shapes = (G32(zb) for zb in _batches(z, batch_size))
-            rep = discriminator_outputs(D32, D16, shapes)
-        dtypes["D"] = "float16" if rep["sign_changes"] == 0 else "float32"
-        report["D"] = {"stored": dtypes["D"], "on_G_samples": rep}
-    return dtypes, report
+            rep = discriminator_outputs(D32, rounded_copy(D32, "int8" if "D" in int8 else "float16"), (G32(zb) for zb in _batches(z, batch_size)))
+        report["D"] = {**_pick("D", rep["sign_changes"], int8, ()), "on_G_samples": rep}
+    return {m: r["stored"] for m, r in report.items()}, report
+
+
+def _choose_g(payload, G32, z, dist, images, batch_size, int8, force_fp16) -> dict[str, Any]:
+    """G's report (with ``"_module"``: G as stored, for E's check)."""
+    cand = rounded_copy(G32, "int8" if "G" in int8 else "float16")
+    rep: dict[str, Any] = {"prior_samples": {"z_dist": dist, "seeds": f"0-{len(z) - 1}", **generator_outputs(G32, cand, _batches(z, batch_size))}}
+    if "E" in payload and images is not None and len(images):
+        E32 = _build(payload, "E")
+        with torch.no_grad():
+            mu = torch.cat([E32(b)[0] for b in _batches(images, batch_size)])
+        rep["reconstructions"] = generator_outputs(G32, cand, _batches(mu, batch_size))
+    pick = _pick("G", sum(v["changed_voxels"] for v in rep.values()), int8, force_fp16)
+    return {"stored": pick["stored"], **rep, **{k: v for k, v in pick.items() if k != "stored"},
+            "_module": G32 if pick["stored"] == "float32" else cand}
+
+
+def _choose_e(payload, G32, Gs, images, images_note, batch_size, int8, force_fp16) -> dict[str, Any]:
+    """E's report: G(E(image)) with E and G as stored against all-fp32, on the test images."""
+    if images is None or not len(images):
+        return {"stored": "int8" if "E" in int8 else "float32", "not_measured": images_note or "no test images"}
+    E32 = _build(payload, "E")
+    rep = encoder_outputs(E32, rounded_copy(E32, "int8" if "E" in int8 else "float16"), Gs, G32, _batches(images, batch_size))
+    pick = _pick("E", rep["changed_voxels"], int8, force_fp16)
+    return {"stored": pick["stored"], "test_images": rep, **{k: v for k, v in pick.items() if k != "stored"}}
 
 
 def spread(rows: np.ndarray, n: int) -> np.ndarray:
