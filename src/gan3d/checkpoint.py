@@ -134,7 +134,7 @@ def require_discriminator(data: dict[str, Any], path: str | os.PathLike) -> None
     if "D" in data:
         return
     if "D" in (data.get("omitted") or ()):
-        raise Gan3dError("this shipped model was shipped without its discriminator D (packaged with --without D), "
+        raise Gan3dError("this model was shipped without its discriminator D (packaged with --without D), "
                          "which this command needs; use the run's snapshot.pt instead", path)
     raise Gan3dError("checkpoint has no discriminator weights", path)
 
