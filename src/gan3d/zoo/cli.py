@@ -41,7 +41,7 @@ def add_parser(sub) -> None:
     k.add_argument("--eval", dest="evals", nargs="+", default=[], metavar="FILE.json", help="`gan3d eval ... --out` files of this snapshot")
     k.add_argument("--wall-time-min", type=float, default=None, help="training wall time in minutes (default: estimated from stats.jsonl)")
     k.add_argument("--out", default=None, help="models folder to write into (default: the package's own, or $GAN3D_MODELS_DIR)")
-    k.add_argument("--seeds", type=int, default=1000, help="prior samples of the fp16 check")
+    k.add_argument("--seeds", type=int, default=1000, help="prior samples of the precision check (fp16 rule, --int8, --force-fp16)")
     k.add_argument("--force-fp16", nargs="+", choices=["G", "E"], default=[], metavar="MODULE",
                    help="store these modules in fp16 even where fp16 changes voxels (for a size budget); the card records the measured changes and 'forced'")
     k.add_argument("--int8", nargs="+", choices=["G", "D", "E"], default=[], metavar="MODULE",
@@ -49,7 +49,7 @@ def add_parser(sub) -> None:
                    "the card records the measured changes and 'forced'")
     k.add_argument("--without", nargs="+", choices=["D"], default=[], metavar="MODULE",
                    help="leave D out of the file (e.g. a 3D-VAE-GAN, which reconstructs without it); the card records 'omitted'")
-    k.add_argument("--images", type=int, default=256, help="test images of the 3D-VAE-GAN encoder's fp16 check")
+    k.add_argument("--images", type=int, default=256, help="test images of the 3D-VAE-GAN encoder's precision check")
 
 
 SHORT = {"float16": "fp16", "float32": "fp32", "int8": "int8"}  # the "stored" column
