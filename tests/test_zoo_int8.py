@@ -228,3 +228,5 @@ def test_without_d_leaves_d_out_and_commands_needing_d_refuse(tmp_path, registry
     capsys.readouterr()
     assert main(["models"]) == 0
     assert "G:int8 E:int8 D:none" in capsys.readouterr().out
+    ckpt.save(tmp_path / "again.pt", {k: v for k, v in ckpt.load("vq").items() if k not in ("format", "format_version")})
+    assert package(tmp_path / "again.pt", name="vq2", command="c", out=models, n_seeds=10)["omitted"] == ["D"]  # repackaged: still says so

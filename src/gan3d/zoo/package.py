@@ -174,7 +174,7 @@ def package(
     config_file = run_dir / "config.json"
     run_config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else None
     modules = [k for k in weights.MODULES if k in dtypes]
-    omitted = [k for k in weights.MODULES if k in payload and k in without]
+    omitted = json.loads(meta.get("omitted", "[]"))  # --without, or already left out of a repackaged model
     card = {
         "format": registry.CARD_FORMAT,
         "format_version": 1,

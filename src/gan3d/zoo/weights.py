@@ -129,7 +129,7 @@ def encode(payload: dict[str, Any], dtypes: dict[str, str], omit: tuple[str, ...
             meta[f"payload.{key}"] = json.dumps(value, sort_keys=True)
     meta["zoo_format_version"] = str(2 if "int8" in used.values() else 1)
     meta["dtypes"] = json.dumps(used, sort_keys=True)
-    gone = [m for m in MODULES if m in omit and m in payload]
+    gone = [m for m in MODULES if (m in omit and m in payload) or m in (payload.get("omitted") or ())]  # kept when repackaged
     if gone:
         meta["omitted"] = json.dumps(gone)
     return tensors, meta
