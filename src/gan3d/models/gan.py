@@ -23,6 +23,9 @@ import torch
 from torch import nn
 
 
+ROTATIONS = 4  # quarter turns about the up axis that D's rotation head tells apart
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     resolution: int = 64  # edge of the cubic voxel grid; 4 * 2^k
@@ -32,6 +35,7 @@ class ModelConfig:
     g_output: str = "sigmoid"  # G's output activation: sigmoid (the paper) or hardsigmoid (reaches exact 0 and 1)
     d_norm: str = "batch"  # D's normalisation: "batch" (the paper) or "spectral" (spectral norm, no BatchNorm)
     latent_gaussian: bool = False  # G first maps z ~ N(0, I) to mean + chol @ z (buffers): the fitted prior of the auto-encoder baseline
+    rotation_head: bool = False  # D also has a 4-way head that tells which quarter turn about the up axis a shape was given (not in the paper)
 
     def __post_init__(self):
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
@@ -62,6 +66,7 @@ class ModelConfig:
             "d_norm": self.d_norm,
             "g_output": self.g_output,
             **({"latent_gaussian": True} if self.latent_gaussian else {}),  # absent from every 3D-GAN's config
+            **({"rotation_head": True} if self.rotation_head else {}),  # absent unless trained with --rotation-loss
         }
 
     @classmethod
@@ -74,6 +79,7 @@ class ModelConfig:
             d_norm=str(d.get("d_norm", "batch")),
             g_output=str(d.get("g_output", "sigmoid")),
             latent_gaussian=bool(d.get("latent_gaussian", False)),
+            rotation_head=bool(d.get("rotation_head", False)),
         )
 
 
@@ -114,7 +120,12 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """Occupancy (N, 1, R, R, R) -> logit (N,). ``features(x)`` gives every hidden layer's response."""
+    """Occupancy (N, 1, R, R, R) -> logit (N,). ``features(x)`` gives every hidden layer's response.
+
+    With ``cfg.rotation_head``, ``rotation_logits(x)`` (N, 4) says which quarter turn about the up axis
+    each shape was given: a linear layer on the last hidden block's response averaged over positions,
+    the self-supervised task of Chen et al. 2019 (SS-GAN), which makes D learn features a classifier
+    can use. The adversarial score never sees that head."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -130,6 +141,14 @@ class Discriminator(nn.Module):
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             self.blocks.append(nn.Sequential(*layers))
         self.out = sn(nn.Conv3d(widths[-1] + int(cfg.minibatch_std), 1, 4, 1, 0))
+        if cfg.rotation_head:
+            self.rotation = nn.Linear(widths[-1], ROTATIONS)
+
+    def rotation_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 4) scores of the quarter turns 0..3 (needs ``cfg.rotation_head``)."""
+        for block in self.blocks:
+            x = block(x)
+        return self.rotation(x.mean(dim=tuple(range(2, x.dim()))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:

@@ -25,7 +25,7 @@ MAX_WIDTH = 16.0  # --width: at most 16 times the preset's widths (paper64 x 16 
 MAX_RESOLUTION = 256  # --resolution: model grids up to 256^3
 OBJECTIVES = ("gan", "autoencoder")
 AUTOENCODER_FIXED = ("lr_d", "d_gate", "loss", "mode_seeking", "hard_fakes", "instance_noise", "noise_decay_steps", "minibatch_std", "d_norm",
-                     "diffaugment", "diffaugment_translate", "diffaugment_cutout", "ema")
+                     "diffaugment", "diffaugment_translate", "diffaugment_cutout", "ema", "rotation_loss", "rotation_loss_g", "init_from")
 """TrainConfig fields that only the 3D-GAN has a use for: refused for --model autoencoder."""
 TENSORBOARD_HELP = "write TensorBoard logs: statistics, sample grids, evaluation metrics"
 
@@ -58,6 +58,9 @@ class TrainConfig:
     diffaugment_translate: float = field(default=0.125, metadata=opt("DiffAugment translation: largest shift as a fraction of the grid edge", lo=0, hi=0.5, group="recipe"))
     diffaugment_cutout: float = field(default=0.5, metadata=opt("DiffAugment cutout: edge of the emptied cube as a fraction of the grid edge", gt=0, lt=1, group="recipe"))
     ema: float = field(default=0.0, metadata=opt("decay of an exponential moving average of G's weights, which snapshots, samples and evaluations use; 0 = off (paper)", lo=0, lt=1, group="recipe"))
+    rotation_loss: float = field(default=0.0, metadata=opt("weight of D's self-supervised rotation task (Chen et al. 2019): a head of D learns which quarter turn about the up axis a real shape was given; 0 = off (paper)", lo=0, hi=1000, group="recipe"))
+    rotation_loss_g: float = field(default=0.2, metadata=opt("weight of the rotation task on G's turned fakes in G's loss (with --rotation-loss)", lo=0, hi=1000, group="recipe"))
+    init_from: str = field(default="", metadata=opt("start G (and its moving average) and D from this trained 3D-GAN: a checkpoint.pt, snapshot.pt or shipped model's name; its architecture is used, the optimizers and the step count start afresh", group="model"))
     width: float = field(default=1.0, metadata=opt("multiply every hidden width of the preset", gt=0, hi=MAX_WIDTH, group="model"))
     minibatch_std: bool | None = field(default=None, metadata=opt("minibatch standard-deviation channel in D (default: the preset's)", group="model"))
     g_output: str = field(default="", metadata=opt("G's output activation: sigmoid (paper) or hardsigmoid, which reaches exact 0 and 1 (default: the preset's)", choices=("", "sigmoid", "hardsigmoid"), group="model"))
@@ -122,7 +125,8 @@ def model_config_for(cfg: TrainConfig) -> ModelConfig:
     mcfg = get_preset(cfg.preset).model
     if cfg.width != 1.0:
         mcfg = mcfg.scaled(cfg.width)
-    overrides = {"minibatch_std": cfg.minibatch_std, "d_norm": cfg.d_norm or None, "g_output": cfg.g_output or None}
+    overrides = {"minibatch_std": cfg.minibatch_std, "d_norm": cfg.d_norm or None, "g_output": cfg.g_output or None,
+                 "rotation_head": True if cfg.rotation_loss > 0 else None}
     return dataclasses.replace(mcfg, **{k: v for k, v in overrides.items() if v is not None})
 
 

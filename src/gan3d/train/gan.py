@@ -29,6 +29,7 @@ means over the processes. With ``WORLD_SIZE`` unset or 1 nothing of this runs.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 from typing import Callable
 
@@ -61,6 +62,7 @@ from gan3d.train.losses import (
     gated_d_update,
     mode_seeking_term,
     noise_std,
+    rotation_loss,
     straight_through_binarize,
 )
 from gan3d.train.state import _count as _count
@@ -82,6 +84,7 @@ def gan_step(
     mode_seeking: float = 0.0,
     augment: "tuple[diffaug.Draw, diffaug.Draw] | None" = None,
     sum_over_ranks: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    rotation: "tuple[float, float, torch.Tensor, torch.Tensor] | None" = None,
 ) -> dict[str, float]:
     """One training step on real shapes (N, 1, R, R, R) and latents (N, z_dim); returns statistics.
 
@@ -95,6 +98,11 @@ def gan_step(
     straight through to G's soft output; D can then no longer tell fakes by their soft values.
     ``augment``: DiffAugment draws for the reals and the fakes (:mod:`gan3d.train.diffaug`), applied
     before the noise; G's gradient passes through the fakes' transform.
+    ``rotation``: (D's weight, G's weight, turns of the reals, turns of the fakes) of the
+    self-supervised rotation task (Chen et al. 2019): D learns to tell which quarter turn about the up
+    axis each real shape was given, every step (:func:`gated_d_update`'s ``extra``), and G's loss gains
+    the same task on its (turned) fakes, so that G makes shapes whose orientation D can read. Both
+    see the shapes as D's adversarial part does, augmented, without instance noise. Single process only.
 
     Data-parallel use: ``G`` and ``D`` wrapped in DistributedDataParallel, ``real`` and ``z`` this
     rank's share of the batch, and ``sum_over_ranks`` a function that sums a small tensor over all
@@ -108,10 +116,16 @@ def gan_step(
         layout = torch.channels_last_3d if real.is_contiguous(memory_format=torch.channels_last_3d) else torch.contiguous_format
         real = diffaug.apply(real, augment[0]).contiguous(memory_format=layout)
         fake_in = diffaug.apply(fake_in, augment[1]).contiguous(memory_format=layout)
+    fake_clean = fake_in
+    extra, rot_acc = None, 0.0
+    if rotation is not None:
+        extra, rot_acc = rotation_loss(D, real, rotation[2])
+        extra = rotation[0] * extra
     if noise is not None:
         fake_in = fake_in + noise[1]
     loss_d, acc_real, acc_fake, d_acc, d_updated = gated_d_update(
-        D, opt_d, real if noise is None else real + noise[0], fake_in.detach(), loss=loss, d_gate=d_gate, sum_over_ranks=sum_over_ranks
+        D, opt_d, real if noise is None else real + noise[0], fake_in.detach(), loss=loss, d_gate=d_gate, sum_over_ranks=sum_over_ranks,
+        extra=extra,
     )
 
     D_plain = D.module if isinstance(D, DistributedDataParallel) else D
@@ -120,6 +134,8 @@ def gan_step(
         loss_g = g_loss(loss, D_plain(fake_in))
         if mode_seeking > 0:
             loss_g = loss_g + mode_seeking * mode_seeking_term(fake, z)
+        if rotation is not None and rotation[1] > 0:
+            loss_g = loss_g + rotation[1] * rotation_loss(D_plain, fake_clean, rotation[3])[0]
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
@@ -135,6 +151,7 @@ def gan_step(
         d_acc=d_acc,
         d_updated=d_updated,
         fake_occupancy=fake_occupancy,
+        **({} if rotation is None else {"rot_acc": rot_acc}),
     )
 
 
@@ -156,8 +173,14 @@ class GanTask:
     def __init__(self, cfg: TrainConfig, *, device: torch.device, shard: slice, state: dict | None, ckpt_path: Path | None):
         self.cfg, self.device, self.shard = cfg, device, shard
         mcfg = model_config_for(cfg)
+        self.init = None
         if state is not None:
             mcfg = ckpt.model_config(state, ckpt_path)
+        elif cfg.init_from:
+            self.init = ckpt.load(cfg.init_from)
+            if self.init.get("kind") not in ("train", "snapshot"):
+                raise Gan3dError(f"--init-from needs a 3D-GAN checkpoint or snapshot, not kind {self.init.get('kind')!r}", cfg.init_from)
+            mcfg = dataclasses.replace(ckpt.model_config(self.init, cfg.init_from), rotation_head=cfg.rotation_loss > 0)
         elif cfg.resolution:
             mcfg = with_resolution(mcfg, cfg.resolution)
         self.full = None if cfg.data == "builtin" else load(cfg.data)  # loaded once: training and test views
@@ -171,6 +194,8 @@ class GanTask:
                 cfg.data,
             )
         self.mcfg = mcfg
+        if cfg.rotation_loss > 0:  # the rotation task's accuracy on the reals joins the statistics
+            self.stat_keys, self.digits = (*self.stat_keys, "rot_acc"), (*self.digits, 4)
         self.memfmt = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
 
     def label(self) -> str:
@@ -191,7 +216,21 @@ class GanTask:
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
         self.G_step, self.D_step = self.G, self.D  # what the steps call: the plain modules, or their DDP wrappers
         self.sum_over_ranks = None
+        if self.init is not None:
+            self._load_init()
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if cfg.ema > 0 else None
+        if self.G_ema is not None and self.init is not None and "G_ema" in self.init:
+            ckpt.load_state(self.G_ema, self.init["G_ema"], "generator (moving average)", self.cfg.init_from)
+
+    def _load_init(self) -> None:
+        """G and D from ``--init-from`` (D's rotation head, which the checkpoint may lack, kept fresh)."""
+        init, where = self.init, self.cfg.init_from
+        ckpt.load_state(self.G, init["G"], "generator", where)
+        if "D" not in init:
+            raise Gan3dError("--init-from has no discriminator weights (a 3D-GAN's checkpoint or snapshot has)", where)
+        fresh = {k: v for k, v in self.D.state_dict().items() if k.startswith("rotation.")}
+        kept = {k: v for k, v in init["D"].items() if not k.startswith("rotation.")}
+        ckpt.load_state(self.D, {**kept, **fresh}, "discriminator", where)
 
     def load(self, state: dict, path: Path) -> None:
         ckpt.load_state(self.G, state["G"], "generator", path)
@@ -202,6 +241,8 @@ class GanTask:
             ckpt.load_state(self.G_ema, state["G_ema"], "generator (moving average)", path)
 
     def wrap(self, data_parallel: Callable[[torch.nn.Module], torch.nn.Module]) -> None:
+        if self.cfg.rotation_loss > 0:
+            raise Gan3dError("--rotation-loss trains in a single process only (not under torchrun)")
         self.G_step, self.D_step = data_parallel(self.G), data_parallel(self.D)
         self.sum_over_ranks = distributed.all_sum
 
@@ -213,6 +254,8 @@ class GanTask:
         cfg, data, device = self.cfg, self.data, self.device
         lines = [
             f"gan3d {__version__}: run folder {run}",
+            *([f"G and D initialised from {cfg.init_from} (its step {self.init.get('step', '?')}); optimizers and step count fresh"]
+              if self.init is not None else []),
             f"model {cfg.preset} {self.mcfg.to_dict()}  G {_count(self.G):,} params, D {_count(self.D):,} params",
             f"data {cfg.data}: {len(data)} training shapes at {data.resolution}^3; device {device}",
         ]
@@ -247,9 +290,14 @@ class GanTask:
                              cutout=cfg.diffaugment_cutout).rows(self.shard)
                 for _ in range(2)
             )
+        rotation = None
+        if cfg.rotation_loss > 0:
+            turns = torch.randint(0, 4, (2, cfg.batch_size), generator=step_generator(cfg.seed, step, 8))[:, self.shard]
+            rotation = (cfg.rotation_loss, cfg.rotation_loss_g, turns[0], turns[1])
         st = gan_step(
             self.G_step, self.D_step, self.opt_g, self.opt_d, real, batch.z.to(device), loss=cfg.loss, d_gate=cfg.d_gate, noise=noise,
             hard_fakes=cfg.hard_fakes, mode_seeking=cfg.mode_seeking, augment=augment, sum_over_ranks=self.sum_over_ranks,
+            rotation=rotation,
         )
         if self.G_ema is not None:
             update_ema(self.G_ema, self.G, ema_decay(cfg.ema, step))

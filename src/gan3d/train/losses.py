@@ -65,11 +65,13 @@ def gated_d_update(
     loss: str,
     d_gate: float,
     sum_over_ranks: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    extra: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, float, float, float, bool]:
     """The paper's D step: score ``real_in`` and ``fake_in`` (detached, noise already added), and step
     D only if its accuracy on this batch was <= ``d_gate``. Returns (loss_d, acc_real, acc_fake,
     d_acc, d_updated). ``sum_over_ranks``: see :func:`gan_step`; the accuracy is then the whole
-    batch's over all ranks."""
+    batch's over all ranks. ``extra``: a non-adversarial loss of D's (the rotation task), stepped
+    every time: with the adversarial loss when the gate is open, alone when it is shut."""
     real_logits = D(real_in)
     fake_logits = D(fake_in)
     loss_d = d_loss(loss, real_logits, fake_logits)
@@ -82,11 +84,26 @@ def gated_d_update(
         acc_real, acc_fake = float(total[0] / total[2]), float(total[1] / total[3])
     d_acc = 0.5 * (acc_real + acc_fake)
     d_updated = d_acc <= d_gate
-    if d_updated:
+    if d_updated or extra is not None:
         opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
+        total = loss_d if extra is None else (loss_d + extra if d_updated else extra)
+        total.backward()
         opt_d.step()
     return loss_d, acc_real, acc_fake, d_acc, d_updated
+
+
+def rotate_quarter(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Shapes ``x`` (N, 1, X, Y, Z), shape ``n`` turned by ``k[n]`` quarter turns (0..3) about the up
+    (z) axis, counter-clockwise seen from above; differentiable in ``x``."""
+    turns = torch.stack([torch.rot90(x, int(t), dims=(2, 3)) for t in range(4)])  # (4, N, 1, X, Y, Z)
+    return turns[k.to(x.device), torch.arange(x.shape[0], device=x.device)]
+
+
+def rotation_loss(D: torch.nn.Module, x: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """Cross-entropy of D's rotation head on ``x`` turned by ``k`` (SS-GAN's task), and its accuracy."""
+    logits = D.rotation_logits(rotate_quarter(x, k))
+    k = k.to(logits.device)
+    return F.cross_entropy(logits, k), (logits.argmax(dim=1) == k).float().mean().item()
 
 
 def mode_seeking_term(fake: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
