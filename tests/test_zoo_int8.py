@@ -104,13 +104,16 @@ def test_int8_round_trip_is_exactly_what_the_precision_check_used(tmp_path, regi
     assert torch.equal(got["G"]["net.1.running_var"], want["G"]["net.1.running_var"].half().float())
 
 
-def test_int8_scales_are_per_kernel_and_per_row():
+def test_int8_scales_are_per_3d_kernel_and_per_row():
     w = torch.zeros(3, 2, 3, 3, 3)
     w[0, 0] = 1000 * torch.linspace(-1, 1, 27).reshape(3, 3, 3)
     w[0, 1] = 1e-3 * torch.linspace(-1, 0.7, 27).reshape(3, 3, 3)  # one scale per tensor would make this all zeros
     w[2, 1] = 0.5 * torch.rand(3, 3, 3) + 0.1
     lin = torch.stack([torch.linspace(-5, 5, 7), torch.linspace(-0.01, 0.02, 7), torch.zeros(7)])
-    for t in (w, lin):
+    conv2d = torch.zeros(2, 3, 5, 5)  # a 2-D conv weight: one scale per output channel
+    conv2d[0] = 3.0 * torch.rand(3, 5, 5) - 1.5
+    conv2d[1] = 1e-3 * torch.rand(3, 5, 5)
+    for t in (w, lin, conv2d):
         q, scale = weights.quantize(t)
         assert q.dtype == torch.int8 and scale.dtype == torch.float16 and tuple(scale.shape) == weights.scale_shape(t.shape)
         back = weights.dequantize(q, scale)
@@ -121,6 +124,7 @@ def test_int8_scales_are_per_kernel_and_per_row():
         assert (err <= peak / 254 * (1 + 1e-3)).all(), (err, peak)  # each slice within 1/254 of its own max
         assert (scale[peak == 0] == 1).all() and (q.abs() <= 127).all()
     assert tuple(weights.quantize(w)[1].shape) == (3, 2) and tuple(weights.quantize(lin)[1].shape) == (3,)
+    assert tuple(weights.quantize(conv2d)[1].shape) == (2,)
 
 
 def test_int8_file_is_about_a_quarter_of_fp32():
@@ -213,7 +217,7 @@ def test_without_d_leaves_d_out_and_commands_needing_d_refuse(tmp_path, registry
     assert "not_measured" in card["precision"]["E"] and set(card["parameters"]) == {"G", "E"}
     tensors, meta = _file(models, "vq")
     assert not [k for k in tensors if k.startswith(("D.", "Q.D."))] and json.loads(meta["omitted"]) == ["D"]
-    assert tensors["E.net.0.weight"].dtype == torch.int8 and tensors["Q.E.net.0.weight"].shape == (4, 3)
+    assert tensors["E.net.0.weight"].dtype == torch.int8 and tensors["Q.E.net.0.weight"].shape == (4,)  # per output channel of a 2-D conv
     model = gan3d.load("vq", device="cpu")  # what reconstruction needs is there
     assert model.D is None and model.E is not None and "D" not in ckpt.load("vq")
     grids, labels = procedural.make_dataset(8, 16, seed=1, classes=["chair", "table"])

@@ -6,10 +6,11 @@ Layout (``format`` ``gan3d-zoo-weights``):
   ``G.net.0.weight``; floating-point tensors in the module's stored dtype (float16 or float32),
   integer ones (BatchNorm's ``num_batches_tracked``) unchanged;
 * a module stored **int8**: each floating tensor with ndim >= 2 (conv, transposed-conv, linear
-  weights) is int8 ``q`` with one float16 scale per slice over its first two dims -- one per k^3
-  kernel of a conv weight (O, I, k, k, k) or transposed conv (I, O, k, k, k), one per row of a
-  linear weight (O, I) -- stored as tensor ``Q.<module>.<key>`` (shape ``w.shape[:2]``, or
-  ``w.shape[:1]`` for 2-D; ``Q`` is no module, so it never collides with a state-dict key).
+  weights) is int8 ``q`` with float16 scales -- one per k^3 kernel of a 3-D conv weight
+  (O, I, k, k, k) or transposed conv (I, O, k, k, k), one per output channel of a 2-D conv weight
+  (O, I, k, k) (its k^2 kernels are small, so per-kernel scales would add a tenth to the file), one
+  per row of a linear weight (O, I) -- stored as tensor ``Q.<module>.<key>`` (shape ``w.shape[:2]``
+  for 5-D, else ``w.shape[:1]``; ``Q`` is no module, so it never collides with a state-dict key).
   scale = max|w| over the slice / 127, rounded to fp16 *before* quantizing; a zero slice (or one
   whose scale underflows fp16) gets scale 1; q = round(w / scale) clamped to [-127, 127]; read
   back as float32 ``q.float() * scale.float()``. Its 1-D and 0-D floating tensors (BatchNorm
@@ -69,9 +70,9 @@ def _quantized(t: torch.Tensor) -> bool:
 
 
 def scale_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """Shape of the scales of an int8 tensor of ``shape``: one per slice over the first two dims
-    (one per row of a 2-D tensor)."""
-    return tuple(shape[:2]) if len(shape) >= 3 else tuple(shape[:1])
+    """Shape of the scales of an int8 tensor of ``shape``: one per k^3 kernel of a 5-D (3-D conv)
+    weight, one per slice over the first dim otherwise (2-D conv output channels, linear rows)."""
+    return tuple(shape[:2]) if len(shape) == 5 else tuple(shape[:1])
 
 
 def quantize(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
