@@ -40,6 +40,14 @@ def test_the_head_exists_only_when_asked_and_old_configs_are_unchanged():
     D = Discriminator(rot)
     assert D.rotation_logits(torch.rand(2, 1, 16, 16, 16)).shape == (2, 4)
     assert ModelConfig.from_dict(rot.to_dict()) == rot
+    # the head takes nothing from the RNG: the same seed gives the same D otherwise (so a random-D
+    # baseline is the same network for a run with the task and one without)
+    torch.manual_seed(3)
+    _, d_plain = build(plain)
+    torch.manual_seed(3)
+    _, d_rot = build(rot)
+    for k, v in d_plain.state_dict().items():
+        assert torch.equal(v, d_rot.state_dict()[k]), k
     assert make_config("tiny", rotation_loss=1.0).rotation_loss == 1.0
     from gan3d.train.config import model_config_for
 
@@ -51,6 +59,8 @@ def _step(D_gate, rotation, seed=0):
     torch.manual_seed(seed)
     cfg = ModelConfig(resolution=16, z_dim=8, channels=(8, 4), rotation_head=True)
     G, D = build(cfg)
+    with torch.no_grad():  # a head that has learned something (a fresh one is zero, so the first step moves it alone)
+        D.rotation.weight.normal_(0.0, 0.5)
     opt_g, opt_d = torch.optim.Adam(G.parameters(), 1e-3), torch.optim.Adam(D.parameters(), 1e-3)
     before = {k: v.detach().clone() for k, v in D.state_dict().items()}
     real = (torch.rand(8, 1, 16, 16, 16) < 0.3).float()

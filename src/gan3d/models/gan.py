@@ -141,8 +141,10 @@ class Discriminator(nn.Module):
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             self.blocks.append(nn.Sequential(*layers))
         self.out = sn(nn.Conv3d(widths[-1] + int(cfg.minibatch_std), 1, 4, 1, 0))
-        if cfg.rotation_head:
-            self.rotation = nn.Linear(widths[-1], ROTATIONS)
+        if cfg.rotation_head:  # made without drawing from the global RNG, and zero: D's other weights are then
+            with torch.random.fork_rng(devices=[]):  # the same with or without the head for the same seed
+                self.rotation = nn.Linear(widths[-1], ROTATIONS)
+            nn.init.zeros_(self.rotation.weight), nn.init.zeros_(self.rotation.bias)
 
     def rotation_logits(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 4) scores of the quarter turns 0..3 (needs ``cfg.rotation_head``)."""
