@@ -236,7 +236,25 @@ def test_reconstruction_scores_and_class_mean_oracle():
     truth = grids[[3, 6]] >= 0.5
     pred = np.stack([truth[0].astype(np.float32), np.full((4, 4, 4), 0.7, np.float32)])
     s = _score_reconstructions(pred, truth, np.array([0, 1]), ["a", "b"])
-    assert s["per_class"]["a"] == {"n": 1, "iou": 1.0, "ap": 100.0}
+    assert {k: s["per_class"]["a"][k] for k in ("n", "iou", "ap")} == {"n": 1, "iou": 1.0, "ap": 100.0}
+    assert s["per_class"]["a"]["occupancy_ratio"] == 1.0 and s["per_class"]["a"]["small"] == 0.0
+    assert s["per_class"]["b"]["occupancy_ratio"] == pytest.approx(64 / truth[1].sum(), abs=1e-3)  # 0.7 everywhere: all filled
     assert s["per_class"]["b"]["iou"] == pytest.approx(truth[1].mean(), abs=1e-4)  # all filled: IoU = occupancy
     assert s["per_class"]["b"]["ap"] == pytest.approx(100 * average_precision_score(truth[1].ravel(), pred[1].ravel()), abs=0.01)
     assert s["mean_iou"] == pytest.approx((1.0 + s["per_class"]["b"]["iou"]) / 2, abs=1e-4)
+
+
+def test_occupancy_check_flags_fragments_and_not_full_shapes():
+    from gan3d.eval.reconstruction import SMALL, _occupancy_check
+
+    truth = np.zeros((4, 8, 8, 8), bool)
+    truth[:, 1:7, 1:7, 1:5] = True  # 144 voxels each
+    pred = truth.astype(np.float32) * 0.9
+    pred[2] = 0.0
+    pred[2, 0, 0, :] = 0.8  # a fragment of 8 voxels
+    pred[3, :, :, 5:] = 0.6  # the shape plus a slab: 144 + 192
+    c = _occupancy_check(pred, truth)
+    assert c["small"] == 0.25  # one of four under a quarter of 144
+    assert c["occupancy_ratio"] == 1.0  # the median image has the typical count
+    assert _occupancy_check(pred[[2]], truth[[2]])["small"] == 1.0 and 8 < SMALL * 144
+    assert np.isnan(_occupancy_check(pred, np.zeros_like(truth))["small"])

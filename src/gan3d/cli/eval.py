@@ -288,23 +288,28 @@ def run(args) -> int:
 
 
 def format_reconstruction(r: dict) -> str:
+    from gan3d.eval.reconstruction import SMALL
+
     base = r.get("baselines", {}).get("class_mean")
-    head = f"{'class':14s} {'n':>6s} {'IoU':>7s} {'AP':>7s}"
+    head = f"{'class':14s} {'n':>6s} {'IoU':>7s} {'AP':>7s} {'occ':>6s} {'small':>6s}"
     lines = [f"reconstruction on {r['n_images']} {r['split']} images, checkpoint step {r['checkpoint_step']}"]
     if base:
-        lines.append(f"{'':29s}  class-mean oracle")
+        lines.append(f"{'':43s}  class-mean oracle")
         head += f" {'IoU':>7s} {'AP':>7s}"
     lines.append(head)
+    pct = (lambda x: "-" if x is None or x != x else f"{100 * x:.0f}%")  # NaN when a class has no filled truth
     for name, v in r["per_class"].items():
-        row = f"{name:14s} {v['n']:6d} {v['iou']:7.3f} {v['ap']:7.2f}"
+        row = f"{name:14s} {v['n']:6d} {v['iou']:7.3f} {v['ap']:7.2f} {pct(v.get('occupancy_ratio')):>6s} {pct(v.get('small')):>6s}"
         if base:
             b = base["per_class"][name]
             row += f" {b['iou']:7.3f} {b['ap']:7.2f}"
         lines.append(row)
-    row = f"{'mean':14s} {'':6s} {r['mean_iou']:7.3f} {r['mean_ap']:7.2f}"
+    row = f"{'mean':14s} {'':6s} {r['mean_iou']:7.3f} {r['mean_ap']:7.2f} {'':6s} {pct(r.get('small')):>6s}"
     if base:
         row += f" {base['mean_iou']:7.3f} {base['mean_ap']:7.2f}"
     lines.append(row)
+    lines.append(f"occ: a reconstruction's filled voxels (at 0.5) over its class's median true shape, median over images; "
+                 f"small: share of reconstructions under {SMALL:g} of that")
     if "ikea" in r:
         ik = r["ikea"]
         lines.append("IKEA average precision (%), ours vs the paper's 3D-VAE-GAN (separately trained):")
