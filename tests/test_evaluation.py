@@ -245,7 +245,7 @@ def test_reconstruction_scores_and_class_mean_oracle():
 
 
 def test_occupancy_check_flags_fragments_and_not_full_shapes():
-    from gan3d.eval.reconstruction import SMALL, _occupancy_check
+    from gan3d.voxels import SMALL, occupancy_check as _occupancy_check
 
     truth = np.zeros((4, 8, 8, 8), bool)
     truth[:, 1:7, 1:7, 1:5] = True  # 144 voxels each

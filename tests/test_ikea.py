@@ -130,7 +130,13 @@ def test_evaluate_ikea_oracle(fixture_root):
         assert res["ap"][c] > 97.0, (c, res["ap"][c])
         assert res["iou"][c] > 0.9
         assert res["count"][c] == 3
+        assert res["occupancy"][c]["small"] == 0.0 and 0.8 < res["occupancy"][c]["occupancy_ratio"] < 1.25
     assert res["paper"] == ikea.PAPER_AP and res["missing"] == []
+    # a fragment of a few voxels for every photo is flagged as small
+    frag = np.zeros((32, 32, 32), np.float32)
+    frag[10:12, 10:12, 10:12] = 1.0
+    res3 = ikea.evaluate_ikea(fixture_root, lambda img: frag, classes=["chair", "sofa"], progress=False, image_size=64)
+    assert all(res3["occupancy"][c]["small"] == 1.0 for c in ("chair", "sofa"))
 
     # a constant prediction scores the voxel occupancy rate; a subset of classes works
     res2 = ikea.evaluate_ikea(fixture_root, lambda img: np.full((32, 32, 32), 0.3), classes=["chair"],

@@ -177,3 +177,18 @@ def largest_component_batch(grids: np.ndarray, *, connectivity: int = 26) -> np.
     for i in range(g.shape[0]):
         out[i] = largest_component(g[i], connectivity=connectivity)
     return out.reshape(shape)
+
+
+SMALL = 0.25  # a reconstruction with under this share of its class's typical filled voxels counts as "small"
+
+
+def occupancy_check(p: np.ndarray, t: np.ndarray) -> dict[str, float]:
+    """Filled voxels of the thresholded predictions ``p`` (>= 0.5) against the class's typical count, the
+    median over its true shapes ``t``: the median ratio, and the share of predictions under ``SMALL``
+    of it (a fragment of a few dozen voxels where a chair should be). Cheap, and blind to where the
+    voxels are: a check beside AP, not a score."""
+    filled = (p >= THRESHOLD).reshape(len(p), -1).sum(1)
+    typical = float(np.median(t.reshape(len(t), -1).sum(1)))
+    if typical <= 0:
+        return {"occupancy_ratio": float("nan"), "small": float("nan")}
+    return {"occupancy_ratio": round(float(np.median(filled)) / typical, 3), "small": round(float(np.mean(filled < SMALL * typical)), 3)}

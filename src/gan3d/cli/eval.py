@@ -288,7 +288,7 @@ def run(args) -> int:
 
 
 def format_reconstruction(r: dict) -> str:
-    from gan3d.eval.reconstruction import SMALL
+    from gan3d.voxels import SMALL
 
     base = r.get("baselines", {}).get("class_mean")
     head = f"{'class':14s} {'n':>6s} {'IoU':>7s} {'AP':>7s} {'occ':>6s} {'small':>6s}"
@@ -312,9 +312,11 @@ def format_reconstruction(r: dict) -> str:
                  f"small: share of reconstructions under {SMALL:g} of that")
     if "ikea" in r:
         ik = r["ikea"]
-        lines.append("IKEA average precision (%), ours vs the paper's 3D-VAE-GAN (separately trained):")
+        lines.append("IKEA average precision (%), ours vs the paper's 3D-VAE-GAN (separately trained); occ, small as above:")
         for name, ap in ik["ap"].items():
-            lines.append(f"  {name:10s} {ap if ap is not None else float('nan'):7.2f} {ik['paper'].get(name, float('nan')):7.1f}")
+            occ = ik.get("occupancy", {}).get(name, {})
+            lines.append(f"  {name:10s} {ap if ap is not None else float('nan'):7.2f} {ik['paper'].get(name, float('nan')):7.1f}"
+                         + (f" {pct(occ.get('occupancy_ratio')):>6s} {pct(occ.get('small')):>6s}" if occ else ""))
     return "\n".join(lines)
 
 

@@ -47,6 +47,7 @@ import numpy as np
 
 from gan3d.errors import Gan3dError
 from gan3d.voxels import iou as voxel_iou
+from gan3d.voxels import occupancy_check
 
 __all__ = [
     "CLASSES",
@@ -321,6 +322,7 @@ def evaluate_ikea(
     ``image_size`` into ``predict``; its output is brought to 20^3 (:func:`to_resolution`), aligned
     (:func:`align`) and scored (see the module docstring for ``ap``). Returns ``{"ap": {class: %,
     ..., "mean": %}, "paper": PAPER_AP, "count": {class: images}, "iou": {class: mean aligned IoU},
+    "occupancy": {class: :func:`gan3d.voxels.occupancy_check` of the aligned 20^3 predictions},
     "ap_mode": ap, "transforms": [...]}``; classes without images are left out (and named in
     ``"missing"``).
     """
@@ -365,7 +367,7 @@ def evaluate_ikea(
     if bar is not None:
         bar.close()
     result_ap: dict[str, float] = {}
-    counts, mean_iou, missing = {}, {}, []
+    counts, mean_iou, occupancy, missing = {}, {}, {}, []
     for c in classes:
         if not scores[c]:
             missing.append(c)
@@ -379,6 +381,7 @@ def evaluate_ikea(
         result_ap[c] = 100.0 * v
         counts[c] = len(scores[c])
         mean_iou[c] = float(np.mean(ious[c]))
+        occupancy[c] = occupancy_check(np.stack(scores[c]), np.stack(truths[c]))
     vals = [v for v in result_ap.values() if np.isfinite(v)]
     result_ap["mean"] = float(np.mean(vals)) if vals else float("nan")
     return {
@@ -386,6 +389,7 @@ def evaluate_ikea(
         "paper": dict(PAPER_AP),
         "count": counts,
         "iou": mean_iou,
+        "occupancy": occupancy,
         "missing": missing,
         "ap_mode": ap,
         "transforms": transforms,

@@ -12,27 +12,13 @@ import numpy as np
 
 from gan3d.errors import Gan3dError
 from gan3d.eval.registry import register
+from gan3d.voxels import SMALL, occupancy_check
 from gan3d.voxels import iou as voxel_iou
-
-
-SMALL = 0.25  # a reconstruction with under this share of its class's typical filled voxels counts as "small"
-
-
-def _occupancy_check(p: np.ndarray, t: np.ndarray) -> dict[str, float]:
-    """Filled voxels of the thresholded predictions ``p`` (>= 0.5) against the class's typical count, the
-    median over its true shapes ``t``: the median ratio, and the share of predictions under ``SMALL``
-    of it (a fragment of a few dozen voxels where a chair should be). Cheap, and blind to where the
-    voxels are: a check beside AP, not a score."""
-    filled = (p >= 0.5).reshape(len(p), -1).sum(1)
-    typical = float(np.median(t.reshape(len(t), -1).sum(1)))
-    if typical <= 0:
-        return {"occupancy_ratio": float("nan"), "small": float("nan")}
-    return {"occupancy_ratio": round(float(np.median(filled)) / typical, 3), "small": round(float(np.mean(filled < SMALL * typical)), 3)}
 
 
 def _score_reconstructions(pred: np.ndarray, truth: np.ndarray, labels: np.ndarray, names: list[str]) -> dict[str, Any]:
     """Per class: mean IoU at 0.5 over images (:func:`gan3d.voxels.iou`), AP (%) over all voxels of the class's
-    images, and :func:`_occupancy_check`, for float predictions (N, R, R, R) against boolean truth; and the
+    images, and :func:`gan3d.voxels.occupancy_check`, for float predictions (N, R, R, R) against boolean truth; and the
     means over classes."""
     from sklearn.metrics import average_precision_score
 
@@ -42,7 +28,7 @@ def _score_reconstructions(pred: np.ndarray, truth: np.ndarray, labels: np.ndarr
         p, t = pred[m], truth[m]
         iou = float(np.mean(voxel_iou(p, t)))
         ap = float(average_precision_score(t.reshape(-1), p.reshape(-1))) if t.any() else float("nan")
-        per_class[names[int(k)]] = {"n": int(m.sum()), "iou": round(iou, 4), "ap": round(100 * ap, 2), **_occupancy_check(p, t)}
+        per_class[names[int(k)]] = {"n": int(m.sum()), "iou": round(iou, 4), "ap": round(100 * ap, 2), **occupancy_check(p, t)}
     return {
         "per_class": per_class,
         "mean_iou": round(float(np.mean([v["iou"] for v in per_class.values()])), 4),
