@@ -342,6 +342,11 @@ def test_reconstruct_images(trained, tmp_path, prepare):
     w, h = Image.open(out / "chair.png").size
     assert w > 2 * 256 and h >= 256  # input beside the rendering
     assert res["empty"] == [] and len(res["images"]) == 4
+    # the size check: threshold 0 fills every voxel, so nothing is small; each image says its size
+    assert res["typical_filled_voxels"] == 16**3 and res["small"] == []
+    assert all(r["filled_voxels"] == 16**3 and r["small"] is False for r in res["images"])
+    tiny = reconstruct_images(trained.run_dir, paths[:2], tmp_path / "t", threshold=1.0, formats=("npz",), device="cpu")
+    assert tiny["typical_filled_voxels"] == 0 and tiny["small"] == []  # nothing is under a quarter of nothing
     # K samples: the mean of K occupancy grids, reproducible
     r1 = reconstruct_images(trained.run_dir, paths[:1], tmp_path / "k1", samples=3, formats=("npz",), device="cpu")
     reconstruct_images(trained.run_dir, paths[:1], tmp_path / "k2", samples=3, formats=("npz",), device="cpu")

@@ -24,7 +24,7 @@ from gan3d.io.writer import FORMATS, check_formats, output_dir, write_grids  # n
 from gan3d.models.encoder import EncoderConfig, ImageEncoder
 from gan3d.models.gan import Generator
 from gan3d.runtime import pick_device
-from gan3d.voxels import THRESHOLD
+from gan3d.voxels import SMALL, THRESHOLD
 
 
 KINDS = ckpt.VAEGAN_KINDS
@@ -84,6 +84,22 @@ def reconstruct_one(
     return occ[0, 0].float().cpu().numpy(), mu[0].cpu().numpy(), logvar[0].cpu().numpy()
 
 
+TYPICAL_SEEDS = 32  # prior samples whose median size is "the model's typical shape"
+
+
+@torch.no_grad()
+def _typical_filled(G: Generator, *, keep_all: bool, threshold: float, device) -> float:
+    """Median filled voxels of G's own shapes for the N(0, I) latents of seeds 0..TYPICAL_SEEDS-1, made
+    as the reconstructions are (threshold, largest component): what a reconstruction's size is
+    checked against (a photo unlike the training renders can give a fragment of a few dozen voxels)."""
+    from gan3d.runtime import latents
+    from gan3d.sampling import postprocess
+
+    z = latents(list(range(TYPICAL_SEEDS)), G.cfg.z_dim, "normal").to(device)
+    grids = postprocess(G(z).squeeze(1).float().cpu().numpy(), keep_all=keep_all, threshold=threshold)
+    return float(np.median(grids.reshape(len(grids), -1).sum(1)))
+
+
 @torch.no_grad()
 def reconstruct_images(
     checkpoint: str | os.PathLike,
@@ -102,7 +118,9 @@ def reconstruct_images(
     (``grid`` bool (R,R,R), ``occupancy`` float16, ``mu``, ``logvar``), a mesh per mesh format
     (skipped, and listed under ``empty``, when the grid is empty), and ``<stem>.png`` (the input
     image beside the rendered shape). Every image is read before anything is written, so a bad
-    image (a Gan3dError naming it) leaves ``out_dir`` untouched. Returns a summary dict."""
+    image (a Gan3dError naming it) leaves ``out_dir`` untouched. Returns a summary dict; each image's
+    ``small`` says whether its shape has under ``SMALL`` (a quarter) of the filled voxels of the
+    model's typical shape (:func:`_typical_filled`, ``typical_filled_voxels``)."""
     from gan3d.data.images import prepare_image
     from gan3d.sampling import postprocess
 
@@ -117,6 +135,7 @@ def reconstruct_images(
     size = E.cfg.image_size
     prepared = [np.asarray(prepare_image(p, size=size), dtype=np.float32) for p in paths]
 
+    typical = _typical_filled(G, keep_all=keep_all, threshold=threshold, device=dev)
     out = output_dir(out_dir)
     written: list[str] = []
     results = []
@@ -141,7 +160,9 @@ def reconstruct_images(
         save_png(picture, out / f"{stem}.png")
         files.append(f"{stem}.png")
         written += files
-        results.append({"image": str(path), "stem": stem, "occupancy": float(grid.mean()), "files": files})
+        filled = int(grid.sum())
+        results.append({"image": str(path), "stem": stem, "occupancy": float(grid.mean()), "filled_voxels": filled,
+                        "small": bool(filled < SMALL * typical), "files": files})
     return {
         "out": str(out),
         "checkpoint": meta["path"],
@@ -149,6 +170,8 @@ def reconstruct_images(
         "resolution": int(G.cfg.resolution),
         "samples": int(samples),
         "images": results,
+        "typical_filled_voxels": typical,
+        "small": [r["stem"] for r in results if r["small"]],
         "empty": empty,
         "files": written,
     }

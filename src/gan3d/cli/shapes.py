@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from gan3d.cli.common import HelpFormatter, _device, ranged
@@ -70,6 +71,11 @@ def _run_reconstruct(args) -> int:
     check_output(args.out, folder=True)
     summary = reconstruct_images(args.checkpoint, args.images, args.out, samples=args.samples, keep_all=args.keep_all, device=args.device)
     print(json.dumps(summary, indent=2, default=str))
+    for r in summary["images"]:
+        if r["small"]:
+            print(f"note: {r['image']}: {r['filled_voxels']} filled voxels, under a quarter of the model's typical shape "
+                  f"({summary['typical_filled_voxels']:.0f}, the median of its own samples): likely a fragment; a tighter "
+                  "crop or a plainer background may help", file=sys.stderr)
     return 0
 
 
