@@ -26,7 +26,6 @@ def test_loads_by_name_with_sha256_and_config(name):
     modules = ({"G", "D", "E"} if name.startswith("vaegan") else {"G", "D"}) - set(card.get("omitted", []))
     assert modules <= set(payload) and set(card["dtypes"]) == modules
     assert not set(card.get("omitted", [])) & set(payload)  # a module the card says is left out is not in the file
-    assert card["size_bytes"] <= 5 * 2**20  # every shipped file stays under 5 MiB
     assert card["training"]["command"].startswith("gan3d ") and card["metrics"]
 
 
