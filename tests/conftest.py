@@ -21,3 +21,13 @@ def shared_data() -> Path:
     if not DATA.is_dir():
         pytest.skip(f"real data not found at {DATA}")
     return DATA
+
+
+@pytest.fixture
+def registry_at(monkeypatch):
+    """A function that points gan3d at another models folder (GAN3D_MODELS_DIR) and returns it."""
+    def use(folder):
+        monkeypatch.setenv("GAN3D_MODELS_DIR", str(folder))
+        return folder
+
+    return use

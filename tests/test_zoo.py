@@ -82,15 +82,6 @@ def env(tmp_path_factory):
 
 
 @pytest.fixture
-def registry_at(monkeypatch):
-    def use(folder):
-        monkeypatch.setenv("GAN3D_MODELS_DIR", str(folder))
-        return folder
-
-    return use
-
-
-@pytest.fixture
 def shipped(env, registry_at):
     return registry_at(env["models"])
 

@@ -26,15 +26,6 @@ CFG = ModelConfig(resolution=16, z_dim=8, channels=(8, 4))
 ECFG = EncoderConfig(image_size=16, z_dim=8, channels=(4, 16), kernels=(4, 4), strides=(4, 1))
 
 
-@pytest.fixture
-def registry_at(monkeypatch):
-    def use(folder):
-        monkeypatch.setenv("GAN3D_MODELS_DIR", str(folder))
-        return folder
-
-    return use
-
-
 def _snapshot(path, *, final=None, vaegan=False):
     """A tiny random 3D-GAN (or 3D-VAE-GAN, with E and a pairs folder that does not exist)
     snapshot; ``final`` replaces G's last weights; D's logits pushed to +100."""
