@@ -85,6 +85,7 @@ def gan_step(
     augment: "tuple[diffaug.Draw, diffaug.Draw] | None" = None,
     sum_over_ranks: Callable[[torch.Tensor], torch.Tensor] | None = None,
     rotation: "tuple[float, float, torch.Tensor, torch.Tensor] | None" = None,
+    r1: float = 0.0,
 ) -> dict[str, float]:
     """One training step on real shapes (N, 1, R, R, R) and latents (N, z_dim); returns statistics.
 
@@ -103,6 +104,9 @@ def gan_step(
     axis each real shape was given, every step (:func:`gated_d_update`'s ``extra``), and G's loss gains
     the same task on its (turned) fakes, so that G makes shapes whose orientation D can read. Both
     see the shapes as D's adversarial part does, augmented, without instance noise. Single process only.
+    ``r1``: weight gamma of the R1 gradient penalty on D's real inputs (as D sees them: augmented,
+    noise added), in every D update (:func:`gated_d_update`); the statistic ``r1`` is its value, 0 on
+    steps whose gate was shut. Single process only.
 
     Data-parallel use: ``G`` and ``D`` wrapped in DistributedDataParallel, ``real`` and ``z`` this
     rank's share of the batch, and ``sum_over_ranks`` a function that sums a small tensor over all
@@ -123,9 +127,9 @@ def gan_step(
         extra = rotation[0] * extra
     if noise is not None:
         fake_in = fake_in + noise[1]
-    loss_d, acc_real, acc_fake, d_acc, d_updated = gated_d_update(
+    loss_d, acc_real, acc_fake, d_acc, d_updated, r1_value = gated_d_update(
         D, opt_d, real if noise is None else real + noise[0], fake_in.detach(), loss=loss, d_gate=d_gate, sum_over_ranks=sum_over_ranks,
-        extra=extra,
+        extra=extra, r1=r1,
     )
 
     D_plain = D.module if isinstance(D, DistributedDataParallel) else D
@@ -152,6 +156,7 @@ def gan_step(
         d_updated=d_updated,
         fake_occupancy=fake_occupancy,
         **({} if rotation is None else {"rot_acc": rot_acc}),
+        **({} if r1 <= 0 else {"r1": r1_value}),
     )
 
 
@@ -196,6 +201,8 @@ class GanTask:
         self.mcfg = mcfg
         if cfg.rotation_loss > 0:  # the rotation task's accuracy on the reals joins the statistics
             self.stat_keys, self.digits = (*self.stat_keys, "rot_acc"), (*self.digits, 4)
+        if cfg.r1 > 0:  # the R1 penalty's value (0 on steps whose gate was shut)
+            self.stat_keys, self.digits = (*self.stat_keys, "r1"), (*self.digits, 5)
         self.memfmt = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
 
     def label(self) -> str:
@@ -243,6 +250,8 @@ class GanTask:
     def wrap(self, data_parallel: Callable[[torch.nn.Module], torch.nn.Module]) -> None:
         if self.cfg.rotation_loss > 0:
             raise Gan3dError("--rotation-loss trains in a single process only (not under torchrun)")
+        if self.cfg.r1 > 0:  # DistributedDataParallel does not reduce gradients taken by a double backward
+            raise Gan3dError("--r1 trains in a single process only (not under torchrun)")
         self.G_step, self.D_step = data_parallel(self.G), data_parallel(self.D)
         self.sum_over_ranks = distributed.all_sum
 
@@ -297,7 +306,7 @@ class GanTask:
         st = gan_step(
             self.G_step, self.D_step, self.opt_g, self.opt_d, real, batch.z.to(device), loss=cfg.loss, d_gate=cfg.d_gate, noise=noise,
             hard_fakes=cfg.hard_fakes, mode_seeking=cfg.mode_seeking, augment=augment, sum_over_ranks=self.sum_over_ranks,
-            rotation=rotation,
+            rotation=rotation, r1=cfg.r1,
         )
         if self.G_ema is not None:
             update_ema(self.G_ema, self.G, ema_decay(cfg.ema, step))

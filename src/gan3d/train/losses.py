@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -66,12 +66,18 @@ def gated_d_update(
     d_gate: float,
     sum_over_ranks: Callable[[torch.Tensor], torch.Tensor] | None = None,
     extra: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, float, float, float, bool]:
+    r1: float = 0.0,
+) -> "DStep":
     """The paper's D step: score ``real_in`` and ``fake_in`` (detached, noise already added), and step
     D only if its accuracy on this batch was <= ``d_gate``. Returns (loss_d, acc_real, acc_fake,
     d_acc, d_updated). ``sum_over_ranks``: see :func:`gan_step`; the accuracy is then the whole
     batch's over all ranks. ``extra``: a non-adversarial loss of D's (the rotation task), stepped
-    every time: with the adversarial loss when the gate is open, alone when it is shut."""
+    every time: with the adversarial loss when the gate is open, alone when it is shut.
+    ``r1``: weight gamma of the R1 penalty (:func:`r1_penalty`) on ``real_in``, added to D's loss
+    when D is stepped (only then is its double backward paid); the returned ``r1`` is the penalty's
+    value, gamma/2 included, or 0 when it was not computed."""
+    if r1 > 0:
+        real_in = real_in.detach().requires_grad_(True)
     real_logits = D(real_in)
     fake_logits = D(fake_in)
     loss_d = d_loss(loss, real_logits, fake_logits)
@@ -84,12 +90,38 @@ def gated_d_update(
         acc_real, acc_fake = float(total[0] / total[2]), float(total[1] / total[3])
     d_acc = 0.5 * (acc_real + acc_fake)
     d_updated = d_acc <= d_gate
+    penalty = None
+    if d_updated and r1 > 0:
+        penalty = 0.5 * r1 * r1_penalty(real_logits, real_in)
     if d_updated or extra is not None:
         opt_d.zero_grad(set_to_none=True)
         total = loss_d if extra is None else (loss_d + extra if d_updated else extra)
+        if penalty is not None:
+            total = total + penalty
         total.backward()
         opt_d.step()
-    return loss_d, acc_real, acc_fake, d_acc, d_updated
+    return DStep(loss_d, acc_real, acc_fake, d_acc, d_updated, 0.0 if penalty is None else penalty.item())
+
+
+class DStep(NamedTuple):
+    """What one gated D step did (:func:`gated_d_update`)."""
+
+    loss_d: torch.Tensor
+    acc_real: float
+    acc_fake: float
+    d_acc: float
+    d_updated: bool
+    r1: float
+
+
+def r1_penalty(real_logits: torch.Tensor, real_in: torch.Tensor) -> torch.Tensor:
+    """R1 (Mescheder, Geiger and Nowozin 2018): the mean over the batch of the squared norm of D's
+    gradient with respect to its real inputs, ``E |grad_x D(x)|^2``, kept differentiable in D's
+    weights (``real_in`` must require grad and ``real_logits`` be ``D(real_in)``). It pushes D
+    towards a flat response around the data, which keeps it from separating reals from fakes by
+    sharp, voxel-level cues."""
+    (grad,) = torch.autograd.grad(real_logits.sum(), real_in, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean()
 
 
 def rotate_quarter(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:

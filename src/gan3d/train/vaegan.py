@@ -205,7 +205,7 @@ def _recon_loss(cfg: Any, pos_weight: float | None) -> Callable[[torch.Tensor, t
 def _d_phase(D, opt_d, shapes, fake, cfg, noise, sum_over_ranks=None) -> dict[str, float]:
     """Step 1: D on real shapes and (detached) fakes, stepped only if its batch accuracy <= the gate."""
     fake = fake.detach()
-    loss_d, acc_real, acc_fake, d_acc, d_updated = gated_d_update(
+    loss_d, acc_real, acc_fake, d_acc, d_updated, _ = gated_d_update(
         D, opt_d, shapes if noise is None else shapes + noise[0], fake if noise is None else fake + noise[1], loss=cfg.loss, d_gate=cfg.d_gate,
         sum_over_ranks=sum_over_ranks,
     )
