@@ -155,6 +155,10 @@ def test_generation_rows(tiny_ckpt, small16):
     json.dumps(r, allow_nan=False)
     r2 = generation(tiny_ckpt, small16, seeds=[3, 4], keep_all=False, context_rows=False, distances=("iou",), device="cpu", progress=False)
     assert list(r2["rows"]) == ["samples (largest component)"] and r2["seeds"] == "3-4"
+    assert r["truncation"] == 1.0
+    r3 = generation(tiny_ckpt, small16, seeds=[3, 4], keep_all=False, context_rows=False, distances=("iou",), device="cpu", progress=False,
+                    truncation=0.2)
+    assert r3["truncation"] == 0.2 and r3["rows"] != r2["rows"]  # other latents, other samples, other scores
 
 
 def test_registry_and_results_file(tmp_path):

@@ -116,7 +116,6 @@ def test_r1_is_refused_under_ddp(tmp_path):
 
 
 @pytest.mark.parametrize("argv, word", [
-    (["--r1", "-1"], "--r1"),
     (["--model", "autoencoder", "--r1", "1"], "--r1"),
     (["--model", "vaegan", "--pairs", "nowhere", "--r1", "1"], "--r1"),
 ])

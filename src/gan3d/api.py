@@ -132,6 +132,7 @@ def sample(
     threshold: float = THRESHOLD,
     batch_size: int = 32,
     occupancy: bool = False,
+    truncation: float = 1.0,
 ) -> np.ndarray:
     """One shape per seed: bool ``(N, R, R, R)`` (N = number of seeds), the same grids as
     ``gan3d sample --seeds ...`` writes for that checkpoint.
@@ -141,11 +142,15 @@ def sample(
     size and beside any other seeds. G's occupancy is thresholded at ``threshold`` and, unless
     ``keep_all``, cut to its largest 26-connected component (the paper's post-processing).
     ``occupancy=True`` returns G's raw float32 occupancy (N, R, R, R) in [0, 1] instead.
+    ``truncation`` psi in (0, 1] pulls each latent towards the prior's mean (``gan3d sample
+    --truncation``): more typical shapes, less variety; 1 is the prior as trained.
     """
     from gan3d.sampling import postprocess, sample_occupancy
 
     s = _seeds(seeds)
-    occ = sample_occupancy(model.G, s, z_dist=model.z_dist, batch_size=batch_size, device=model.device)
+    if not 0.0 < float(truncation) <= 1.0:
+        raise Gan3dError(f"truncation must be in (0, 1], got {truncation}")
+    occ = sample_occupancy(model.G, s, z_dist=model.z_dist, batch_size=batch_size, device=model.device, truncation=truncation)
     return occ if occupancy else postprocess(occ, keep_all=keep_all, threshold=threshold)
 
 

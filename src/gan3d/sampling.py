@@ -70,12 +70,14 @@ def postprocess(occupancy: np.ndarray, *, keep_all: bool = False, threshold: flo
 
 
 def sample_occupancy(
-    G: Generator, seeds: Sequence[int], *, z_dist: str = "uniform", batch_size: int = 32, device: torch.device | str = "cpu"
+    G: Generator, seeds: Sequence[int], *, z_dist: str = "uniform", batch_size: int = 32, device: torch.device | str = "cpu",
+    truncation: float = 1.0,
 ) -> np.ndarray:
     """G's float32 occupancy (N, R, R, R) for one latent per seed (drawn from ``z_dist`` by a
-    generator seeded with that seed alone, :func:`gan3d.runtime.latents`), via :func:`generate`.
-    What ``gan3d sample`` and :func:`gan3d.sample` both compute."""
-    return generate(G, latents(list(seeds), G.cfg.z_dim, z_dist), batch_size=batch_size, device=device)
+    generator seeded with that seed alone and pulled towards the prior's mean by ``truncation``,
+    :func:`gan3d.runtime.latents`), via :func:`generate`. What ``gan3d sample`` and
+    :func:`gan3d.sample` both compute."""
+    return generate(G, latents(list(seeds), G.cfg.z_dim, z_dist, truncation), batch_size=batch_size, device=device)
 
 
 def sample_to_dir(
@@ -90,6 +92,7 @@ def sample_to_dir(
     batch_size: int = 32,
     device: str = "auto",
     picture: bool = True,
+    truncation: float = 1.0,
 ) -> dict:
     """Generate one shape per seed and write them to ``out``.
 
@@ -102,7 +105,7 @@ def sample_to_dir(
         raise Gan3dError("no seeds given")
     dev = pick_device(device)
     G, data = ckpt.load_generator(ckpt.resolve(checkpoint), device=dev)
-    occ = sample_occupancy(G, seeds, z_dist=ckpt.z_prior(data), batch_size=batch_size, device=dev)
+    occ = sample_occupancy(G, seeds, z_dist=ckpt.z_prior(data), batch_size=batch_size, device=dev, truncation=truncation)
     grids = postprocess(occ, keep_all=keep_all, threshold=threshold)
     out = Path(out)
     written = write_grids(
@@ -120,6 +123,7 @@ def sample_to_dir(
         "n": len(seeds),
         "resolution": int(G.cfg.resolution),
         "step": int(data.get("step", -1)),
+        "truncation": float(truncation),
         "mean_occupancy": float(grids.mean()),
         "empty_seeds": empty,
         "files": written,

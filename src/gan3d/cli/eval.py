@@ -109,6 +109,7 @@ def add_parser(sub) -> None:
     g.add_argument("--no-context", action="store_true", help="skip the context rows (train set, shuffled, mean shape)")
     g.add_argument("--seed", type=ranged(int, lo=0, hi=2**31 - 1), default=0, help="seed for point sampling and the context sets")
     g.add_argument("--batch-size", type=_positive, default=32, help="shapes per G forward pass")
+    g.add_argument("--truncation", type=ranged(float, gt=0, hi=1), default=1.0, help="sample with latents pulled towards the prior's mean by psi, in (0, 1] (as gan3d sample --truncation; 1 = the prior as trained)")
 
     n = esub.add_parser(
         "neighbours",
@@ -191,6 +192,7 @@ def format_generation(r: dict) -> str:
     lines = [
         f"generation: {r['n_samples']} samples (seeds {r['seeds']}) vs {r['n_reference']} {r['reference']['split']} shapes; "
         f"checkpoint step {r['checkpoint_step']}; empty samples: {r['empty_samples']}"
+        + (f"; latents truncated to psi {r['truncation']:g}" if r.get("truncation", 1.0) != 1.0 else "")
         + (f"; {r['n_reference_empty_dropped']} empty reference shapes left out" if r.get("n_reference_empty_dropped") else ""),
         "",
         *(
@@ -250,6 +252,7 @@ def _generation_kwargs(args) -> dict:
         n_points=args.n_points,
         context_rows=not args.no_context,
         seed=args.seed,
+        truncation=args.truncation,
     )
 
 

@@ -25,6 +25,7 @@ def _add_sample(sub) -> None:
     p.add_argument("--mesh-style", choices=["smooth", "blocky"], default="smooth", help="marching cubes or one cube per voxel")
     p.add_argument("--keep-all", action="store_true", help="keep every component (default: only the largest, as the paper)")
     p.add_argument("--threshold", type=ranged(float, gt=0, lt=1), default=0.5, help="occupancy threshold, in (0, 1)")
+    p.add_argument("--truncation", type=ranged(float, gt=0, hi=1), default=1.0, help="pull each latent towards the prior's mean by this factor psi, in (0, 1]: lower gives more typical, cleaner shapes and less variety (1 = the prior as trained)")
     p.add_argument("--batch-size", type=ranged(int, lo=1, hi=65536), default=32, help="shapes gathered per step (memory only): G always runs on 8 latents at a time, so every shape is bit-identical at any batch size on one device and thread count")
     p.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:N")
 
@@ -48,6 +49,7 @@ def _run_sample(args) -> int:
         threshold=args.threshold,
         batch_size=args.batch_size,
         device=args.device,
+        truncation=args.truncation,
     )
     print(f"wrote {summary['n']} samples ({summary['resolution']}^3, step {summary['step']}) to {summary['out']}; picture: {summary['out']}/grid.png")
     if summary["empty_seeds"]:

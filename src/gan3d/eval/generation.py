@@ -15,11 +15,11 @@ from gan3d.eval.registry import _batches_of, _open, _select, _where, register
 from gan3d.runtime import format_seeds
 
 
-def _sample(G, seeds: Sequence[int], z_dist: str, batch_size: int, dev) -> np.ndarray:
+def _sample(G, seeds: Sequence[int], z_dist: str, batch_size: int, dev, truncation: float = 1.0) -> np.ndarray:
     from gan3d.runtime import latents
     from gan3d.sampling import generate
 
-    return generate(G, latents(list(seeds), G.cfg.z_dim, z_dist), batch_size=batch_size, device=dev)
+    return generate(G, latents(list(seeds), G.cfg.z_dim, z_dist, truncation), batch_size=batch_size, device=dev)
 
 
 # long function: every row (samples, training set, shuffled, mean shape) scored by the same metric calls; most lines assemble the result
@@ -41,13 +41,14 @@ def generation(
     device: str = "auto",
     batch_size: int = 32,
     progress: bool = True,
+    truncation: float = 1.0,
 ) -> dict:
     """Generation metrics (:func:`gan3d.metrics.evaluate_generation`) of samples of ``checkpoint``
     against the ``split`` shapes (default test, ``classes`` filter) of ``dataset``.
 
     Samples: one per seed (``seeds``, default ``0 .. n_samples-1``; ``n_samples`` defaults to
     ``min(len(reference), max_samples)``), latents from :func:`gan3d.sampling.latents` with the
-    checkpoint's prior, thresholded and post-processed. Rows: ``"samples (largest component)"``
+    checkpoint's prior (pulled towards its mean by ``truncation`` < 1), thresholded and post-processed. Rows: ``"samples (largest component)"``
     (the paper's post-processing) and ``"samples (all components)"`` (``keep_all=None``: both;
     ``False``: the first only; ``True``: the second only); with ``context_rows`` also the sets of
     :func:`gan3d.metrics.baseline_sets` built from the training split (a seeded random subset of
@@ -82,7 +83,7 @@ def generation(
     if len(refs) == 0:
         raise Gan3dError(f"every reference shape in {_where(ds)} is empty")
     z_dist = data.get("train_config", {}).get("z_dist", "uniform")
-    occ = _sample(G, seeds, z_dist, batch_size, dev)
+    occ = _sample(G, seeds, z_dist, batch_size, dev, truncation)
     sets: dict[str, np.ndarray] = {}
     if keep_all is not True:
         sets["samples (largest component)"] = postprocess(occ, keep_all=False)
@@ -119,6 +120,7 @@ def generation(
         "distances": list(distances),
         "n_points": int(n_points),
         "z_dist": z_dist,
+        "truncation": float(truncation),
         "checkpoint": str(path),
         "checkpoint_step": int(data.get("step", -1)),
         "dataset": str(ds.path) if ds.path else None,
