@@ -12,7 +12,7 @@ import pytest
 from gan3d.errors import Gan3dError
 from gan3d.zoo import registry
 
-SHIPPED = ("chair", "modelnet10", "vaegan-mn5")
+SHIPPED = ("chair", "modelnet10", "vaegan-mn5", "vaegan-mn5-renders")
 
 
 @pytest.mark.parametrize("name", SHIPPED)
