@@ -25,6 +25,7 @@ def test_loads_by_name_with_sha256_and_config(name):
     assert payload["model_config"] == card["model_config"] and int(payload["step"]) == card["step"]
     modules = ({"G", "D", "E"} if name.startswith("vaegan") else {"G", "D"}) - set(card.get("omitted", []))
     assert modules <= set(payload) and set(card["dtypes"]) == modules
+    assert card["size_bytes"] <= 5 * 2**20  # every shipped file stays small: int8 where fp16 would not fit
     assert not set(card.get("omitted", [])) & set(payload)  # a module the card says is left out is not in the file
     assert card["training"]["command"].startswith("gan3d ") and card["metrics"]
 
