@@ -31,3 +31,37 @@ def registry_at(monkeypatch):
         return folder
 
     return use
+
+
+class TinyGanRuns:
+    """Short 3D-GAN runs of the tiny preset on built-in shapes, for the tests of one training option
+    (DiffAugment and EMA, the rotation task, R1): the shared config, and the exact-resume check."""
+
+    BASE = dict(data="builtin", builtin_count=24, steps=8, batch_size=8, log_every=1, snapshot_every=4, n_preview=2,
+                bn_samples=16, deterministic=True, device="cpu")
+
+    def config(self, folder, **options):
+        from gan3d.train.config import make_config
+
+        return make_config("tiny", **{**self.BASE, "out": str(Path(folder) / "runs"), **options})
+
+    def resume_matches(self, folder, modules=("G", "D"), **options):
+        """Train the config straight through in ``folder/a``, and stopped at step 4 then resumed in
+        ``folder/b``; assert that both end with equal ``modules``. Returns (the straight run's
+        result, its checkpoint)."""
+        from gan3d.train.loop import train
+
+        a = train(self.config(Path(folder) / "a", **options), progress=False, quiet=True)
+        b0 = train(self.config(Path(folder) / "b", **options), stop_after=4, progress=False, quiet=True)
+        b = train(None, resume=b0.run_dir, progress=False, quiet=True)
+        sa = torch.load(a.run_dir / "checkpoint.pt", weights_only=True)
+        sb = torch.load(b.run_dir / "checkpoint.pt", weights_only=True)
+        for m in modules:
+            for k, v in sa[m].items():
+                assert torch.equal(v, sb[m][k]), f"{m}.{k}"
+        return a, sa
+
+
+@pytest.fixture
+def tiny_gan_runs() -> TinyGanRuns:
+    return TinyGanRuns()

@@ -83,28 +83,16 @@ def test_ema_follows_the_weights():
     assert ema_decay(0.999, 0) == pytest.approx(0.1) and ema_decay(0.999, 10**6) == 0.999
 
 
-def _cfg(tmp_path, **kw):
-    base = dict(data="builtin", out=str(tmp_path / "runs"), builtin_count=24, steps=8, batch_size=8, log_every=1,
-                snapshot_every=4, n_preview=2, bn_samples=16, deterministic=True, device="cpu",
-                diffaugment=("translation", "cutout", "flip"), ema=0.9)
-    base.update(kw)
-    return make_config("tiny", **base)
+AUGMENTED = dict(diffaugment=("translation", "cutout", "flip"), ema=0.9)
 
 
-def test_augmented_run_with_ema_resumes_exactly_and_samples_the_average(tmp_path):
-    a = train(_cfg(tmp_path / "a"), progress=False, quiet=True)
-    b0 = train(_cfg(tmp_path / "b"), stop_after=4, progress=False, quiet=True)
-    b = train(None, resume=b0.run_dir, progress=False, quiet=True)
-    sa = torch.load(a.run_dir / "checkpoint.pt", weights_only=True)
-    sb = torch.load(b.run_dir / "checkpoint.pt", weights_only=True)
-    for m in ("G", "D", "G_ema"):
-        for k, v in sa[m].items():
-            assert torch.equal(v, sb[m][k]), f"{m}.{k}"
+def test_augmented_run_with_ema_resumes_exactly_and_samples_the_average(tmp_path, tiny_gan_runs):
+    a, sa = tiny_gan_runs.resume_matches(tmp_path, ("G", "D", "G_ema"), **AUGMENTED)
     # the snapshot's G is the average (BatchNorm re-estimated), not the last weights
     snap = torch.load(a.run_dir / "snapshot.pt", weights_only=True)
     w = "net.0.weight"
     assert torch.equal(snap["G"][w], sa["G_ema"][w]) and not torch.equal(snap["G"][w], sa["G"][w])
     # and the augmentation changed training: the same run without it ends elsewhere
-    c = train(_cfg(tmp_path / "c", diffaugment=()), progress=False, quiet=True)
+    c = train(tiny_gan_runs.config(tmp_path / "c", **{**AUGMENTED, "diffaugment": ()}), progress=False, quiet=True)
     sc = torch.load(c.run_dir / "checkpoint.pt", weights_only=True)
     assert not torch.equal(sc["D"]["out.weight"], sa["D"]["out.weight"])

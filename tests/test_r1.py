@@ -9,7 +9,6 @@ import torch
 from gan3d.cli import main
 from gan3d.models.gan import ModelConfig, build
 from gan3d.runtime import set_determinism
-from gan3d.train.config import make_config
 from gan3d.train.gan import GanTask
 from gan3d.train.loop import train
 from gan3d.train.losses import gated_d_update, r1_penalty
@@ -83,34 +82,23 @@ def test_the_penalty_flattens_d_around_the_reals():
     assert grad_norm_after(10.0) < 0.5 * grad_norm_after(0.0)
 
 
-def _cfg(tmp_path, **kw):
-    base = dict(data="builtin", out=str(tmp_path / "runs"), builtin_count=24, steps=8, batch_size=8, log_every=1,
-                snapshot_every=4, n_preview=2, bn_samples=16, deterministic=True, device="cpu", d_gate=1.0, r1=1.0)
-    base.update(kw)
-    return make_config("tiny", **base)
+WITH_R1 = dict(d_gate=1.0, r1=1.0)  # the gate always open: every step pays the penalty
 
 
-def test_an_r1_run_logs_the_penalty_and_resumes_exactly(tmp_path):
-    a = train(_cfg(tmp_path / "a"), progress=False, quiet=True)
-    b0 = train(_cfg(tmp_path / "b"), stop_after=4, progress=False, quiet=True)
-    b = train(None, resume=b0.run_dir, progress=False, quiet=True)
-    sa = torch.load(a.run_dir / "checkpoint.pt", weights_only=True)
-    sb = torch.load(b.run_dir / "checkpoint.pt", weights_only=True)
-    for m in ("G", "D"):
-        for k, v in sa[m].items():
-            assert torch.equal(v, sb[m][k]), f"{m}.{k}"
+def test_an_r1_run_logs_the_penalty_and_resumes_exactly(tmp_path, tiny_gan_runs):
+    a, sa = tiny_gan_runs.resume_matches(tmp_path, **WITH_R1)
     rows = [json.loads(line) for line in (a.run_dir / "stats.jsonl").read_text().splitlines()]
     logged = [r["r1"] for r in rows if "r1" in r]
     assert logged and all(v > 0 for v in logged)  # the gate is always open here
     assert json.loads((a.run_dir / "config.json").read_text())["train"]["r1"] == 1.0
-    c = train(_cfg(tmp_path / "c", r1=0.0), progress=False, quiet=True)
+    c = train(tiny_gan_runs.config(tmp_path / "c", **{**WITH_R1, "r1": 0.0}), progress=False, quiet=True)
     sc = torch.load(c.run_dir / "checkpoint.pt", weights_only=True)
     assert not torch.equal(sc["D"]["out.weight"], sa["D"]["out.weight"])
     assert not any("r1" in json.loads(line) for line in (c.run_dir / "stats.jsonl").read_text().splitlines())
 
 
-def test_r1_is_refused_under_ddp(tmp_path):
-    task = GanTask(_cfg(tmp_path), device=torch.device("cpu"), shard=slice(None), state=None, ckpt_path=None)
+def test_r1_is_refused_under_ddp(tmp_path, tiny_gan_runs):
+    task = GanTask(tiny_gan_runs.config(tmp_path, **WITH_R1), device=torch.device("cpu"), shard=slice(None), state=None, ckpt_path=None)
     with pytest.raises(Exception, match="--r1 trains in a single process only"):
         task.wrap(lambda m: m)
 

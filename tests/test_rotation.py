@@ -100,29 +100,17 @@ def test_the_rotation_task_is_learned_on_asymmetric_shapes():
     assert acc >= 0.9  # chance is 0.25
 
 
-def _cfg(tmp_path, **kw):
-    base = dict(data="builtin", out=str(tmp_path / "runs"), builtin_count=24, steps=8, batch_size=8, log_every=1,
-                snapshot_every=4, n_preview=2, bn_samples=16, deterministic=True, device="cpu", rotation_loss=1.0)
-    base.update(kw)
-    return make_config("tiny", **base)
 
 
-def test_rotation_run_resumes_exactly_and_its_snapshot_loads(tmp_path):
-    a = train(_cfg(tmp_path / "a"), progress=False, quiet=True)
-    b0 = train(_cfg(tmp_path / "b"), stop_after=4, progress=False, quiet=True)
-    b = train(None, resume=b0.run_dir, progress=False, quiet=True)
-    sa = torch.load(a.run_dir / "checkpoint.pt", weights_only=True)
-    sb = torch.load(b.run_dir / "checkpoint.pt", weights_only=True)
-    for m in ("G", "D"):
-        for k, v in sa[m].items():
-            assert torch.equal(v, sb[m][k]), f"{m}.{k}"
+def test_rotation_run_resumes_exactly_and_its_snapshot_loads(tmp_path, tiny_gan_runs):
+    a, sa = tiny_gan_runs.resume_matches(tmp_path, rotation_loss=1.0)
     assert "rotation.weight" in sa["D"]
     rows = [__import__("json").loads(line) for line in (a.run_dir / "stats.jsonl").read_text().splitlines()]
     assert all(0.0 <= r["rot_acc"] <= 1.0 for r in rows if "rot_acc" in r) and any("rot_acc" in r for r in rows)
     D, _ = ckpt.load_discriminator(a.run_dir / "snapshot.pt")
     assert D.cfg.rotation_head and D.rotation_logits(torch.rand(2, 1, 16, 16, 16)).shape == (2, 4)
     # the task changed training: the same run without it ends elsewhere
-    c = train(_cfg(tmp_path / "c", rotation_loss=0.0), progress=False, quiet=True)
+    c = train(tiny_gan_runs.config(tmp_path / "c"), progress=False, quiet=True)
     sc = torch.load(c.run_dir / "checkpoint.pt", weights_only=True)
     assert not torch.equal(sc["D"]["out.weight"], sa["D"]["out.weight"])
     assert "rotation.weight" not in sc["D"]
@@ -142,9 +130,9 @@ def test_negative_weight_is_one_line(tmp_path, capsys):
     assert rc == 2 and "--rotation-loss" in err and "\n" not in err
 
 
-def test_init_from_starts_from_the_trained_weights_and_adds_a_fresh_head(tmp_path):
-    a = train(_cfg(tmp_path / "a", rotation_loss=0.0), progress=False, quiet=True)
-    b = train(_cfg(tmp_path / "b", init_from=str(a.run_dir / "checkpoint.pt"), steps=1, lr_g=1e-12, lr_d=1e-12),
+def test_init_from_starts_from_the_trained_weights_and_adds_a_fresh_head(tmp_path, tiny_gan_runs):
+    a = train(tiny_gan_runs.config(tmp_path / "a"), progress=False, quiet=True)
+    b = train(tiny_gan_runs.config(tmp_path / "b", rotation_loss=1.0, init_from=str(a.run_dir / "checkpoint.pt"), steps=1, lr_g=1e-12, lr_d=1e-12),
               progress=False, quiet=True)
     sa = torch.load(a.run_dir / "checkpoint.pt", weights_only=True)
     sb = torch.load(b.run_dir / "checkpoint.pt", weights_only=True)
@@ -155,7 +143,7 @@ def test_init_from_starts_from_the_trained_weights_and_adds_a_fresh_head(tmp_pat
     assert "rotation.weight" in sb["D"] and sb["step"] == 1
     assert "initialised from" in (b.run_dir / "log.txt").read_text()
     # a fresh run of the same config starts elsewhere
-    c = train(_cfg(tmp_path / "c", steps=1, lr_g=1e-12, lr_d=1e-12), progress=False, quiet=True)
+    c = train(tiny_gan_runs.config(tmp_path / "c", rotation_loss=1.0, steps=1, lr_g=1e-12, lr_d=1e-12), progress=False, quiet=True)
     sc = torch.load(c.run_dir / "checkpoint.pt", weights_only=True)
     assert not torch.allclose(sc["G"]["net.0.weight"], sa["G"]["net.0.weight"], atol=1e-6)
 

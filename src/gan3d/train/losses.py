@@ -69,8 +69,8 @@ def gated_d_update(
     r1: float = 0.0,
 ) -> "DStep":
     """The paper's D step: score ``real_in`` and ``fake_in`` (detached, noise already added), and step
-    D only if its accuracy on this batch was <= ``d_gate``. Returns (loss_d, acc_real, acc_fake,
-    d_acc, d_updated). ``sum_over_ranks``: see :func:`gan_step`; the accuracy is then the whole
+    D only if its accuracy on this batch was <= ``d_gate``. Returns a :class:`DStep` (loss_d,
+    acc_real, acc_fake, d_acc, d_updated, r1). ``sum_over_ranks``: see :func:`gan_step`; the accuracy is then the whole
     batch's over all ranks. ``extra``: a non-adversarial loss of D's (the rotation task), stepped
     every time: with the adversarial loss when the gate is open, alone when it is shut.
     ``r1``: weight gamma of the R1 penalty (:func:`r1_penalty`) on ``real_in``, added to D's loss
