@@ -108,5 +108,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gan3d {args.cmd}: error: {os_error(e, e.filename)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        _close_progress_bars()
         print(f"gan3d {args.cmd}: interrupted", file=sys.stderr)
         return 130
+
+
+def _close_progress_bars() -> None:
+    """Close every progress bar an interrupt left open and end its line, so that the message that
+    follows starts on a line of its own. A bar is left open when the interrupt arrives while it is
+    being made, after its first drawing: no ``with`` block has been entered, so no ``__exit__``
+    closes it, and such a bar's own ``close()`` ends without writing its newline."""
+    tqdm = sys.modules.get("tqdm")
+    bars = list(getattr(getattr(tqdm, "tqdm", None), "_instances", ()))
+    for bar in bars:
+        bar.close()
+    if bars:
+        sys.stderr.write("\n")
