@@ -25,7 +25,7 @@ MAX_WIDTH = 16.0  # --width: at most 16 times the preset's widths (paper64 x 16 
 MAX_RESOLUTION = 256  # --resolution: model grids up to 256^3
 OBJECTIVES = ("gan", "autoencoder")
 AUTOENCODER_FIXED = ("lr_d", "d_gate", "loss", "mode_seeking", "hard_fakes", "instance_noise", "noise_decay_steps", "minibatch_std", "d_norm",
-                     "diffaugment", "diffaugment_translate", "diffaugment_cutout", "ema", "rotation_loss", "rotation_loss_g", "r1", "init_from")
+                     "diffaugment", "diffaugment_translate", "diffaugment_cutout", "ema", "rotation_loss", "rotation_loss_g", "r1", "fragment_loss", "init_from")
 """TrainConfig fields that only the 3D-GAN has a use for: refused for --model autoencoder."""
 TENSORBOARD_HELP = "write TensorBoard logs: statistics, sample grids, evaluation metrics"
 
@@ -61,6 +61,7 @@ class TrainConfig:
     rotation_loss: float = field(default=0.0, metadata=opt("weight of D's self-supervised rotation task (Chen et al. 2019): a head of D learns which quarter turn about the up axis a real shape was given; 0 = off (paper)", lo=0, hi=1000, group="recipe"))
     rotation_loss_g: float = field(default=0.2, metadata=opt("weight of the rotation task on G's turned fakes in G's loss (with --rotation-loss)", lo=0, hi=1000, group="recipe"))
     r1: float = field(default=0.0, metadata=opt("weight gamma of the R1 gradient penalty (Mescheder et al. 2018), gamma/2 * E|grad_x D(x)|^2 on the real shapes, in every D update; 0 = off (paper)", lo=0, hi=1e4, group="recipe"))
+    fragment_loss: float = field(default=0.0, metadata=opt("weight of a term in G's loss that pushes the voxels of each fake outside its largest 26-connected component below 0.5, against loose fragments; 0 = off (paper)", lo=0, hi=1e4, group="recipe"))
     init_from: str = field(default="", metadata=opt("start G (and its moving average) and D from this trained 3D-GAN: a checkpoint.pt, snapshot.pt or shipped model's name; its architecture is used, the optimizers and the step count start afresh", group="model"))
     width: float = field(default=1.0, metadata=opt("multiply every hidden width of the preset", gt=0, hi=MAX_WIDTH, group="model"))
     minibatch_std: bool | None = field(default=None, metadata=opt("minibatch standard-deviation channel in D (default: the preset's)", group="model"))

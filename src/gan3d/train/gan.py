@@ -60,6 +60,7 @@ from gan3d.train.config import TrainConfig, model_config_for
 from gan3d.train.losses import (
     g_loss,
     gated_d_update,
+    fragment_term,
     mode_seeking_term,
     noise_std,
     rotation_loss,
@@ -86,6 +87,7 @@ def gan_step(
     sum_over_ranks: Callable[[torch.Tensor], torch.Tensor] | None = None,
     rotation: "tuple[float, float, torch.Tensor, torch.Tensor] | None" = None,
     r1: float = 0.0,
+    fragment: float = 0.0,
 ) -> dict[str, float]:
     """One training step on real shapes (N, 1, R, R, R) and latents (N, z_dim); returns statistics.
 
@@ -107,6 +109,9 @@ def gan_step(
     ``r1``: weight gamma of the R1 gradient penalty on D's real inputs (as D sees them: augmented,
     noise added), in every D update (:func:`gated_d_update`); the statistic ``r1`` is its value, 0 on
     steps whose gate was shut. Single process only.
+    ``fragment``: weight of :func:`gan3d.train.losses.fragment_term` in G's loss, which pushes the
+    voxels of G's output that lie outside its largest connected component below 0.5 (0 = off, the
+    paper); the statistic ``fragments`` is the share of filled voxels outside, before the step.
 
     Data-parallel use: ``G`` and ``D`` wrapped in DistributedDataParallel, ``real`` and ``z`` this
     rank's share of the batch, and ``sum_over_ranks`` a function that sums a small tensor over all
@@ -140,6 +145,9 @@ def gan_step(
             loss_g = loss_g + mode_seeking * mode_seeking_term(fake, z)
         if rotation is not None and rotation[1] > 0:
             loss_g = loss_g + rotation[1] * rotation_loss(D_plain, fake_clean, rotation[3])[0]
+        if fragment > 0:
+            term, fragment_share = fragment_term(fake)
+            loss_g = loss_g + fragment * term
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
@@ -157,6 +165,7 @@ def gan_step(
         fake_occupancy=fake_occupancy,
         **({} if rotation is None else {"rot_acc": rot_acc}),
         **({} if r1 <= 0 else {"r1": r1_value}),
+        **({} if fragment <= 0 else {"fragments": fragment_share}),
     )
 
 
@@ -203,6 +212,8 @@ class GanTask:
             self.stat_keys, self.digits = (*self.stat_keys, "rot_acc"), (*self.digits, 4)
         if cfg.r1 > 0:  # the R1 penalty's value (0 on steps whose gate was shut)
             self.stat_keys, self.digits = (*self.stat_keys, "r1"), (*self.digits, 5)
+        if cfg.fragment_loss > 0:  # share of the training G's filled voxels outside its largest component
+            self.stat_keys, self.digits = (*self.stat_keys, "fragments"), (*self.digits, 5)
         self.memfmt = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
 
     def label(self) -> str:
@@ -306,7 +317,7 @@ class GanTask:
         st = gan_step(
             self.G_step, self.D_step, self.opt_g, self.opt_d, real, batch.z.to(device), loss=cfg.loss, d_gate=cfg.d_gate, noise=noise,
             hard_fakes=cfg.hard_fakes, mode_seeking=cfg.mode_seeking, augment=augment, sum_over_ranks=self.sum_over_ranks,
-            rotation=rotation, r1=cfg.r1,
+            rotation=rotation, r1=cfg.r1, fragment=cfg.fragment_loss,
         )
         if self.G_ema is not None:
             update_ema(self.G_ema, self.G, ema_decay(cfg.ema, step))

@@ -148,6 +148,32 @@ def mode_seeking_term(fake: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) ->
     return 1.0 / (ratio + eps)
 
 
+def fragment_term(fake: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """G's loss on its own loose fragments: (term, share of filled voxels outside the largest component).
+
+    Each fake (N, 1, R, R, R) is thresholded at 0.5 and cut into 26-connected components, as sampling
+    cuts it (:func:`gan3d.voxels.largest_component_batch`). Every filled voxel outside the largest
+    component is pushed below 0.5 by a binary cross-entropy towards empty, ``-log(1 - p)``, summed per
+    shape and divided by the shape's filled-voxel count; the term is the mean over the batch. The
+    mask is fixed (no gradient through the labelling), so the term only ever lowers fragment voxels,
+    and it vanishes once a shape is one piece. The share is the fragment statistic that
+    ``eval generation`` reports, on this batch's training G.
+    """
+    from gan3d.voxels import largest_component_batch
+
+    with torch.no_grad():
+        filled = fake.detach() >= 0.5
+        keep = torch.from_numpy(largest_component_batch(filled.float().cpu().numpy())).to(fake.device)
+        outside = filled & ~keep
+        n_filled = filled.flatten(1).sum(1).clamp(min=1)
+        share = float((outside.flatten(1).sum(1) / n_filled).mean())
+    if not bool(outside.any()):
+        return fake.sum() * 0.0, share  # zero, and still part of the graph
+    per_voxel = -torch.log1p(-fake.clamp(max=1 - _EPS))
+    term = (per_voxel * outside).flatten(1).sum(1) / n_filled
+    return term.mean(), share
+
+
 def straight_through_binarize(x: torch.Tensor) -> torch.Tensor:
     """``x >= 0.5`` as 0/1 in the forward pass; identity gradient in the backward pass."""
     hard = (x >= 0.5).to(x.dtype)
