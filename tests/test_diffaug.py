@@ -96,3 +96,45 @@ def test_augmented_run_with_ema_resumes_exactly_and_samples_the_average(tmp_path
     c = train(tiny_gan_runs.config(tmp_path / "c", **{**AUGMENTED, "diffaugment": ()}), progress=False, quiet=True)
     sc = torch.load(c.run_dir / "checkpoint.pt", weights_only=True)
     assert not torch.equal(sc["D"]["out.weight"], sa["D"]["out.weight"])
+
+
+def test_scale_matches_the_reframe_shift_at_the_same_factor():
+    from gan3d.eval.shifts import reframe
+
+    x = _grids(6, 16, seed=3)
+    d = diffaug.draw(("scale",), 6, 16, torch.Generator().manual_seed(5), scale=0.25)
+    assert ((d.scale >= 0.75) & (d.scale <= 1.0)).all() and d.scale.unique().numel() == 6
+    y = diffaug.apply(x, d).numpy()
+    for i in range(6):
+        want = reframe(x[i : i + 1, 0].numpy(), float(d.scale[i]))[0]
+        assert np.array_equal(y[i, 0], want), i
+    one = diffaug.shrink(x, torch.ones(6))  # factor 1 leaves the shape as it is
+    assert torch.equal(one, x)
+
+
+def test_morph_is_binary_erosion_and_dilation_on_hard_grids():
+    from gan3d.eval.shifts import dilate, erode
+
+    x = _grids(6, 10, seed=7)
+    which = torch.tensor([0, 1, 2, 1, 2, 0])
+    y = diffaug.morph(x, which).numpy()
+    for i, w in enumerate(which.tolist()):
+        want = x[i, 0].numpy() if w == 0 else (erode if w == 1 else dilate)(x[i : i + 1, 0].numpy())[0]
+        assert np.array_equal(y[i, 0], want), (i, w)
+    d = diffaug.draw(("morph",), 300, 10, torch.Generator().manual_seed(0))
+    counts = torch.bincount(d.morph, minlength=3)
+    assert counts.min() > 70  # a third each
+
+
+def test_scale_and_morph_pass_gradients_and_leave_older_draws_alone():
+    x = torch.rand(4, 1, 8, 8, 8, requires_grad=True)
+    d = diffaug.draw(("scale", "morph"), 4, 8, torch.Generator().manual_seed(2))
+    diffaug.apply(x, d).sum().backward()
+    assert x.grad.abs().sum() > 0
+    old = diffaug.draw(("translation", "cutout", "flip"), 4, 8, torch.Generator().manual_seed(9))
+    new = diffaug.draw(("translation", "cutout", "flip", "scale", "morph"), 4, 8, torch.Generator().manual_seed(9))
+    assert torch.equal(old.shift, new.shift) and torch.equal(old.cut_lo, new.cut_lo) and torch.equal(old.flip, new.flip)
+
+
+def test_a_run_with_scale_and_morph_resumes_exactly(tmp_path, tiny_gan_runs):
+    tiny_gan_runs.resume_matches(tmp_path, diffaugment=("scale", "morph"))

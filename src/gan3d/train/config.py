@@ -25,7 +25,7 @@ MAX_WIDTH = 16.0  # --width: at most 16 times the preset's widths (paper64 x 16 
 MAX_RESOLUTION = 256  # --resolution: model grids up to 256^3
 OBJECTIVES = ("gan", "autoencoder")
 AUTOENCODER_FIXED = ("lr_d", "d_gate", "loss", "mode_seeking", "hard_fakes", "instance_noise", "noise_decay_steps", "minibatch_std", "d_norm",
-                     "diffaugment", "diffaugment_translate", "diffaugment_cutout", "ema", "rotation_loss", "rotation_loss_g", "r1", "fragment_loss", "init_from")
+                     "diffaugment", "diffaugment_translate", "diffaugment_cutout", "diffaugment_scale", "ema", "rotation_loss", "rotation_loss_g", "r1", "fragment_loss", "init_from")
 """TrainConfig fields that only the 3D-GAN has a use for: refused for --model autoencoder."""
 TENSORBOARD_HELP = "write TensorBoard logs: statistics, sample grids, evaluation metrics"
 
@@ -54,9 +54,10 @@ class TrainConfig:
     hard_fakes: bool = field(default=False, metadata=opt("D sees G's output thresholded at 0.5, gradient passed straight through (paper: false)", group="recipe"))
     instance_noise: float = field(default=0.0, metadata=opt("std of Gaussian noise on D's real and fake inputs (paper: 0)", lo=0, hi=100, group="recipe"))
     noise_decay_steps: int = field(default=0, metadata=opt("instance noise falls linearly to 0 over these steps (0 = constant)", lo=0, hi=10**9, group="recipe"))
-    diffaugment: tuple[str, ...] = field(default=(), metadata=opt("augment D's real and fake inputs alike, differentiably (DiffAugment): any of translation, cutout, flip (paper: none)", group="recipe"))
+    diffaugment: tuple[str, ...] = field(default=(), metadata=opt("augment D's real and fake inputs alike, differentiably (DiffAugment): any of translation, cutout, flip, scale, morph (paper: none)", group="recipe"))
     diffaugment_translate: float = field(default=0.125, metadata=opt("DiffAugment translation: largest shift as a fraction of the grid edge", lo=0, hi=0.5, group="recipe"))
     diffaugment_cutout: float = field(default=0.5, metadata=opt("DiffAugment cutout: edge of the emptied cube as a fraction of the grid edge", gt=0, lt=1, group="recipe"))
+    diffaugment_scale: float = field(default=0.25, metadata=opt("DiffAugment scale: shapes shrink about the centre by a factor drawn from [1 - this, 1] (0.25: down to the 3D ShapeNets framing)", gt=0, lt=1, group="recipe"))
     ema: float = field(default=0.0, metadata=opt("decay of an exponential moving average of G's weights, which snapshots, samples and evaluations use; 0 = off (paper)", lo=0, lt=1, group="recipe"))
     rotation_loss: float = field(default=0.0, metadata=opt("weight of D's self-supervised rotation task (Chen et al. 2019): a head of D learns which quarter turn about the up axis a real shape was given; 0 = off (paper)", lo=0, hi=1000, group="recipe"))
     rotation_loss_g: float = field(default=0.2, metadata=opt("weight of the rotation task on G's turned fakes in G's loss (with --rotation-loss)", lo=0, hi=1000, group="recipe"))

@@ -307,7 +307,7 @@ class GanTask:
             gen = step_generator(cfg.seed, step, 7)
             augment = tuple(
                 diffaug.draw(cfg.diffaugment, cfg.batch_size, self.mcfg.resolution, gen, translate=cfg.diffaugment_translate,
-                             cutout=cfg.diffaugment_cutout).rows(self.shard)
+                             cutout=cfg.diffaugment_cutout, scale=cfg.diffaugment_scale).rows(self.shard)
                 for _ in range(2)
             )
         rotation = None
