@@ -32,8 +32,10 @@ def _add_data(sub) -> None:
     pp.add_argument("--splits", nargs="+", choices=["train", "test"], default=None, help="keep only these splits")
     pp.add_argument("--rotations", type=ranged(int, lo=1, hi=12), nargs="+", default=None, help="3D ShapeNets: keep only these rotations (1..12)")
     pp.add_argument("--mesh-up", choices=["z", "y"], default="z", help="vertical axis of mesh sources (ModelNet: z, ShapeNet: y)")
+    pp.add_argument("--validation", type=ranged(float, gt=0, lt=1), default=0.0, metavar="SHARE",
+                    help="write a validation split as the test split: this share of each class's training models (seeded by --seed); the source's test split is left out")
     pp.add_argument("--builtin-count", type=ranged(int, lo=1, hi=100_000), default=100, help="builtin: training shapes per class (test: a fifth of it)")
-    pp.add_argument("--seed", type=ranged(int, lo=0, hi=2**31 - 1), default=0, help="builtin: seed of the procedural shapes")
+    pp.add_argument("--seed", type=ranged(int, lo=0, hi=2**31 - 1), default=0, help="builtin: seed of the procedural shapes; with --validation, also of the held-out draw")
     pp.add_argument("--builtin-framing", choices=["floor", "cb"], default="floor",
                     help="builtin: shapes stand on the grid's floor, or are centred on every axis like binvox -cb (ModelNet10's npz)")
     pi = dsub.add_parser("info", help="counts, occupancy statistics, empty and suspicious grids", formatter_class=HelpFormatter)
@@ -78,6 +80,8 @@ def _run_data(args) -> int:
         if args.source == "builtin":
             extra = {"per_class": (args.builtin_count, max(1, args.builtin_count // 5)), "seed": args.seed,
                      "framing": args.builtin_framing}
+        if args.validation:
+            extra.update(validation=args.validation, seed=args.seed)
         summary = prepare(
             args.source,
             args.out,

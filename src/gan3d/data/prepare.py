@@ -91,6 +91,7 @@ def prepare(
     seed: int = 0,
     per_class: tuple[int, int] = (100, 20),
     framing: str = "floor",
+    validation: float = 0.0,
 ) -> dict[str, Any]:
     """Make a prepared dataset file ``out`` from ``source`` (see the module docstring for sources).
 
@@ -100,6 +101,10 @@ def prepare(
     ``workers``: processes reading files (default: up to 2). For ``"builtin"``, ``per_class`` gives
     the (train, test) shapes per class, ``seed`` the generator seed and ``framing`` where the shapes
     sit (:data:`gan3d.data.procedural.FRAMINGS`: ``"cb"`` centres them like ModelNet10's ``-cb`` grids).
+    ``validation`` (0 < v < 1): the file's test split is instead a validation split, a stratified share
+    ``v`` of the source's training models chosen by ``seed`` (all rotations of a model on one side,
+    :func:`gan3d.data.holdout.validation_mask`), and the source's test split is left out, so that
+    settings can be chosen on a file whose test split says nothing of the real one.
 
     Returns a summary dict: ``path``, ``source``, ``kind``, ``resolution``, ``count``,
     ``class_names``, ``counts`` (per class and split) and ``seconds``. Raises Gan3dError for an
@@ -156,6 +161,8 @@ def prepare(
         sid = [it.source_id for it in items]
         packed = _read_items(kind, items, r, mesh_up, progress, int(workers))
 
+    if validation:
+        packed, label, split, rotation, sid, src_text = _carve(packed, label, split, rotation, sid, src_text, validation, seed)
     path = _write(
         out,
         resolution=r,
@@ -181,6 +188,19 @@ def prepare(
         "counts": counts,
         "seconds": time.perf_counter() - t0,
     }
+
+
+def _carve(packed, label, split, rotation, sid, src_text, validation, seed):
+    """The training split alone, a validation share of it moved to the test split."""
+    from gan3d.data.holdout import validation_mask
+
+    train = np.flatnonzero(np.asarray(split) == 0)
+    if len(train) == 0:
+        raise Gan3dError("--validation needs training shapes, and the filters left none")
+    held = validation_mask(np.asarray(label)[train], validation, seed, groups=[sid[i] for i in train])
+    new_split = held.astype(np.uint8)
+    text = f"{src_text}; test split = validation: {validation:g} of the training models (seed {seed}), the source's test split left out"
+    return packed[train], np.asarray(label)[train], new_split, np.asarray(rotation)[train], [sid[i] for i in train], text
 
 
 def _prepare_builtin(r, classes_l, split_set, rot_set, seed, per_class, progress, filters, framing="floor"):

@@ -372,16 +372,8 @@ def _extra_test_sets(test, shifts, also_test, names, train_labels, resolution) -
 
 def _carve_validation(train, fraction: float, seed: int):
     """(the rest, the held-out part) of the training split: ``fraction`` of each class, at least
-    one shape of a class with two or more, chosen by ``seed``."""
-    if not 0 < fraction < 1:
-        raise Gan3dError(f"validation share must be between 0 and 1, got {fraction}")
-    rng = np.random.default_rng([seed, 41])
-    labels = np.asarray(train.labels)
-    held = np.zeros(len(labels), bool)
-    for lab in np.unique(labels):
-        pos = np.flatnonzero(labels == lab)
-        k = min(len(pos) - 1, max(1, int(round(fraction * len(pos))))) if len(pos) > 1 else 0
-        held[rng.choice(pos, size=k, replace=False)] = True
-    if not held.any():
-        raise Gan3dError("no shapes left for a validation split (every class has one training shape)")
+    one shape of a class with two or more, chosen by ``seed`` (:func:`gan3d.data.holdout.validation_mask`)."""
+    from gan3d.data.holdout import validation_mask
+
+    held = validation_mask(train.labels, fraction, seed)
     return train.subset(~held), train.subset(held)
