@@ -18,7 +18,7 @@ def validation_mask(labels: np.ndarray, fraction: float, seed: int, groups: Sequ
     if not 0 < fraction < 1:
         raise Gan3dError(f"validation share must be between 0 and 1, got {fraction}")
     labels = np.asarray(labels)
-    if groups is None:
+    if groups is None:  # every shape its own group
         keys = np.arange(len(labels))
     else:
         _, keys = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)
@@ -26,10 +26,9 @@ def validation_mask(labels: np.ndarray, fraction: float, seed: int, groups: Sequ
     held = np.zeros(len(labels), bool)
     for lab in np.unique(labels):
         pos = np.flatnonzero(labels == lab)
-        units = np.unique(keys[pos]) if groups is not None else pos
+        units = np.unique(keys[pos])
         k = min(len(units) - 1, max(1, int(round(fraction * len(units))))) if len(units) > 1 else 0
-        chosen = rng.choice(units, size=k, replace=False)
-        held[pos[np.isin(keys[pos], chosen)] if groups is not None else chosen] = True
+        held[pos[np.isin(keys[pos], rng.choice(units, size=k, replace=False))]] = True
     if not held.any():
         raise Gan3dError("no shapes left for a validation split (every class has one training shape)")
     return held

@@ -197,10 +197,10 @@ def _carve(packed, label, split, rotation, sid, src_text, validation, seed):
     train = np.flatnonzero(np.asarray(split) == 0)
     if len(train) == 0:
         raise Gan3dError("--validation needs training shapes, and the filters left none")
-    held = validation_mask(np.asarray(label)[train], validation, seed, groups=[sid[i] for i in train])
-    new_split = held.astype(np.uint8)
+    label, sid = np.asarray(label)[train], [sid[i] for i in train]
+    held = validation_mask(label, validation, seed, groups=sid)
     text = f"{src_text}; test split = validation: {validation:g} of the training models (seed {seed}), the source's test split left out"
-    return packed[train], np.asarray(label)[train], new_split, np.asarray(rotation)[train], [sid[i] for i in train], text
+    return packed[train], label, held.astype(np.uint8), np.asarray(rotation)[train], sid, text
 
 
 def _prepare_builtin(r, classes_l, split_set, rot_set, seed, per_class, progress, filters, framing="floor"):

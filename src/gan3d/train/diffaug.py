@@ -82,11 +82,14 @@ def morph(x: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
     with the 6-neighbourhood."""
     n = x.shape[0]
     w = which.to(x.device).reshape(n, 1, 1, 1, 1)
+    if not bool((w > 0).any()):
+        return x
+    around = torch.stack([x, *_neighbours(x, 0.0)])  # the voxel and its six neighbours, built once
     out = x
     if bool((w == 1).any()):
-        out = torch.where(w == 1, torch.stack([x, *_neighbours(x, 0.0)]).amin(0), out)
+        out = torch.where(w == 1, around.amin(0), out)
     if bool((w == 2).any()):
-        out = torch.where(w == 2, torch.stack([x, *_neighbours(x, 0.0)]).amax(0), out)
+        out = torch.where(w == 2, around.amax(0), out)
     return out
 
 

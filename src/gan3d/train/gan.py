@@ -58,9 +58,9 @@ from gan3d.train.batching import (
 )
 from gan3d.train.config import TrainConfig, model_config_for
 from gan3d.train.losses import (
+    fragment_term,
     g_loss,
     gated_d_update,
-    fragment_term,
     mode_seeking_term,
     noise_std,
     rotation_loss,
