@@ -90,6 +90,9 @@ def add_parser(sub) -> None:
                    help="choose settings without the test split: hold out this share of the training split (per class, seeded) and score on it instead")
     c.add_argument("--shifted", nargs="+", choices=["reframe", "erode", "dilate"], default=[],
                    help="also score the test split re-framed to 24 of 32 voxels (the 3D ShapeNets framing), eroded or dilated by one voxel")
+    c.add_argument("--invariant", nargs="+", choices=["flip", "scale", "morph"], default=[],
+                   help="every feature extractor averages its features over the grid and its copies: flip (mirrored), "
+                        "scale (shrunk to 0.875 and 0.75), morph (eroded and dilated by a voxel); default: none (the paper)")
     c.add_argument("--also-test", nargs="+", default=[], metavar="F.npz",
                    help="also score these prepared datasets' test splits (another voxelization of the same models, say; classes must be among the training classes)")
 
@@ -237,6 +240,7 @@ def _classify_kwargs(args) -> dict:
         shifts=tuple(args.shifted),
         validation=args.validation,
         also_test=tuple(args.also_test),
+        invariant=tuple(args.invariant),
     )
 
 

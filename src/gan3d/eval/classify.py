@@ -25,6 +25,30 @@ from gan3d.eval.registry import (
 )
 
 DEFAULT_C_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
+INVARIANCES = ("flip", "scale", "morph")
+SCALE_COPIES = (0.875, 0.75)  # the range of DiffAugment's default ``scale`` (factors 0.75..1)
+
+
+def invariant_copies(x: torch.Tensor, invariant: Sequence[str]) -> list[torch.Tensor]:
+    """``x`` (n, 1, R, R, R) and its transformed copies for feature pooling: ``flip`` adds the mirror
+    of the first axis (the one DiffAugment's flip mirrors); ``scale`` the grid shrunk about its centre
+    to each of :data:`SCALE_COPIES`; ``morph`` the grid eroded and the grid dilated by one voxel.
+    Several named: the copies of each, added one after another (not their products)."""
+    from gan3d.train import diffaug
+
+    bad = [o for o in invariant if o not in INVARIANCES]
+    if bad:
+        raise Gan3dError(f"unknown --invariant {bad[0]!r}: choose from {', '.join(INVARIANCES)}")
+    out = [x]
+    n = x.shape[0]
+    for op in dict.fromkeys(invariant):
+        if op == "flip":
+            out.append(x.flip(2))
+        elif op == "scale":
+            out.extend(diffaug.shrink(x, torch.full((n,), f)) for f in SCALE_COPIES)
+        else:
+            out.extend(diffaug.morph(x, torch.full((n,), w, dtype=torch.long)) for w in (1, 2))
+    return out
 
 
 def default_blocks(n_blocks: int) -> tuple[int, ...]:
@@ -71,11 +95,14 @@ def extract_features(
     batch_size: int = 64,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    invariant: Sequence[str] = (),
 ) -> np.ndarray:
     """float32 ``(N, sum_b C_b * pool^3)`` discriminator features of ``grids`` (a VoxelDataset or
     an ``(N, R, R, R)`` array): each chosen block's response max-pooled to ``pool^3`` (adaptive max
     pooling; for a block at edge e it is max pooling with kernel e / pool), flattened and
-    concatenated in block order. D runs in eval mode (BatchNorm with its running statistics)."""
+    concatenated in block order. D runs in eval mode (BatchNorm with its running statistics).
+    ``invariant``: average these features over the grid and its copies under each named
+    transformation (:func:`invariant_copies`), features that vary less under those changes."""
     blocks = _check_blocks(D.cfg, blocks, pool)
     last = max(blocks)
     D.eval()
@@ -84,30 +111,39 @@ def extract_features(
     out = np.empty((n, dim), np.float32)
     it = _progress(_batches_of(grids, batch_size), total=math.ceil(n / batch_size), desc="features", enabled=progress)
     for s, g in it:
-        x = torch.from_numpy(np.ascontiguousarray(g)).unsqueeze(1).to(device)
-        parts = []
-        for i, block in enumerate(D.blocks[: last + 1]):
-            x = block(x)
-            if i in blocks:
-                parts.append((i, torch.nn.functional.adaptive_max_pool3d(x, pool).flatten(1)))
-        parts.sort(key=lambda p: blocks.index(p[0]))
-        out[s : s + g.shape[0]] = torch.cat([p for _, p in parts], 1).float().cpu().numpy()
+        x0 = torch.from_numpy(np.ascontiguousarray(g)).unsqueeze(1).to(device).float()
+        total = None
+        copies = invariant_copies(x0, invariant)
+        for x in copies:
+            parts = []
+            for i, block in enumerate(D.blocks[: last + 1]):
+                x = block(x)
+                if i in blocks:
+                    parts.append((i, torch.nn.functional.adaptive_max_pool3d(x, pool).flatten(1)))
+            parts.sort(key=lambda p: blocks.index(p[0]))
+            f = torch.cat([p for _, p in parts], 1).float()
+            total = f if total is None else total + f
+        out[s : s + g.shape[0]] = (total / len(copies)).cpu().numpy()
     return out
 
 
 @torch.no_grad()
-def raw_features(grids, *, raw_resolution: int = 16, batch_size: int = 256) -> np.ndarray:
-    """Occupancy grids max-pooled to ``raw_resolution``^3 (when larger), flattened: float32 (N, r^3)."""
+def raw_features(grids, *, raw_resolution: int = 16, batch_size: int = 256, invariant: Sequence[str] = ()) -> np.ndarray:
+    """Occupancy grids max-pooled to ``raw_resolution``^3 (when larger), flattened: float32 (N, r^3);
+    ``invariant`` averages them over the copies of :func:`invariant_copies`, as for D's features."""
     n = len(grids)
     r = int(grids.resolution if hasattr(grids, "resolution") else np.asarray(grids[:1]).shape[1])
     factor = max(1, r // int(raw_resolution)) if r > raw_resolution else 1
     edge = r // factor
     out = np.empty((n, edge**3), np.float32)
     for s, g in _batches_of(grids, batch_size):
-        x = torch.from_numpy(np.ascontiguousarray(g))
-        if factor > 1:
-            x = torch.nn.functional.max_pool3d(x.unsqueeze(1), factor).squeeze(1)
-        out[s : s + g.shape[0]] = x.reshape(x.shape[0], -1).numpy()
+        copies = invariant_copies(torch.from_numpy(np.ascontiguousarray(g)).unsqueeze(1).float(), invariant)
+        total = 0
+        for x in copies:
+            if factor > 1:
+                x = torch.nn.functional.max_pool3d(x, factor)
+            total = total + x.reshape(x.shape[0], -1)
+        out[s : s + g.shape[0]] = (total / len(copies)).numpy()
     return out
 
 
@@ -247,6 +283,7 @@ def classify(
     shifts: Sequence[str] = (),
     also_test: Sequence[str | os.PathLike] = (),
     validation: float = 0.0,
+    invariant: Sequence[str] = (),
 ) -> dict:
     """The paper's Table 1 protocol for the discriminator of ``checkpoint`` on a prepared ``dataset``
     (path or :class:`~gan3d.datasets.VoxelDataset`) -- see the module docstring.
@@ -261,6 +298,8 @@ def classify(
     D, random D and raw voxels alike, under each one's ``"shifted"``. ``validation`` (0 < v < 1):
     the test split is not used at all; a stratified, seeded ``validation`` share of the training split
     is held out and plays its part, so that settings can be chosen without looking at the test split.
+    ``invariant``: every feature extractor (learned D, random D, raw voxels) averages its features
+    over the copies of :func:`invariant_copies` (default: none, the paper's protocol).
 
     Returns ``{"learned", "raw_voxels", "random_D"`` (each :func:`svm_protocol`'s dict plus
     ``feature_seconds``), ``"feature_dim", "blocks", "pool", "n_train", "n_test", "classes",
@@ -281,6 +320,8 @@ def classify(
     else:
         test = _select(ds, "test", classes, f"no test shapes in {_where(ds)}")
     blocks = _check_blocks(D.cfg, blocks, pool)
+    invariant = tuple(dict.fromkeys(invariant))
+    invariant_copies(torch.zeros(1, 1, 2, 2, 2), invariant)  # one clear error before any work
     dims = feature_dims(D.cfg, blocks, pool)
     names = list(ds.class_names)
     present = sorted(set(train.labels.tolist()) | set(test.labels.tolist()))
@@ -297,11 +338,12 @@ def classify(
         return res
 
     def d_feats(model):
-        return lambda g: extract_features(model, g, blocks=blocks, pool=pool, batch_size=batch_size, device=dev, progress=progress)
+        return lambda g: extract_features(model, g, blocks=blocks, pool=pool, batch_size=batch_size, device=dev, progress=progress,
+                                           invariant=invariant)
 
     result: dict[str, Any] = {"learned": run(d_feats(D))}
     if baselines:
-        result["raw_voxels"] = run(lambda g: raw_features(g, raw_resolution=raw_resolution))
+        result["raw_voxels"] = run(lambda g: raw_features(g, raw_resolution=raw_resolution, invariant=invariant))
         with torch.random.fork_rng(devices=[]):  # seeded weights without touching the caller's RNG
             torch.manual_seed(seed)
             _, D0 = build(D.cfg)
@@ -312,6 +354,7 @@ def classify(
             "feature_dim": int(sum(d["dim"] for d in dims)),
             "blocks": [dict(d) for d in dims],
             "pool": int(pool),
+            "invariant": list(invariant),
             "n_train": len(train),
             "n_test": len(test),
             "empty_shapes": {"train": _n_empty(train), "test": _n_empty(test)},
@@ -326,7 +369,9 @@ def classify(
             "scored_on": f"validation: {validation:g} of the training split (seed {seed}); the test split unused" if validation else "test split",
             "protocol": (
                 f"D blocks {list(blocks)} (edges {[d['edge'] for d in dims]}) each max-pooled to {pool}^3, "
-                f"concatenated ({sum(d['dim'] for d in dims)} features); standardised (training-split mean/std); "
+                f"concatenated ({sum(d['dim'] for d in dims)} features)"
+                + (f", averaged over the grid and its {'/'.join(invariant)} copies" if invariant else "")
+                + "; standardised (training-split mean/std); "
                 f"linear SVM ({result['learned']['solver']}), C from {[float(c) for c in C_grid]} by stratified "
                 f"{result['learned']['cv_folds']}-fold CV on the training split; accuracy on the test split."
                 + (
