@@ -58,7 +58,7 @@ def default_blocks(n_blocks: int) -> tuple[int, ...]:
 
 def _block_shapes(cfg) -> list[tuple[int, int]]:
     """(channels, spatial edge) of each hidden block of a discriminator for model config ``cfg``."""
-    widths = list(reversed(cfg.channels))
+    widths = list(reversed(cfg.d_widths))
     return [(c, cfg.resolution // 2 ** (i + 1)) for i, c in enumerate(widths)]
 
 

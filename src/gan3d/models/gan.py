@@ -36,9 +36,13 @@ class ModelConfig:
     d_norm: str = "batch"  # D's normalisation: "batch" (the paper) or "spectral" (spectral norm, no BatchNorm)
     latent_gaussian: bool = False  # G first maps z ~ N(0, I) to mean + chol @ z (buffers): the fitted prior of the auto-encoder baseline
     rotation_head: bool = False  # D also has a 4-way head that tells which quarter turn about the up axis a shape was given (not in the paper)
+    d_channels: tuple[int, ...] = ()  # D's hidden widths in the same order as ``channels``, when D is not G's mirror (empty: the mirror)
 
     def __post_init__(self):
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+        object.__setattr__(self, "d_channels", tuple(int(c) for c in self.d_channels))
+        if self.d_channels and (len(self.d_channels) != len(self.channels) or min(self.d_channels) < 1):
+            raise ValueError(f"d_channels must be {len(self.channels)} positive widths like channels, got {self.d_channels}")
         k = math.log2(self.resolution / 4) if self.resolution >= 4 else -1
         if k < 1 or k != int(k):
             raise ValueError(f"resolution must be 4 * 2^k with k >= 1 (8, 16, 32, 64, ...), got {self.resolution}")
@@ -53,9 +57,19 @@ class ModelConfig:
         if self.d_norm not in ("batch", "spectral"):
             raise ValueError(f"d_norm must be 'batch' or 'spectral', got {self.d_norm!r}")
 
+    @property
+    def d_widths(self) -> tuple[int, ...]:
+        """D's hidden widths, ordered like ``channels`` (D runs through them in reverse)."""
+        return self.d_channels or self.channels
+
     def scaled(self, width: float) -> "ModelConfig":
         """The same architecture with every hidden width multiplied by ``width`` (at least 1 channel)."""
-        return dataclasses.replace(self, channels=tuple(max(1, round(c * width)) for c in self.channels))
+        return dataclasses.replace(self, channels=tuple(max(1, round(c * width)) for c in self.channels),
+                                   d_channels=tuple(max(1, round(c * width)) for c in self.d_channels))
+
+    def d_scaled(self, width: float) -> "ModelConfig":
+        """The same architecture with D's hidden widths alone multiplied by ``width`` (G kept as it is)."""
+        return dataclasses.replace(self, d_channels=tuple(max(1, round(c * width)) for c in self.d_widths))
 
     def to_dict(self) -> dict:
         return {
@@ -67,6 +81,7 @@ class ModelConfig:
             "g_output": self.g_output,
             **({"latent_gaussian": True} if self.latent_gaussian else {}),  # absent from every 3D-GAN's config
             **({"rotation_head": True} if self.rotation_head else {}),  # absent unless trained with --rotation-loss
+            **({"d_channels": list(self.d_channels)} if self.d_channels else {}),  # absent unless trained with --d-width
         }
 
     @classmethod
@@ -80,6 +95,7 @@ class ModelConfig:
             g_output=str(d.get("g_output", "sigmoid")),
             latent_gaussian=bool(d.get("latent_gaussian", False)),
             rotation_head=bool(d.get("rotation_head", False)),
+            d_channels=tuple(d.get("d_channels", ())),
         )
 
 
@@ -130,7 +146,7 @@ class Discriminator(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        widths = [1, *reversed(cfg.channels)]
+        widths = [1, *reversed(cfg.d_widths)]
         spectral = cfg.d_norm == "spectral"
         sn = nn.utils.parametrizations.spectral_norm if spectral else (lambda m: m)
         self.blocks = nn.ModuleList()
@@ -270,7 +286,7 @@ def conv_flops(cfg: ModelConfig) -> dict[str, float]:
         # a transposed convolution: every input voxel meets every kernel tap
         g += 2.0 * cin * cout * 64 * edge**3
         edge = 4 if i == 0 else edge * 2
-    dwidths = [1, *reversed(cfg.channels)]
+    dwidths = [1, *reversed(cfg.d_widths)]
     d = 0.0
     edge = cfg.resolution
     for cin, cout in zip(dwidths[:-1], dwidths[1:]):
@@ -285,7 +301,10 @@ def with_resolution(cfg: ModelConfig, resolution: int) -> ModelConfig:
     k = math.log2(resolution / 4) if resolution >= 8 else 0
     if k < 1 or k != int(k):
         raise ValueError(f"resolution must be 4 * 2^k with k >= 1 (8, 16, 32, 64, ...), got {resolution}")
-    ch = list(cfg.channels)[: int(k)]
-    while len(ch) < int(k):
-        ch.append(max(1, ch[-1] // 2))
-    return dataclasses.replace(cfg, resolution=resolution, channels=tuple(ch))
+    def fit(widths):
+        ch = list(widths)[: int(k)]
+        while ch and len(ch) < int(k):
+            ch.append(max(1, ch[-1] // 2))
+        return tuple(ch)
+
+    return dataclasses.replace(cfg, resolution=resolution, channels=fit(cfg.channels), d_channels=fit(cfg.d_channels))

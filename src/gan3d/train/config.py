@@ -25,7 +25,7 @@ MAX_WIDTH = 16.0  # --width: at most 16 times the preset's widths (paper64 x 16 
 MAX_RESOLUTION = 256  # --resolution: model grids up to 256^3
 OBJECTIVES = ("gan", "autoencoder")
 AUTOENCODER_FIXED = ("lr_d", "d_gate", "loss", "mode_seeking", "hard_fakes", "instance_noise", "noise_decay_steps", "minibatch_std", "d_norm",
-                     "diffaugment", "diffaugment_translate", "diffaugment_cutout", "diffaugment_scale", "ema", "rotation_loss", "rotation_loss_g", "r1", "fragment_loss", "init_from")
+                     "diffaugment", "diffaugment_translate", "diffaugment_cutout", "diffaugment_scale", "ema", "rotation_loss", "rotation_loss_g", "r1", "fragment_loss", "init_from", "d_width")
 """TrainConfig fields that only the 3D-GAN has a use for: refused for --model autoencoder."""
 TENSORBOARD_HELP = "write TensorBoard logs: statistics, sample grids, evaluation metrics"
 
@@ -65,6 +65,7 @@ class TrainConfig:
     fragment_loss: float = field(default=0.0, metadata=opt("weight of a term in G's loss that pushes the voxels of each fake outside its largest 26-connected component below 0.5, against loose fragments; 0 = off (paper)", lo=0, hi=1e4, group="recipe"))
     init_from: str = field(default="", metadata=opt("start G (and its moving average) and D from this trained 3D-GAN: a checkpoint.pt, snapshot.pt or shipped model's name; its architecture is used, the optimizers and the step count start afresh", group="model"))
     width: float = field(default=1.0, metadata=opt("multiply every hidden width of the preset", gt=0, hi=MAX_WIDTH, group="model"))
+    d_width: float = field(default=1.0, metadata=opt("multiply D's hidden widths alone (after --width): a wider D beside a small G; 1 = D mirrors G (paper)", gt=0, hi=MAX_WIDTH, group="model"))
     minibatch_std: bool | None = field(default=None, metadata=opt("minibatch standard-deviation channel in D (default: the preset's)", group="model"))
     g_output: str = field(default="", metadata=opt("G's output activation: sigmoid (paper) or hardsigmoid, which reaches exact 0 and 1 (default: the preset's)", choices=("", "sigmoid", "hardsigmoid"), group="model"))
     d_norm: str = field(default="", metadata=opt("D's normalisation: batch (paper) or spectral norm (default: the preset's)", choices=("", "batch", "spectral"), group="model"))
@@ -128,6 +129,8 @@ def model_config_for(cfg: TrainConfig) -> ModelConfig:
     mcfg = get_preset(cfg.preset).model
     if cfg.width != 1.0:
         mcfg = mcfg.scaled(cfg.width)
+    if cfg.d_width != 1.0:
+        mcfg = mcfg.d_scaled(cfg.d_width)
     overrides = {"minibatch_std": cfg.minibatch_std, "d_norm": cfg.d_norm or None, "g_output": cfg.g_output or None,
                  "rotation_head": True if cfg.rotation_loss > 0 else None}
     return dataclasses.replace(mcfg, **{k: v for k, v in overrides.items() if v is not None})
