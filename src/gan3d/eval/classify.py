@@ -29,6 +29,14 @@ INVARIANCES = ("flip", "scale", "morph")
 SCALE_COPIES = (0.875, 0.75)  # the range of DiffAugment's default ``scale`` (factors 0.75..1)
 
 
+def check_invariant(invariant: Sequence[str]) -> tuple[str, ...]:
+    """The named invariances once each, in order; one Gan3dError for a name not in :data:`INVARIANCES`."""
+    bad = [o for o in invariant if o not in INVARIANCES]
+    if bad:
+        raise Gan3dError(f"unknown --invariant {bad[0]!r}: choose from {', '.join(INVARIANCES)}")
+    return tuple(dict.fromkeys(invariant))
+
+
 def invariant_copies(x: torch.Tensor, invariant: Sequence[str]) -> list[torch.Tensor]:
     """``x`` (n, 1, R, R, R) and its transformed copies for feature pooling: ``flip`` adds the mirror
     of the first axis (the one DiffAugment's flip mirrors); ``scale`` the grid shrunk about its centre
@@ -36,12 +44,9 @@ def invariant_copies(x: torch.Tensor, invariant: Sequence[str]) -> list[torch.Te
     Several named: the copies of each, added one after another (not their products)."""
     from gan3d.train import diffaug
 
-    bad = [o for o in invariant if o not in INVARIANCES]
-    if bad:
-        raise Gan3dError(f"unknown --invariant {bad[0]!r}: choose from {', '.join(INVARIANCES)}")
     out = [x]
     n = x.shape[0]
-    for op in dict.fromkeys(invariant):
+    for op in check_invariant(invariant):
         if op == "flip":
             out.append(x.flip(2))
         elif op == "scale":
@@ -49,6 +54,13 @@ def invariant_copies(x: torch.Tensor, invariant: Sequence[str]) -> list[torch.Te
         else:
             out.extend(diffaug.morph(x, torch.full((n,), w, dtype=torch.long)) for w in (1, 2))
     return out
+
+
+def _mean_over_copies(features: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, invariant: Sequence[str]) -> torch.Tensor:
+    """``features`` of ``x`` averaged over ``x`` and its :func:`invariant_copies` (just ``features(x)``
+    when ``invariant`` is empty)."""
+    copies = invariant_copies(x, invariant)
+    return sum(features(c) for c in copies) / len(copies)
 
 
 def default_blocks(n_blocks: int) -> tuple[int, ...]:
@@ -110,20 +122,19 @@ def extract_features(
     dim = sum(d["dim"] for d in feature_dims(D.cfg, blocks, pool))
     out = np.empty((n, dim), np.float32)
     it = _progress(_batches_of(grids, batch_size), total=math.ceil(n / batch_size), desc="features", enabled=progress)
+
+    def features(x: torch.Tensor) -> torch.Tensor:
+        parts = []
+        for i, block in enumerate(D.blocks[: last + 1]):
+            x = block(x)
+            if i in blocks:
+                parts.append((i, torch.nn.functional.adaptive_max_pool3d(x, pool).flatten(1)))
+        parts.sort(key=lambda p: blocks.index(p[0]))
+        return torch.cat([p for _, p in parts], 1).float()
+
     for s, g in it:
-        x0 = torch.from_numpy(np.ascontiguousarray(g)).unsqueeze(1).to(device).float()
-        total = None
-        copies = invariant_copies(x0, invariant)
-        for x in copies:
-            parts = []
-            for i, block in enumerate(D.blocks[: last + 1]):
-                x = block(x)
-                if i in blocks:
-                    parts.append((i, torch.nn.functional.adaptive_max_pool3d(x, pool).flatten(1)))
-            parts.sort(key=lambda p: blocks.index(p[0]))
-            f = torch.cat([p for _, p in parts], 1).float()
-            total = f if total is None else total + f
-        out[s : s + g.shape[0]] = (total / len(copies)).cpu().numpy()
+        x = torch.from_numpy(np.ascontiguousarray(g)).unsqueeze(1).to(device).float()
+        out[s : s + g.shape[0]] = _mean_over_copies(features, x, invariant).cpu().numpy()
     return out
 
 
@@ -136,14 +147,15 @@ def raw_features(grids, *, raw_resolution: int = 16, batch_size: int = 256, inva
     factor = max(1, r // int(raw_resolution)) if r > raw_resolution else 1
     edge = r // factor
     out = np.empty((n, edge**3), np.float32)
+
+    def features(x: torch.Tensor) -> torch.Tensor:
+        if factor > 1:
+            x = torch.nn.functional.max_pool3d(x, factor)
+        return x.reshape(x.shape[0], -1)
+
     for s, g in _batches_of(grids, batch_size):
-        copies = invariant_copies(torch.from_numpy(np.ascontiguousarray(g)).unsqueeze(1).float(), invariant)
-        total = 0
-        for x in copies:
-            if factor > 1:
-                x = torch.nn.functional.max_pool3d(x, factor)
-            total = total + x.reshape(x.shape[0], -1)
-        out[s : s + g.shape[0]] = (total / len(copies)).numpy()
+        x = torch.from_numpy(np.ascontiguousarray(g)).unsqueeze(1).float()
+        out[s : s + g.shape[0]] = _mean_over_copies(features, x, invariant).numpy()
     return out
 
 
@@ -320,8 +332,7 @@ def classify(
     else:
         test = _select(ds, "test", classes, f"no test shapes in {_where(ds)}")
     blocks = _check_blocks(D.cfg, blocks, pool)
-    invariant = tuple(dict.fromkeys(invariant))
-    invariant_copies(torch.zeros(1, 1, 2, 2, 2), invariant)  # one clear error before any work
+    invariant = check_invariant(invariant)  # one clear error before any work
     dims = feature_dims(D.cfg, blocks, pool)
     names = list(ds.class_names)
     present = sorted(set(train.labels.tolist()) | set(test.labels.tolist()))
