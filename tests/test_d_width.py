@@ -38,6 +38,7 @@ def test_a_run_with_a_wider_d_resumes_exactly_and_loads(tmp_path, tiny_gan_runs)
     (["--model", "autoencoder", "--d-width", "2"], "--d-width"),
     (["--d-width", "0"], "--d-width"),
     (["--init-from", "chair", "--d-width", "2"], "--d-width"),
+    (["--init-from", "chair", "--width", "2"], "--width"),  # the architecture comes from the checkpoint
 ])
 def test_bad_d_width_is_one_line_and_writes_nothing(tmp_path, capsys, argv, word):
     rc = main(["train", "--preset", "tiny", "--steps", "1", *argv, "--out", str(tmp_path / "r")])

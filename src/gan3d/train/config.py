@@ -28,6 +28,8 @@ AUTOENCODER_FIXED = ("lr_d", "d_gate", "loss", "mode_seeking", "hard_fakes", "in
                      "diffaugment", "diffaugment_translate", "diffaugment_cutout", "diffaugment_scale", "ema", "rotation_loss", "rotation_loss_g", "r1", "fragment_loss", "init_from", "d_width")
 """TrainConfig fields that only the 3D-GAN has a use for: refused for --model autoencoder."""
 TENSORBOARD_HELP = "write TensorBoard logs: statistics, sample grids, evaluation metrics"
+KEEP_HELP = ("also keep each snapshot as snapshot_<step>.pt (snapshot.pt is always the latest), so that a "
+             "step can be chosen afterwards on a validation split")
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class TrainConfig:
     channels_last: bool = field(default=True, metadata=opt("channels_last_3d memory format (10-20% faster on CPU)"))
     log_every: int = field(default=50, metadata=opt("steps per statistics line", lo=1, hi=10**9))
     snapshot_every: int = field(default=500, metadata=opt("steps per checkpoint and sample picture", lo=1, hi=10**9))
+    keep_snapshots: bool = field(default=False, metadata=opt(KEEP_HELP))
     n_preview: int = field(default=16, metadata=opt("fixed latents (seeds 0..n-1) rendered at each snapshot", lo=1, hi=1024))
     bn_samples: int = field(default=512, metadata=opt("latents that re-estimate G's BatchNorm statistics for each snapshot", lo=1, hi=1_000_000))
     eval_every: int = field(default=0, metadata=opt("steps per in-training evaluation (IoU 1-NNA, MMD, COV, diversity); 0 = off", lo=0, hi=10**9))
@@ -167,6 +170,7 @@ class VAEGANConfig:
     channels_last: bool = field(default=True, metadata=opt("channels_last_3d memory format for G, D and the shapes (faster on CPU)"))
     log_every: int = field(default=50, metadata=opt("steps per statistics line", lo=1, hi=10**9))
     snapshot_every: int = field(default=500, metadata=opt("steps per checkpoint and sample picture", lo=1, hi=10**9))
+    keep_snapshots: bool = field(default=False, metadata=opt(KEEP_HELP))
     n_preview: int = field(default=8, metadata=opt("test pairs shown (image, truth, reconstruction) at each snapshot; 0 = none", lo=0, hi=1024))
     eval_pairs: int = field(default=256, metadata=opt("test pairs (spread evenly over the test split) whose mean IoU is logged at each snapshot; 0 = none", lo=0, hi=1_000_000, group="vaegan"))
     bn_samples: int = field(default=1024, metadata=opt("training images (E) and prior latents (G) that re-estimate BatchNorm statistics for the snapshot", lo=0, hi=1_000_000))

@@ -19,9 +19,11 @@ checkpoint) is started afresh from step 0 in that folder, with that saved config
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -38,7 +40,7 @@ from gan3d.train.runfolder import LoopIO, RunLog, TrainResult, _NullLog, make_ru
 from gan3d.train.config import TrainConfig, VAEGANConfig
 from gan3d.train.state import _rng_state, _set_rng_state, save_checkpoint
 
-RESUME_FIELDS = ("steps", "device", "log_every", "snapshot_every", "eval_every", "eval_samples", "tensorboard")
+RESUME_FIELDS = ("steps", "device", "log_every", "snapshot_every", "keep_snapshots", "eval_every", "eval_samples", "tensorboard")
 """The config fields that ``overrides`` may change when a run is resumed."""
 
 STALE_TEMPS = (".checkpoint.*.tmp.pt", ".snapshot.*.tmp.pt", ".stats.*.tmp.jsonl")
@@ -250,6 +252,8 @@ def _steps(task, cfg, run: Path, log, step: int, *, main, ddp, tensorboard, stop
         if main:
             save_checkpoint(run / "checkpoint.pt", {**task.checkpoint_payload(step), "rng": _rng_state()})
             picture = task.snapshot(run, step, log)
+            if cfg.keep_snapshots:
+                keep_snapshot(run, step)
             if board is not None and picture is not None:
                 board.image("preview", _rgb(picture), step)
 
@@ -290,6 +294,21 @@ def _steps(task, cfg, run: Path, log, step: int, *, main, ddp, tensorboard, stop
     if ddp:
         distributed.barrier()  # the other ranks return once rank 0 has written the last files
     return result
+
+
+def keep_snapshot(run: Path, step: int) -> Path:
+    """Copy ``run/snapshot.pt`` to ``run/snapshot_<step>.pt`` through a temporary file (one that
+    :data:`STALE_TEMPS` clears), so a kept snapshot is never half-written."""
+    dst = run / f"snapshot_{step:06d}.pt"
+    tmp = run / f".snapshot.{step:06d}.tmp.pt"
+    try:
+        shutil.copyfile(run / "snapshot.pt", tmp)
+        os.replace(tmp, dst)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        why = "no space left on the device (disk full)" if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)) else (e.strerror or str(e))
+        raise Gan3dError(f"could not keep {dst.name}: {why}", dst) from None
+    return dst
 
 
 def _reduce(st: dict, keys: tuple[str, ...], stop: bool) -> bool:
