@@ -1,0 +1,16 @@
+# session 10 runs (cwd: a folder with the prepared data of session8/runs.sh and session9/runs.sh;
+# OMP_NUM_THREADS=1 each, two at a time)
+G=gan3d
+# finish session 9's focal run on validation, and score it
+OMP_NUM_THREADS=1 $G train --model vaegan --resume runs/vg-bal8-focal-val --quiet
+OMP_NUM_THREADS=1 $G eval reconstruction --checkpoint runs/vg-bal8-focal-val --data mn5v_pairs4 --out ev/vg_bal8_focal_val.json
+# score session 9's wider-D chair run at its last snapshot (step 2,500)
+OMP_NUM_THREADS=1 $G eval generation --checkpoint runs/chair-dw2 --data chairs32_r1.npz --n-samples 100 --distances iou --out ev/chair_dw2_gen.json
+# 16 views per shape
+$G data render mn5_32_val.npz --out mn5v_pairs16 --views 16 --size 128 --random-background --random-color
+$G data render mn5_32.npz --out mn5_pairs16 --views 16 --size 128 --random-background --random-color
+# slot A: validation
+OMP_NUM_THREADS=1 $G train --model vaegan --preset cpu32 --pairs mn5v_pairs16 --steps 1500 --noise-decay-steps 1500 --balance-classes --keep-snapshots --run-name vg-bal16-val --quiet
+OMP_NUM_THREADS=1 $G eval reconstruction --checkpoint runs/vg-bal16-val --data mn5v_pairs4 --out ev/vg_bal16_val.json
+# slot B: full length
+OMP_NUM_THREADS=1 $G train --model vaegan --preset cpu32 --pairs mn5_pairs16 --steps 3000 --balance-classes --keep-snapshots --run-name vaegan-bal16 --quiet
