@@ -14,3 +14,10 @@ OMP_NUM_THREADS=1 $G train --model vaegan --preset cpu32 --pairs mn5v_pairs16 --
 OMP_NUM_THREADS=1 $G eval reconstruction --checkpoint runs/vg-bal16-val --data mn5v_pairs4 --out ev/vg_bal16_val.json
 # slot B: full length
 OMP_NUM_THREADS=1 $G train --model vaegan --preset cpu32 --pairs mn5_pairs16 --steps 3000 --balance-classes --keep-snapshots --run-name vaegan-bal16 --quiet
+# slot A after vg-bal16-val: photo-like training renders, one lever against vg-bal8-val, on validation
+$G data render mn5_32_val.npz --out mn5v_photo8 --photo --views 8 --size 128
+$G data render mn5_32_val.npz --out mn5v_photo_val4 --split test --photo --views 4 --size 128
+OMP_NUM_THREADS=1 $G train --model vaegan --preset cpu32 --pairs mn5v_photo8 --steps 1500 --noise-decay-steps 1500 --balance-classes --run-name vg-photo8-val --quiet
+for r in vg-bal8-val vg-photo8-val; do
+  for d in mn5v_pairs4 mn5v_photo_val4; do OMP_NUM_THREADS=1 $G eval reconstruction --checkpoint runs/$r --data $d --out ev/${r}_$d.json; done
+done
