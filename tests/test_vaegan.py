@@ -299,6 +299,23 @@ def test_init_from_checkpoint(pairs, tmp_path):
     assert "initialised from" in (res.run_dir / "log.txt").read_text()
 
 
+def test_init_from_vaegan_loads_the_encoder(pairs, trained, tmp_path):
+    """From a 3D-VAE-GAN, --init-from starts E as well as G and D (with rates of 1e-30, one step leaves
+    the weights as loaded); from a 3D-GAN, E starts fresh."""
+    src = ckpt.load(trained.run_dir / "checkpoint.pt")
+    frozen = dict(steps=1, n_preview=0, eval_pairs=0, lr_e=1e-30, lr_g=1e-30, lr_d=1e-30)  # steps far under fp32 resolution
+    res = train_vaegan(vcfg(pairs, tmp_path, init_from=str(trained.run_dir / "checkpoint.pt"), run_name="ft", **frozen))
+    got = ckpt.load(res.run_dir / "checkpoint.pt")
+    for key in ("E", "G", "D"):
+        weights = [k for k in src[key] if k.endswith("weight")]
+        assert weights and all(torch.equal(got[key][k], src[key][k]) for k in weights), key
+    assert "E initialised from" in (res.run_dir / "log.txt").read_text()
+    fresh = train_vaegan(vcfg(pairs, tmp_path, init_from=str(_gan_checkpoint(tmp_path / "g16.pt", 16)), run_name="gan", **frozen))
+    e = ckpt.load(fresh.run_dir / "checkpoint.pt")["E"]
+    assert not all(torch.equal(e[k], src["E"][k]) for k in src["E"] if k.endswith("weight"))
+    assert "E initialised from" not in (fresh.run_dir / "log.txt").read_text()
+
+
 # --- reconstruction -------------------------------------------------------------------------------
 
 

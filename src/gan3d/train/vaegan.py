@@ -259,7 +259,8 @@ def _fused_step(E, G, D, opt_e, opt_g, opt_d, images, shapes, z_prior, eps, cfg,
 
 
 def _models_for(cfg: VAEGANConfig, data: PairedData, log_lines: list[str]):
-    """(model config, G, D) freshly built or loaded from ``init_from``; G's resolution must be the data's."""
+    """(model config, G, D, the ``init_from`` dict or None) freshly built or loaded from ``init_from``;
+    G's resolution must be the data's."""
     init = None
     if cfg.init_from:
         init = ckpt.load(cfg.init_from)
@@ -283,7 +284,7 @@ def _models_for(cfg: VAEGANConfig, data: PairedData, log_lines: list[str]):
         else:
             why = "was shipped without D" if "D" in (init.get("omitted") or ()) else "has no D"
             log_lines.append(f"G initialised from {cfg.init_from}; it {why}, so D starts fresh")
-    return mcfg, G, D
+    return mcfg, G, D, init
 
 
 
@@ -332,9 +333,13 @@ class VaeganTask:
             self.notes.append(f"class-balanced batches: each class drawn with chance 1/{len(counts[0])} (training pairs: {per})")
         if self.occupancy is not None:
             self.notes.append(f"wbce: filled voxels weighted {self.pos_weight:.4g} = (1 - p) / p, p = {self.occupancy:.4g} the training shapes' mean occupancy")
+        init_e = None
         if state is None:
-            mcfg, G, D = _models_for(cfg, data, self.notes)
-            ecfg = get_encoder_preset(cfg.encoder)
+            mcfg, G, D, init = _models_for(cfg, data, self.notes)
+            if init is not None and "E" in init and "encoder_config" in init:  # a 3D-VAE-GAN: its encoder too
+                ecfg, init_e = EncoderConfig.from_dict(init["encoder_config"]), init["E"]
+            else:
+                ecfg = get_encoder_preset(cfg.encoder)
             if ecfg.z_dim != mcfg.z_dim:
                 self.notes.append(f"encoder z_dim {ecfg.z_dim} -> {mcfg.z_dim} to match G")
                 ecfg = ecfg.with_z_dim(mcfg.z_dim)
@@ -346,6 +351,9 @@ class VaeganTask:
             raise Gan3dError(f"model is {mcfg.resolution}^3 but the paired shapes are {data.resolution}^3", cfg.pairs)
         E = ImageEncoder(ecfg)
         init_encoder(E)
+        if init_e is not None:
+            ckpt.load_state(E, init_e, "encoder", cfg.init_from)
+            self.notes.append(f"E initialised from {cfg.init_from} (its encoder, not --encoder {cfg.encoder})")
         E.to(self.device), G.to(self.device), D.to(self.device)
         G.to(memory_format=self.memfmt), D.to(memory_format=self.memfmt)
         betas = (cfg.beta1, cfg.beta2)
