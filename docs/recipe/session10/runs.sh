@@ -21,3 +21,9 @@ OMP_NUM_THREADS=1 $G train --model vaegan --preset cpu32 --pairs mn5v_photo8 --s
 for r in vg-bal8-val vg-photo8-val; do
   for d in mn5v_pairs4 mn5v_photo_val4; do OMP_NUM_THREADS=1 $G eval reconstruction --checkpoint runs/$r --data $d --out ev/${r}_$d.json; done
 done
+# vaegan-bal16 scored once on test, as a record (it failed the validation half of the rule)
+OMP_NUM_THREADS=1 $G eval reconstruction --checkpoint runs/vaegan-bal16 --data mn5_pairs4 --out ev/vaegan_bal16_mn5_pairs4.json
+OMP_NUM_THREADS=1 $G eval reconstruction --checkpoint runs/vaegan-bal16 --data mn5_photo_test4 --out ev/vaegan_bal16_mn5_photo_test4.json
+# fine-tuning the plain-render model on photo-like renders (needs this session's --init-from of a 3D-VAE-GAN), on validation
+OMP_NUM_THREADS=1 $G train --model vaegan --preset cpu32 --init-from runs/vg-bal8-val/snapshot.pt --pairs mn5v_photo8 --steps 750 --noise-decay-steps 750 --balance-classes --run-name vg-bal8-photoft-val --quiet
+for d in mn5v_pairs4 mn5v_photo_val4; do OMP_NUM_THREADS=1 $G eval reconstruction --checkpoint runs/vg-bal8-photoft-val --data $d --out ev/vg-bal8-photoft-val_$d.json; done
