@@ -27,3 +27,7 @@ OMP_NUM_THREADS=1 $G eval reconstruction --checkpoint runs/vaegan-bal16 --data m
 # fine-tuning the plain-render model on photo-like renders (needs this session's --init-from of a 3D-VAE-GAN), on validation
 OMP_NUM_THREADS=1 $G train --model vaegan --preset cpu32 --init-from runs/vg-bal8-val/snapshot.pt --pairs mn5v_photo8 --steps 750 --noise-decay-steps 750 --balance-classes --run-name vg-bal8-photoft-val --quiet
 for d in mn5v_pairs4 mn5v_photo_val4; do OMP_NUM_THREADS=1 $G eval reconstruction --checkpoint runs/vg-bal8-photoft-val --data $d --out ev/vg-bal8-photoft-val_$d.json; done
+# the photo model: the shipped vaegan-mn5-renders (vaegan-bal8) fine-tuned on photo-like renders of the training shapes
+$G data render mn5_32.npz --out mn5_photo8 --photo --views 8 --size 128
+$G train --model vaegan --preset cpu32 --init-from runs/vaegan-bal8/snapshot.pt --pairs mn5_photo8 --steps 750 --noise-decay-steps 750 --balance-classes --run-name vaegan-photoft --quiet
+for d in mn5_photo_test4 mn5_pairs4; do $G eval reconstruction --checkpoint runs/vaegan-photoft --data $d --out ev/vaegan_photoft_$d.json; done
