@@ -2,8 +2,24 @@
 # Set up gan3d in ./.venv from a fresh clone. Idempotent: a second run only checks.
 # PyTorch: installs the tested CPU build (torch==2.13.0) unless the venv already has a torch.
 # A CUDA user can pre-install their own build in .venv, or set GAN3D_TORCH="torch==X+cuYYY".
+# --browser also installs Debian's Chromium and ChromeDriver when they are missing (as root, with
+# apt-get), for the gallery's browser test; without them that one test skips.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+BROWSER=0
+for arg in "$@"; do
+  case "$arg" in
+    --browser) BROWSER=1 ;;
+    *) echo "scripts/setup.sh: unknown option '$arg' (the only option is --browser)" >&2; exit 2 ;;
+  esac
+done
+if [ "$BROWSER" = 1 ] && { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; }; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null
+  else
+    echo "scripts/setup.sh: chromium/chromedriver missing and not root with apt-get: the gallery's browser test will skip"
+  fi
+fi
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
