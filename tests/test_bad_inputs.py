@@ -59,6 +59,7 @@ CASES = [
     (["train", "--data", "{d}/a_file", "--dry-run"], "a_file"),
     (["train", "--resume", "{d}/folder"], "folder"),
     (["eval", "reconstruction", "--checkpoint", "vaegan-mn5", "--data", "{d}", "--max-pairs", "0"], "--max-pairs"),
+    (["eval", "reconstruction", "--checkpoint", "vaegan-mn5", "--data", "{d}", "--thresholds", "0.3", "1"], "--thresholds: must be in (0, 1), got 1"),
     (["data", "render", "{d}/grid.npy", "--out", "{out}", "--photo", "--random-color"], "--photo"),
     (["train", "--model", "vaegan", "--pairs", "{d}", "--recon-loss", "bce", "--recon-pos-weight", "4", "--dry-run"], "--recon-pos-weight"),
     (["eval", "generation", "--checkpoint", "/nonexistent.pt", "--data", "{d}/grid.npy"], "grid.npy"),

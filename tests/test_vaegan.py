@@ -423,3 +423,32 @@ def test_reconstruction_eval_scores_only_the_chosen_classes(trained, pairs):
     assert one["n_images"] < full["n_images"]
     with pytest.raises(Gan3dError, match="lamp"):
         reconstruction(trained.run_dir, pairs, device="cpu", progress=False, classes=["lamp"])
+
+
+def test_reconstruction_eval_reports_other_thresholds(trained, pairs):
+    """At 0.5 the threshold table repeats the headline numbers; lower thresholds fill at least as many
+    voxels (so no more small reconstructions); the scores match the rule computed by hand."""
+    import numpy as np
+
+    from gan3d.errors import Gan3dError
+    from gan3d.eval.reconstruction import _score_reconstructions, _score_thresholds, reconstruction
+
+    r = reconstruction(trained.run_dir, pairs, device="cpu", progress=False, thresholds=[0.5, 0.2, 0.05])
+    at = r["thresholds"]
+    assert list(at) == ["0.5", "0.2", "0.05"]
+    assert at["0.5"]["mean_iou"] == r["mean_iou"] and at["0.5"]["small"] == r["small"]
+    for name, v in r["per_class"].items():
+        assert at["0.5"]["per_class"][name]["iou"] == v["iou"]
+        assert at["0.5"]["per_class"][name]["occupancy_ratio"] == v["occupancy_ratio"]
+        assert at["0.05"]["per_class"][name]["occupancy_ratio"] >= at["0.2"]["per_class"][name]["occupancy_ratio"] >= v["occupancy_ratio"]
+    assert at["0.05"]["small"] <= at["0.2"]["small"] <= r["small"]
+    # by hand: a grid at 0.3 everywhere is empty at 0.5 and full at 0.2
+    truth = np.zeros((2, 4, 4, 4), bool)
+    truth[:, :2] = True
+    pred = np.full((2, 4, 4, 4), 0.3, np.float32)
+    s = _score_thresholds(pred, truth, np.array([0, 0]), ["a"], [0.5, 0.2])
+    assert s["0.5"]["mean_iou"] == _score_reconstructions(pred, truth, np.array([0, 0]), ["a"])["mean_iou"] == 0.0
+    assert s["0.5"]["small"] == 1.0
+    assert s["0.2"]["mean_iou"] == 0.5 and s["0.2"]["small"] == 0.0
+    with pytest.raises(Gan3dError, match="thresholds"):
+        reconstruction(trained.run_dir, pairs, device="cpu", progress=False, thresholds=[1.0])

@@ -12,3 +12,5 @@ $G eval reconstruction --checkpoint runs/vaegan-bal8 --data mn5_pairs4 --out ev/
 # the photo model of session 10's rule
 OMP_NUM_THREADS=2 $G train --model vaegan --preset cpu32 --init-from runs/vaegan-bal8/snapshot.pt --pairs mn5_photo8 --steps 750 --noise-decay-steps 750 --balance-classes --run-name vaegan-photoft --quiet
 for d in mn5_photo_test4 mn5_pairs4; do $G eval reconstruction --checkpoint runs/vaegan-photoft --data $d --out ev/vaegan_photoft_$d.json; done
+# the threshold question, on the fine-tuned model's own training images (no test image looked at)
+$G eval reconstruction --checkpoint runs/vaegan-photoft --data mn5_photo8 --split train --max-pairs 2000 --thresholds 0.4 0.3 0.2 0.15 0.1 0.05 --out ev/vaegan_photoft_train_thresholds.json

@@ -141,6 +141,14 @@ def add_parser(sub) -> None:
     rc.add_argument("--ikea", default=None, help="also run the IKEA protocol on this folder (Lists/, Images/, Voxels/)")
     rc.add_argument("--seed", type=ranged(int, lo=0, hi=2**31 - 1), default=0, help="seed of the image subset")
     rc.add_argument("--batch-size", type=ranged(int, lo=1, hi=65536), default=32, help="images per forward pass")
+    rc.add_argument(
+        "--thresholds",
+        nargs="+",
+        type=ranged(float, gt=0, lt=1),
+        default=[],
+        metavar="T",
+        help="also report IoU and occ/small with voxels filled at each T (AP needs no threshold; the headline stays at 0.5)",
+    )
 
 
 def _pct(v: Any) -> str:
@@ -272,7 +280,7 @@ def _neighbours_kwargs(args) -> dict:
 
 
 def _reconstruction_kwargs(args) -> dict:
-    return dict(split=args.split, max_pairs=args.max_pairs, ikea=args.ikea, seed=args.seed, classes=args.classes)
+    return dict(split=args.split, max_pairs=args.max_pairs, ikea=args.ikea, seed=args.seed, classes=args.classes, thresholds=args.thresholds)
 
 
 def run(args) -> int:
@@ -317,6 +325,9 @@ def format_reconstruction(r: dict) -> str:
     lines.append(row)
     lines.append(f"occ: a reconstruction's filled voxels (at 0.5) over its class's median true shape, median over images; "
                  f"small: share of reconstructions under {SMALL:g} of that")
+    for t, v in r.get("thresholds", {}).items():
+        lines.append(f"filled at {t}: mean IoU {v['mean_iou']:.3f}, small {pct(v['small'])}; "
+                     + ", ".join(f"{name} {c['iou']:.3f} ({pct(c.get('occupancy_ratio'))})" for name, c in v["per_class"].items()))
     if "ikea" in r:
         ik = r["ikea"]
         lines.append("IKEA average precision (%), ours vs the paper's 3D-VAE-GAN (separately trained); occ, small as above:")
