@@ -23,13 +23,7 @@ THRESHOLD = 0.5
 """Occupancy at or above which a voxel counts as filled."""
 
 
-"""Occupancy at or above which a voxel counts as filled."""
-
-
 UP_AXIS = 2
-"""Index of the vertical axis in ``grid[x, y, z]``."""
-
-
 """Index of the vertical axis in ``grid[x, y, z]``."""
 
 
