@@ -130,6 +130,11 @@ def add_parser(sub) -> None:
 
 # --- printing ------------------------------------------------------------------------------------
 
+    _add_reconstruction(esub)
+
+
+def _add_reconstruction(esub) -> None:
+    """``gan3d eval reconstruction``'s options."""
     rc = esub.add_parser(
         "reconstruction",
         help="3D-VAE-GAN single-image reconstruction: IoU and AP per class on held-out renders, and the IKEA protocol",
