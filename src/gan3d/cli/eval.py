@@ -126,10 +126,6 @@ def add_parser(sub) -> None:
     n.add_argument("--out-png", default=None, help="picture: each sample followed by its neighbours (labelled with IoU)")
     n.add_argument("--threshold", type=ranged(float, lo=0, hi=1), default=0.9, help="a sample counts as memorised when its nearest IoU exceeds this")
     n.add_argument("--batch-size", type=_positive, default=32, help="shapes per G forward pass")
-
-
-# --- printing ------------------------------------------------------------------------------------
-
     _add_reconstruction(esub)
 
 
@@ -154,6 +150,9 @@ def _add_reconstruction(esub) -> None:
         metavar="T",
         help="also report IoU and occ/small with voxels filled at each T (AP needs no threshold; the headline stays at 0.5)",
     )
+
+
+# --- printing ------------------------------------------------------------------------------------
 
 
 def _pct(v: Any) -> str:
