@@ -3,7 +3,7 @@
 # PyTorch: installs the tested CPU build (torch==2.13.0) unless the venv already has a torch.
 # A CUDA user can pre-install their own build in .venv, or set GAN3D_TORCH="torch==X+cuYYY".
 # --browser also installs Debian's Chromium and ChromeDriver when they are missing (as root, with
-# apt-get), for the gallery's browser test; without them that one test skips.
+# apt-get), for the gallery's browser tests; without them those tests skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BROWSER=0
@@ -15,9 +15,11 @@ for arg in "$@"; do
 done
 if [ "$BROWSER" = 1 ] && { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; }; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null
+    if ! { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null; }; then
+      echo "scripts/setup.sh: apt-get could not install chromium chromium-driver: the gallery's browser tests will skip"
+    fi
   else
-    echo "scripts/setup.sh: chromium/chromedriver missing and not root with apt-get: the gallery's browser test will skip"
+    echo "scripts/setup.sh: chromium/chromedriver missing and not root with apt-get: the gallery's browser tests will skip"
   fi
 fi
 PY=${PYTHON:-python3}
