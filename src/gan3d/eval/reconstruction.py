@@ -16,44 +16,34 @@ from gan3d.voxels import SMALL, occupancy_check
 from gan3d.voxels import iou as voxel_iou
 
 
-def _score_reconstructions(pred: np.ndarray, truth: np.ndarray, labels: np.ndarray, names: list[str]) -> dict[str, Any]:
+def _score_reconstructions(
+    pred: np.ndarray, truth: np.ndarray, labels: np.ndarray, names: list[str], *, ap: bool = True
+) -> dict[str, Any]:
     """Per class: mean IoU at 0.5 over images (:func:`gan3d.voxels.iou`), AP (%) over all voxels of the class's
     images, and :func:`gan3d.voxels.occupancy_check`, for float predictions (N, R, R, R) against boolean truth; and the
-    means over classes."""
+    means over classes. ``ap=False`` leaves AP out (for boolean predictions, already thresholded)."""
     from sklearn.metrics import average_precision_score
 
     per_class: dict[str, dict[str, float]] = {}
     for k in np.unique(labels):
         m = labels == k
         p, t = pred[m], truth[m]
-        iou = float(np.mean(voxel_iou(p, t)))
-        ap = float(average_precision_score(t.reshape(-1), p.reshape(-1))) if t.any() else float("nan")
-        per_class[names[int(k)]] = {"n": int(m.sum()), "iou": round(iou, 4), "ap": round(100 * ap, 2), **occupancy_check(p, t)}
-    return {
-        "per_class": per_class,
-        "mean_iou": round(float(np.mean([v["iou"] for v in per_class.values()])), 4),
-        "mean_ap": round(float(np.nanmean([v["ap"] for v in per_class.values()])), 2),
-        "small": round(float(np.nanmean([v["small"] for v in per_class.values()])), 3),
-    }
+        row = {"n": int(m.sum()), "iou": round(float(np.mean(voxel_iou(p, t))), 4)}
+        if ap:
+            row["ap"] = round(100 * float(average_precision_score(t.reshape(-1), p.reshape(-1))), 2) if t.any() else float("nan")
+        per_class[names[int(k)]] = {**row, **occupancy_check(p, t)}
+    out = {"per_class": per_class, "mean_iou": round(float(np.mean([v["iou"] for v in per_class.values()])), 4)}
+    if ap:
+        out["mean_ap"] = round(float(np.nanmean([v["ap"] for v in per_class.values()])), 2)
+    out["small"] = round(float(np.nanmean([v["small"] for v in per_class.values()])), 3)
+    return out
 
 
 def _score_thresholds(pred: np.ndarray, truth: np.ndarray, labels: np.ndarray, names: list[str], thresholds: Iterable[float]) -> dict[str, Any]:
-    """For each threshold t: per class the mean IoU and the occupancy check of ``pred >= t`` (AP is free of
-    thresholds), and the means over classes, keyed by ``f"{t:g}"``. How much of a reconstruction's shape sits
-    just under 0.5: a model that ranks voxels well (AP) but outputs fragments at 0.5 fills out at a lower t."""
-    out: dict[str, Any] = {}
-    for t in thresholds:
-        filled = pred >= t
-        per_class = {}
-        for k in np.unique(labels):
-            m = labels == k
-            per_class[names[int(k)]] = {"iou": round(float(np.mean(voxel_iou(filled[m], truth[m]))), 4), **occupancy_check(filled[m], truth[m])}
-        out[f"{t:g}"] = {
-            "per_class": per_class,
-            "mean_iou": round(float(np.mean([v["iou"] for v in per_class.values()])), 4),
-            "small": round(float(np.nanmean([v["small"] for v in per_class.values()])), 3),
-        }
-    return out
+    """For each threshold t, keyed by ``f"{t:g}"``: :func:`_score_reconstructions` of ``pred >= t`` without AP
+    (AP is free of thresholds). How much of a reconstruction's shape sits just under 0.5: a model that ranks
+    voxels well (AP) but outputs fragments at 0.5 fills out at a lower t."""
+    return {f"{t:g}": _score_reconstructions(pred >= t, truth, labels, names, ap=False) for t in thresholds}
 
 
 def _class_mean_shapes(dataset, classes, chunk: int = 256) -> dict[int, np.ndarray]:
