@@ -56,6 +56,8 @@ CASES = [
       "--augment", "true", "--eval-every", "100", "--dry-run"], "--mode-seeking"),
     (["train", "--model", "vaegan", "--pairs", "/nonexistent", "--dry-run"], "/nonexistent"),
     (["train", "--data", "/nonexistent.npz", "--dry-run"], "/nonexistent.npz"),
+    (["data", "merge-pairs", "{d}/folder", "--out", "{out}"], "two or more"),
+    (["data", "merge-pairs", "{d}/folder", "{d}/nosuch_pairs", "--out", "{out}"], "folder"),
     (["train", "--data", "{d}/a_file", "--dry-run"], "a_file"),
     (["train", "--resume", "{d}/folder"], "folder"),
     (["eval", "reconstruction", "--checkpoint", "vaegan-mn5", "--data", "{d}", "--max-pairs", "0"], "--max-pairs"),

@@ -147,3 +147,33 @@ def test_photo_refuses_the_other_random_options(voxels, tmp_path, capsys):
     assert code == 2 and len(err) == 1 and "--photo" in err[0] and not (tmp_path / "o").exists()
     assert main(["data", "render", str(voxels), "--out", str(tmp_path / "ok"), "--photo", "--views", "1", "--size", "32"]) == 0
     assert _images(tmp_path / "ok").shape == (4, 32, 32, 3)
+
+
+def test_merge_pairs_concatenates_plain_and_photo_renders(voxels, tmp_path, capsys):
+    from gan3d.data.pairs import PairedData
+
+    render_dataset(voxels, tmp_path / "plain", views=[(30.0, 15.0), (200.0, 45.0)], size=32, seed=3, progress=False)
+    render_dataset(voxels, tmp_path / "photo", views=[(200.0, 45.0), (90.0, 30.0)], size=32, seed=3, photo=True, progress=False)
+    assert main(["data", "merge-pairs", str(tmp_path / "plain"), str(tmp_path / "photo"), "--out", str(tmp_path / "mix")]) == 0
+    plain, photo, mix = (PairedData(tmp_path / n) for n in ("plain", "photo", "mix"))
+    assert len(mix) == len(plain) + len(photo) == 16
+    assert np.array_equal(mix.images[:8], plain.images[:]) and np.array_equal(mix.images[8:], photo.images[:])
+    assert np.array_equal(mix.shape_index, np.concatenate([plain.shape_index, photo.shape_index]))
+    # the views are renumbered into one list: every row keeps its (azimuth, elevation)
+    views = mix.meta["views"]
+    assert len(views) == 3
+    assert [tuple(views[v]) for v in mix.view] == [(float(a), float(e)) for a, e in zip(mix.azimuth, mix.elevation)]
+    img, shapes = mix.batch(np.array([9, 1]), 32)
+    assert torch_equal(shapes[0], photo.batch(np.array([1]), 32)[1][0]) and torch_equal(shapes[1], plain.batch(np.array([1]), 32)[1][0])
+    assert [m["options"]["photo"] for m in mix.meta["merged_from"]] == [False, True]
+    # a folder of another image size does not merge, and nothing is written
+    render_dataset(voxels, tmp_path / "big", views=2, size=40, seed=3, progress=False)
+    capsys.readouterr()
+    assert main(["data", "merge-pairs", str(tmp_path / "plain"), str(tmp_path / "big"), "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "big" in err[0] and "--size" in err[0]
+    assert not (tmp_path / "bad").exists() and not list(tmp_path.glob(".bad.*"))
+
+
+def torch_equal(a, b):
+    return bool((a == b).all())

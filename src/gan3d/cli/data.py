@@ -1,4 +1,4 @@
-"""``gan3d data prepare|info|render|merge``.
+"""``gan3d data prepare|info|render|merge|merge-pairs``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from gan3d.render.raster import MAX_IMAGE_SIZE
 
 def _add_data(sub) -> None:
     p = sub.add_parser("data", help="prepare datasets and inspect them", formatter_class=HelpFormatter)
-    dsub = p.add_subparsers(dest="data_cmd", required=True, metavar="{prepare,info,render,merge}")
+    dsub = p.add_subparsers(dest="data_cmd", required=True, metavar="{prepare,info,render,merge,merge-pairs}")
     pp = dsub.add_parser(
         "prepare",
         help="build one prepared dataset (.npz, bit-packed) from a source",
@@ -68,6 +68,14 @@ def _add_data(sub) -> None:
     pm.add_argument("inputs", nargs="+", help="two or more prepared datasets (.npz) of one resolution")
     pm.add_argument("--out", required=True, help="output .npz file")
     pm.add_argument("--rename", nargs="+", default=None, metavar="OLD=NEW", help="rename classes (a shared new name merges them)")
+    pq = dsub.add_parser(
+        "merge-pairs",
+        help="one paired image folder from several rendered from one dataset (e.g. plain and photo-like renders)",
+        formatter_class=HelpFormatter,
+        description="e.g. gan3d data merge-pairs mn5_pairs8 mn5_photo8 --out mn5_mix8",
+    )
+    pq.add_argument("inputs", nargs="+", help="two or more folders from `gan3d data render` of one dataset, image size and class list")
+    pq.add_argument("--out", required=True, help="output folder (must not exist)")
 
 
 def _run_data(args) -> int:
@@ -100,6 +108,12 @@ def _run_data(args) -> int:
         check_output(args.out)
         summary = merge(args.inputs, args.out, rename=parse_renames(args.rename))
         print(json.dumps(summary, indent=2, default=str))
+        return 0
+    if args.data_cmd == "merge-pairs":
+        from gan3d.data.pairmerge import merge_pairs
+
+        check_output(args.out, folder=True)
+        print(json.dumps(merge_pairs(args.inputs, args.out), indent=2, default=str))
         return 0
     if args.data_cmd == "render":
         from gan3d.data.pairs import VIEWS_PAPER, render_dataset

@@ -344,7 +344,7 @@ class PairedData:
     Attributes: ``folder`` (= ``path``), ``meta`` (dict), ``images`` (memmap uint8 (N, S, S, 3)),
     ``shape_index``, ``view``, ``label`` (int64 (N,)), ``azimuth``, ``elevation`` (float32 (N,),
     degrees), ``split`` (uint8 (N,), 0 train / 1 test), ``dataset`` (the VoxelDataset of the shapes),
-    ``resolution`` (R), ``image_size`` (S), ``class_names``.
+    ``dataset_path`` (its file), ``resolution`` (R), ``image_size`` (S), ``class_names``.
     """
 
     def __init__(self, folder: str | os.PathLike):
@@ -370,6 +370,7 @@ class PairedData:
         if not dpath.is_file() and (root / dpath.name).is_file():
             dpath = root / dpath.name  # a moved folder that carries its dataset along
         self.dataset = load(dpath)
+        self.dataset_path = dpath
         if len(self.shape_index) and (self.shape_index.min() < 0 or self.shape_index.max() >= len(self.dataset)):
             raise Gan3dError(f"shape_index out of range for the {len(self.dataset)} shapes of {dpath}", root)
         self.resolution = self.dataset.resolution
