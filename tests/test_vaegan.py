@@ -452,3 +452,18 @@ def test_reconstruction_eval_reports_other_thresholds(trained, pairs):
     assert s["0.2"]["mean_iou"] == 0.5 and s["0.2"]["small"] == 0.0
     with pytest.raises(Gan3dError, match="thresholds"):
         reconstruction(trained.run_dir, pairs, device="cpu", progress=False, thresholds=[1.0])
+
+
+def test_init_from_takes_a_shipped_model_name(pairs, tmp_path):
+    """--model vaegan --init-from accepts a shipped model's name, as the 3D-GAN's does (a user fine-tunes
+    what ships); a name that is neither a file nor a shipped model is refused naming the shipped ones."""
+    from gan3d.cli.train import check_inputs
+
+    check_inputs(vcfg(pairs, tmp_path, init_from="vaegan-mn5-renders"))
+    with pytest.raises(Gan3dError, match="no shipped model of that name.*vaegan-mn5"):
+        check_inputs(vcfg(pairs, tmp_path, init_from="no-such-model"))
+    with pytest.raises(Gan3dError, match="is a folder"):
+        check_inputs(vcfg(pairs, tmp_path, init_from=str(tmp_path)))
+    # the shipped payload loads with its encoder: G and E start from it, D fresh (shipped without D)
+    payload = ckpt.load("vaegan-mn5-renders")
+    assert "E" in payload and "G" in payload and "D" not in payload

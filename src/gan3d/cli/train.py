@@ -144,10 +144,13 @@ def check_inputs(cfg: Any) -> None:
         if not (pairs / "meta.json").is_file():
             raise Gan3dError("not a paired image folder for --pairs (no meta.json; make one with `gan3d data render`)", pairs)
         if cfg.init_from:
+            from gan3d.zoo import registry
+
             init = Path(cfg.init_from)
-            if not init.is_file():
-                what = "is a folder, not a checkpoint file (give its checkpoint.pt or snapshot.pt)" if init.is_dir() else "no such checkpoint file"
-                raise Gan3dError(f"{what} for --init-from", init)
+            if init.is_dir():
+                raise Gan3dError("is a folder, not a checkpoint file for --init-from (give its checkpoint.pt or snapshot.pt)", init)
+            if not init.exists() and cfg.init_from not in registry.names():
+                raise Gan3dError(f"no such checkpoint file for --init-from, and no shipped model of that name ({registry.shipped_list()})", init)
     elif cfg.data != "builtin":
         data = Path(cfg.data)
         if not data.exists():

@@ -145,7 +145,7 @@ class VAEGANConfig:
     pairs: str = field(default="", metadata=opt("image/shape pairs folder from `gan3d data render` (images.npy, pairs.npz, meta.json)", group="vaegan"))
     encoder: str = field(default="cpu", metadata=opt("image encoder preset: paper (256 px, the paper's), cpu, tiny; its z_dim follows G's", choices=ENCODER_NAMES, group="vaegan"))
     preset: str = field(default="cpu32", metadata=opt("3D-GAN preset for G and D (when not initialised from a checkpoint) and the recipe", choices=PRESET_NAMES, group="main"))
-    init_from: str = field(default="", metadata=opt("start G and D from a trained 3D-GAN, or E, G and D from a trained 3D-VAE-GAN (to fine-tune it on other images): a checkpoint.pt or snapshot.pt", group="vaegan"))
+    init_from: str = field(default="", metadata=opt("start G and D from a trained 3D-GAN, or E, G and D from a trained 3D-VAE-GAN (to fine-tune it on other images): a checkpoint.pt, snapshot.pt or shipped model's name (a shipped 3D-VAE-GAN has no D: D starts fresh)", group="vaegan"))
     out: str = field(default="runs", metadata=opt("parent folder of the run folders", group="main"))
     steps: int = field(default=3000, metadata=opt("total training steps", lo=1, hi=10**9, group="recipe"))
     batch_size: int = field(default=32, metadata=opt("image/shape pairs per batch", lo=1, hi=65536, group="recipe"))
