@@ -28,8 +28,8 @@ for r in vg-bal8-val vg-mix-val vg-photoft-val; do for d in mn5v_pairs4 mn5v_pho
   $G eval reconstruction --checkpoint runs/$r --data $d --out ev/${r//-/_}_$d.json; done; done
 # twice as long, every 500 steps kept
 $G train --model vaegan --preset cpu32 --init-from runs/vg-bal8-val-noD.pt --pairs mn5v_mix8 --steps 1500 --noise-decay-steps 1500 --balance-classes --keep-snapshots --run-name vg-mix1500-val --quiet
-for s in 500 1000 1500; do for d in mn5v_pairs4 mn5v_photo_val4; do
-  $G eval reconstruction --checkpoint runs/vg-mix1500-val/snapshot_$s.pt --data $d --out ev/vg_mix1500_val_s${s}_$d.json; done; done
+for s in 1000 1500; do for d in mn5v_pairs4 mn5v_photo_val4; do
+  $G eval reconstruction --checkpoint runs/vg-mix1500-val/snapshot_00$s.pt --data $d --out ev/vg_mix1500_val_s00${s}_$d.json; done; done
 
 # the shipped renders model fine-tuned on plain + photo-like renders, scored once on test (rules.md)
 $G train --model vaegan --preset cpu32 --init-from vaegan-mn5-renders --pairs mn5_mix8 --steps 750 --noise-decay-steps 750 --balance-classes --run-name vaegan-mix --quiet
@@ -38,3 +38,7 @@ for d in mn5_photo_test4 mn5_pairs4; do $G eval reconstruction --checkpoint runs
 # ModelNet10 features with D's widths doubled (G unchanged), from scratch, snapshots kept for validation
 $G train --preset cpu32 --data modelnet10_32.npz --diffaugment translation cutout flip --ema 0.999 --d-width 2 --steps 4000 --keep-snapshots --run-name mn10-dw2 --quiet
 $G data prepare ../shared/data/3dshapenets-chair-30/volumetric_data --out chairs32_r1.npz --resolution 32 --rotations 1
+$G models package runs/vaegan-mix/snapshot.pt --name vaegan-mn5 --int8 G E --without D --eval ev/vaegan_mix_mn5_photo_test4.json
+for d in mn5_photo_test4 mn5_pairs4; do $G eval reconstruction --checkpoint vaegan-mn5 --data $d --out ev/vaegan_mix_packaged_$d.json; done
+# mn10-dw2 was stopped at step ~1,800 (the session's end); its step 1,500 on validation:
+$G eval classify --checkpoint runs/mn10-dw2/snapshot_001500.pt --data modelnet10_32.npz --validation 0.2 --shifted reframe erode dilate --also-test chairs32_r1.npz --out ev/mn10_dw2_s1500_val.json
