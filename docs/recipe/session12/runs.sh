@@ -42,3 +42,6 @@ $G models package runs/vaegan-mix/snapshot.pt --name vaegan-mn5 --int8 G E --wit
 for d in mn5_photo_test4 mn5_pairs4; do $G eval reconstruction --checkpoint vaegan-mn5 --data $d --out ev/vaegan_mix_packaged_$d.json; done
 # mn10-dw2 was stopped at step ~1,800 (the session's end); its step 1,500 on validation:
 $G eval classify --checkpoint runs/mn10-dw2/snapshot_001500.pt --data modelnet10_32.npz --validation 0.2 --shifted reframe erode dilate --also-test chairs32_r1.npz --out ev/mn10_dw2_s1500_val.json
+# mixed renders from the start (validation), the same 1,500 steps as vg-bal8-val
+$G train --model vaegan --preset cpu32 --pairs mn5v_mix8 --steps 1500 --noise-decay-steps 1500 --balance-classes --run-name vg-mixscratch-val --quiet
+for d in mn5v_pairs4 mn5v_photo_val4; do $G eval reconstruction --checkpoint runs/vg-mixscratch-val --data $d --out ev/vg_mixscratch_val_$d.json; done
