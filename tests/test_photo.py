@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from scipy import ndimage
 
 from gan3d.cli import main
@@ -164,7 +165,7 @@ def test_merge_pairs_concatenates_plain_and_photo_renders(voxels, tmp_path, caps
     assert len(views) == 3
     assert [tuple(views[v]) for v in mix.view] == [(float(a), float(e)) for a, e in zip(mix.azimuth, mix.elevation)]
     img, shapes = mix.batch(np.array([9, 1]), 32)
-    assert torch_equal(shapes[0], photo.batch(np.array([1]), 32)[1][0]) and torch_equal(shapes[1], plain.batch(np.array([1]), 32)[1][0])
+    assert torch.equal(shapes[0], photo.batch(np.array([1]), 32)[1][0]) and torch.equal(shapes[1], plain.batch(np.array([1]), 32)[1][0])
     assert [m["options"]["photo"] for m in mix.meta["merged_from"]] == [False, True]
     # a folder of another image size does not merge, and nothing is written
     render_dataset(voxels, tmp_path / "big", views=2, size=40, seed=3, progress=False)
@@ -173,7 +174,3 @@ def test_merge_pairs_concatenates_plain_and_photo_renders(voxels, tmp_path, caps
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "big" in err[0] and "--size" in err[0]
     assert not (tmp_path / "bad").exists() and not list(tmp_path.glob(".bad.*"))
-
-
-def torch_equal(a, b):
-    return bool((a == b).all())

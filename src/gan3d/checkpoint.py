@@ -57,6 +57,25 @@ def resolve(text: str | os.PathLike, *, prefer: str = "snapshot.pt") -> Path:
     return p
 
 
+def _missing_text(path: Path, option: str = "") -> str:
+    from gan3d.zoo import registry
+
+    extra = "" if path.exists() else f", and no shipped model of that name ({registry.shipped_list()})"
+    return f"no such checkpoint file{f' for {option}' if option else ''}{extra}"
+
+
+def check_exists(path: str | os.PathLike, option: str) -> None:
+    """Before any work: ``path`` is a checkpoint file or a shipped model's name (what :func:`load`
+    takes), else one Gan3dError naming it and ``option``. A folder is refused with a hint."""
+    from gan3d.zoo import registry
+
+    p = Path(path)
+    if p.is_dir():
+        raise Gan3dError(f"is a folder, not a checkpoint file for {option} (give its checkpoint.pt or snapshot.pt)", p)
+    if not p.is_file() and str(path) not in registry.names():
+        raise Gan3dError(_missing_text(p, option), p)
+
+
 def load(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True``; any problem is one Gan3dError naming the file.
 
@@ -69,8 +88,7 @@ def load(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -
         shipped = registry.lookup(path)
         if shipped is not None:
             return {"format": FORMAT, "format_version": FORMAT_VERSION, **shipped}
-        extra = "" if path.exists() else f", and no shipped model of that name ({registry.shipped_list()})"
-        raise Gan3dError(f"no such checkpoint file{extra}", path)
+        raise Gan3dError(_missing_text(path), path)
     if path.stat().st_size == 0:
         raise Gan3dError("checkpoint file is empty", path)
     try:

@@ -132,6 +132,7 @@ def _resumed_config(resume: str, model: str | None, given: dict[str, Any]) -> tu
 
 def check_inputs(cfg: Any) -> None:
     """Every input path of ``cfg`` exists and is of the right kind, and ``out`` is not a file."""
+    from gan3d import checkpoint as ckpt
     from gan3d.train.config import VAEGANConfig
 
     if isinstance(cfg, VAEGANConfig):
@@ -144,13 +145,7 @@ def check_inputs(cfg: Any) -> None:
         if not (pairs / "meta.json").is_file():
             raise Gan3dError("not a paired image folder for --pairs (no meta.json; make one with `gan3d data render`)", pairs)
         if cfg.init_from:
-            from gan3d.zoo import registry
-
-            init = Path(cfg.init_from)
-            if init.is_dir():
-                raise Gan3dError("is a folder, not a checkpoint file for --init-from (give its checkpoint.pt or snapshot.pt)", init)
-            if not init.exists() and cfg.init_from not in registry.names():
-                raise Gan3dError(f"no such checkpoint file for --init-from, and no shipped model of that name ({registry.shipped_list()})", init)
+            ckpt.check_exists(cfg.init_from, "--init-from")
     elif cfg.data != "builtin":
         data = Path(cfg.data)
         if not data.exists():

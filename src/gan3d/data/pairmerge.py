@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from gan3d.data.pairs import _PAIR_KEYS, PAIRED_FORMAT, PAIRED_FORMAT_VERSION, PairedData
+from gan3d.data.pairs import _PAIR_KEYS, PAIRED_FORMAT, PAIRED_FORMAT_VERSION, PairedData, check_free_space, new_folder
 from gan3d.errors import Gan3dError
 
 _CHUNK = 1024  # images copied per read/write
@@ -73,21 +71,9 @@ def merge_pairs(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *, 
         remaps.append(np.array([views.index(v) for v in own], dtype=np.int64))
     n = sum(len(d) for d in data)
     size = data[0].image_size
-    need = n * size * size * 3
-    target.parent.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(target.parent).free
-    if need > free:
-        raise Gan3dError(f"the merge needs {need / 2**30:.1f} GiB, only {free / 2**30:.1f} GiB free", target.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
+    need = check_free_space(target, n, size, what="merging")
+    with new_folder(target) as tmp:
         _write(tmp, data, remaps, views, n, size, progress)
-        for f in tmp.iterdir():
-            os.chmod(f, 0o644)
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return {
         "path": str(target),
         "count": int(n),

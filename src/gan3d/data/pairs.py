@@ -56,6 +56,7 @@ framing, occluders and camera noise), which replace the plain render.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -64,7 +65,7 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -170,15 +171,7 @@ def render_dataset(
     rows = ds.indices
     k = per_shape if per_shape is not None else len(view_list)
     n = len(ds) * k
-    need = n * size * size * 3
-    out.parent.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(out.parent).free
-    if need > free:
-        raise Gan3dError(
-            f"rendering {n} images of {size}x{size} needs {need / 2**30:.1f} GiB, only "
-            f"{free / 2**30:.1f} GiB free (use fewer views, a smaller size or limit)",
-            out.parent,
-        )
+    need = check_free_space(out, n, size, what="rendering", hint=" (use fewer views, a smaller size or limit)")
 
     options = {
         "random_background": bool(random_background),
@@ -195,8 +188,7 @@ def render_dataset(
         "ambient": AMBIENT,
         "diffuse": DIFFUSE,
     }
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with new_folder(out) as tmp:
         images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
         shape_index = np.repeat(rows.astype(np.int64), k)
         view_idx = np.empty(n, dtype=np.int64)
@@ -252,6 +244,41 @@ def render_dataset(
             "options": options,
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    seconds = time.perf_counter() - t0
+    return {
+        "path": str(out),
+        "count": int(n),
+        "shapes": len(ds),
+        "views_per_shape": int(k),
+        "size": size,
+        "seconds": seconds,
+        "images_per_second": n / seconds if seconds > 0 else float("inf"),
+        "bytes": int(need),
+    }
+
+
+def check_free_space(out: Path, n: int, size: int, *, what: str, hint: str = "") -> int:
+    """Bytes that ``n`` RGB images of ``size`` px take; a Gan3dError naming ``out``'s (created) parent
+    when its disk has less free."""
+    need = n * size * size * 3
+    out.parent.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(out.parent).free
+    if need > free:
+        raise Gan3dError(
+            f"{what} {n} images of {size}x{size} needs {need / 2**30:.1f} GiB, only {free / 2**30:.1f} GiB free{hint}",
+            out.parent,
+        )
+    return need
+
+
+@contextlib.contextmanager
+def new_folder(out: Path) -> Iterator[Path]:
+    """Yield a temporary folder beside ``out``; when the block ends without an error its files become
+    world-readable and it is renamed to ``out`` (an existing ``out`` is swapped out and removed), so a
+    folder with the final name is always whole. On an error the temporary folder is removed."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        yield tmp
         for f in tmp.iterdir():
             os.chmod(f, 0o644)
         os.chmod(tmp, 0o755)
@@ -265,17 +292,6 @@ def render_dataset(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    seconds = time.perf_counter() - t0
-    return {
-        "path": str(out),
-        "count": int(n),
-        "shapes": len(ds),
-        "views_per_shape": int(k),
-        "size": size,
-        "seconds": seconds,
-        "images_per_second": n / seconds if seconds > 0 else float("inf"),
-        "bytes": int(need),
-    }
 
 
 def _progress(total: int, enabled: bool, desc: str):
