@@ -51,6 +51,7 @@ CASES = [
     (["train", "--mode-seeking", "nan", "--dry-run"], "--mode-seeking"),
     (["train", "--steps", "0", "--dry-run"], "--steps"),
     (["train", "--d-gate", "0", "--dry-run"], "--d-gate"),
+    (["train", "--g-upsample", "bilinear", "--dry-run"], "--g-upsample"),
     (["train", "--alpha1", "1", "--dry-run"], "--alpha1"),
     (["train", "--model", "vaegan", "--pairs", "/nonexistent", "--mode-seeking", "0.5", "--z-dist", "uniform", "--width", "2",
       "--augment", "true", "--eval-every", "100", "--dry-run"], "--mode-seeking"),

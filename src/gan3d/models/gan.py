@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 
+G_UPSAMPLES = ("transposed", "resize", "resize-last")
 ROTATIONS = 4  # quarter turns about the up axis that D's rotation head tells apart
 
 
@@ -37,6 +38,7 @@ class ModelConfig:
     latent_gaussian: bool = False  # G first maps z ~ N(0, I) to mean + chol @ z (buffers): the fitted prior of the auto-encoder baseline
     rotation_head: bool = False  # D also has a 4-way head that tells which quarter turn about the up axis a shape was given (not in the paper)
     d_channels: tuple[int, ...] = ()  # D's hidden widths in the same order as ``channels``, when D is not G's mirror (empty: the mirror)
+    g_upsample: str = "transposed"  # G's stride-2 layers: transposed convolutions (the paper), or "resize" / "resize-last": nearest-neighbour doubling then a 3^3 convolution, in every such layer or the output layer only
 
     def __post_init__(self):
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
@@ -54,6 +56,8 @@ class ModelConfig:
             raise ValueError("z_dim and channels must be positive")
         if self.g_output not in ("sigmoid", "hardsigmoid"):
             raise ValueError(f"g_output must be 'sigmoid' or 'hardsigmoid', got {self.g_output!r}")
+        if self.g_upsample not in G_UPSAMPLES:
+            raise ValueError(f"g_upsample must be one of {', '.join(G_UPSAMPLES)}, got {self.g_upsample!r}")
         if self.d_norm not in ("batch", "spectral"):
             raise ValueError(f"d_norm must be 'batch' or 'spectral', got {self.d_norm!r}")
 
@@ -82,6 +86,7 @@ class ModelConfig:
             **({"latent_gaussian": True} if self.latent_gaussian else {}),  # absent from every 3D-GAN's config
             **({"rotation_head": True} if self.rotation_head else {}),  # absent unless trained with --rotation-loss
             **({"d_channels": list(self.d_channels)} if self.d_channels else {}),  # absent unless trained with --d-width
+            **({"g_upsample": self.g_upsample} if self.g_upsample != "transposed" else {}),  # absent unless trained with --g-upsample
         }
 
     @classmethod
@@ -96,7 +101,37 @@ class ModelConfig:
             latent_gaussian=bool(d.get("latent_gaussian", False)),
             rotation_head=bool(d.get("rotation_head", False)),
             d_channels=tuple(d.get("d_channels", ())),
+            g_upsample=str(d.get("g_upsample", "transposed")),
         )
+
+    def resize_layer(self, i: int) -> bool:
+        """Whether G's layer ``i`` (0 = the one from z) doubles by resizing then convolving."""
+        last = len(self.channels)
+        return i > 0 and (self.g_upsample == "resize" or (self.g_upsample == "resize-last" and i == last))
+
+
+# Nearest-neighbour doubling then a 3-tap convolution (padding 1) is, along each axis, the stride-2,
+# 4-tap transposed convolution (padding 1) whose taps are these sums of the 3 taps: output 2m takes
+# inputs m-1 and m, output 2m+1 inputs m and m+1, each through the taps that land on its copy.
+_RESIZE_TAPS = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+
+
+class ResizeConv3d(nn.Module):
+    """Double the grid by repeating each voxel 2^3 times, then convolve with a 3^3 kernel (no bias):
+    the resize-convolution of Odena, Dumoulin and Olah (2016), whose output has no checkerboard from
+    uneven kernel overlap. Computed as the equivalent 4^3 stride-2 transposed convolution with tied
+    taps, so it costs what the paper's layer costs and no 8x larger grid is made. ``weight`` is
+    (Cin, Cout, 3, 3, 3), laid out like a transposed convolution's."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(cin, cout, 3, 3, 3))
+        nn.init.normal_(self.weight, 0.0, 0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = _RESIZE_TAPS.to(self.weight)
+        w = torch.einsum("ai,bj,ck,xyijk->xyabc", m, m, m, self.weight)
+        return nn.functional.conv_transpose3d(x, w, stride=2, padding=1)
 
 
 class Generator(nn.Module):
@@ -111,15 +146,16 @@ class Generator(nn.Module):
         self.cfg = cfg
         widths = [cfg.z_dim, *cfg.channels]
         layers: list[nn.Module] = []
+        widths.append(1)
         for i, (cin, cout) in enumerate(zip(widths[:-1], widths[1:])):
-            stride, pad = (1, 0) if i == 0 else (2, 1)
-            layers += [
-                nn.ConvTranspose3d(cin, cout, 4, stride, pad, bias=False),
-                nn.BatchNorm3d(cout),
-                nn.ReLU(inplace=True),
-            ]
-        out = nn.Sigmoid() if cfg.g_output == "sigmoid" else nn.Hardsigmoid()
-        layers += [nn.ConvTranspose3d(widths[-1], 1, 4, 2, 1, bias=False), out]
+            if cfg.resize_layer(i):  # Odena et al. 2016: no uneven kernel overlap, so no checkerboard
+                layers.append(ResizeConv3d(cin, cout))
+            else:
+                stride, pad = (1, 0) if i == 0 else (2, 1)
+                layers.append(nn.ConvTranspose3d(cin, cout, 4, stride, pad, bias=False))
+            if i < len(widths) - 2:  # every layer but the output one
+                layers += [nn.BatchNorm3d(cout), nn.ReLU(inplace=True)]
+        layers.append(nn.Sigmoid() if cfg.g_output == "sigmoid" else nn.Hardsigmoid())
         self.net = nn.Sequential(*layers)
         if cfg.latent_gaussian:
             self.register_buffer("z_mean", torch.zeros(cfg.z_dim))
@@ -196,7 +232,7 @@ def layer_summary(G: Generator, D: Discriminator, device: torch.device | str = "
     x = torch.rand(1, G.cfg.z_dim, device=device).reshape(1, G.cfg.z_dim, 1, 1, 1)
     for i, layer in enumerate(G.net):
         x = layer(x)
-        if isinstance(layer, (nn.ConvTranspose3d, nn.Sigmoid, nn.Hardsigmoid)):
+        if isinstance(layer, (nn.ConvTranspose3d, ResizeConv3d, nn.Sigmoid, nn.Hardsigmoid)):
             lines.append(f"G.net.{i:<2d} {type(layer).__name__:16s} -> {tuple(x.shape[1:])}")
     for i, block in enumerate(D.blocks):
         x = block(x)
@@ -258,7 +294,9 @@ def init_weights(module: nn.Module) -> None:
     Spectrally normalised convolutions keep PyTorch's default initialisation. Covers the 3D models
     and the 2D image encoder alike."""
     for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.Conv3d, nn.ConvTranspose3d)):
+        if isinstance(m, ResizeConv3d):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+        elif isinstance(m, (nn.Conv2d, nn.Conv3d, nn.ConvTranspose3d)):
             if nn.utils.parametrize.is_parametrized(m, "weight"):
                 continue  # spectral norm: keep PyTorch's init, which its power-iteration vectors were fitted to
             nn.init.normal_(m.weight, 0.0, 0.02)
@@ -283,7 +321,7 @@ def conv_flops(cfg: ModelConfig) -> dict[str, float]:
     g = 0.0
     edge = 1
     for i, (cin, cout) in enumerate(zip(widths[:-1], widths[1:])):
-        # a transposed convolution: every input voxel meets every kernel tap
+        # a transposed convolution (a resize-convolution runs as one): every input voxel meets every kernel tap
         g += 2.0 * cin * cout * 64 * edge**3
         edge = 4 if i == 0 else edge * 2
     dwidths = [1, *reversed(cfg.d_widths)]

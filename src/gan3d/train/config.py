@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from gan3d.models.gan import ModelConfig
+from gan3d.models.gan import G_UPSAMPLES, ModelConfig
 from gan3d.options import OptionError, check_fields, opt
 from gan3d.presets import ENCODER_PRESETS, PRESETS
 from gan3d.presets import get as get_preset
@@ -70,6 +70,7 @@ class TrainConfig:
     d_width: float = field(default=1.0, metadata=opt("multiply D's hidden widths alone (after --width): a wider D beside a small G; 1 = D mirrors G (paper)", gt=0, hi=MAX_WIDTH, group="model"))
     minibatch_std: bool | None = field(default=None, metadata=opt("minibatch standard-deviation channel in D (default: the preset's)", group="model"))
     g_output: str = field(default="", metadata=opt("G's output activation: sigmoid (paper) or hardsigmoid, which reaches exact 0 and 1 (default: the preset's)", choices=("", "sigmoid", "hardsigmoid"), group="model"))
+    g_upsample: str = field(default="", metadata=opt("G's doubling layers: transposed (paper: 4^3 transposed convolutions), resize (nearest-neighbour doubling then a 3^3 convolution, against checkerboard speckle) or resize-last (the output layer only) (default: the preset's)", choices=("", *G_UPSAMPLES), group="model"))
     d_norm: str = field(default="", metadata=opt("D's normalisation: batch (paper) or spectral norm (default: the preset's)", choices=("", "batch", "spectral"), group="model"))
     resolution: int = field(default=0, metadata=opt("model resolution (0 = the data's; builtin: the preset's)", lo=8, hi=MAX_RESOLUTION, pow2=True, zero_ok=True, group="model"))
     classes: tuple[str, ...] = field(default=(), metadata=opt("train on these classes only (default: all)", group="model"))
@@ -135,6 +136,7 @@ def model_config_for(cfg: TrainConfig) -> ModelConfig:
     if cfg.d_width != 1.0:
         mcfg = mcfg.d_scaled(cfg.d_width)
     overrides = {"minibatch_std": cfg.minibatch_std, "d_norm": cfg.d_norm or None, "g_output": cfg.g_output or None,
+                 "g_upsample": cfg.g_upsample or None,
                  "rotation_head": True if cfg.rotation_loss > 0 else None}
     return dataclasses.replace(mcfg, **{k: v for k, v in overrides.items() if v is not None})
 

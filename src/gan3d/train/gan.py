@@ -191,8 +191,8 @@ class GanTask:
         if state is not None:
             mcfg = ckpt.model_config(state, ckpt_path)
         elif cfg.init_from:
-            if cfg.width != 1.0 or cfg.d_width != 1.0:
-                raise Gan3dError("--width and --d-width cannot change a model that --init-from starts from (its architecture is used)")
+            if cfg.width != 1.0 or cfg.d_width != 1.0 or cfg.g_upsample:
+                raise Gan3dError("--width, --d-width and --g-upsample cannot change a model that --init-from starts from (its architecture is used)")
             self.init = ckpt.load(cfg.init_from)
             if self.init.get("kind") not in ("train", "snapshot"):
                 raise Gan3dError(f"--init-from needs a 3D-GAN checkpoint or snapshot, not kind {self.init.get('kind')!r}", cfg.init_from)
