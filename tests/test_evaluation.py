@@ -207,6 +207,23 @@ def test_cli_help_and_run(tiny_ckpt, small16, tmp_path, capsys):
     assert "memorised" in capsys.readouterr().out
 
 
+def test_generation_latent_sets_score_disjoint_shifted_seed_sets(tiny_ckpt, small16):
+    kw = dict(keep_all=False, context_rows=False, distances=("iou",), device="cpu", progress=False)
+    r = generation(tiny_ckpt, small16, seeds=[0, 1, 2, 3], latent_sets=3, **kw)
+    ls = r["latent_sets"]
+    assert ls["n_sets"] == 3 and ls["seeds"] == ["0-3", "4-7", "8-11"]
+    row = "samples (largest component)"
+    assert ls["per_set"][0][row]["iou/1nna"] == r["rows"][row]["iou"]["1nna"]  # set 0 is the headline
+    third = generation(tiny_ckpt, small16, seeds=[8, 9, 10, 11], **kw)  # set 2 is the seeds shifted by 8
+    assert ls["per_set"][2][row]["iou/mmd"] == pytest.approx(third["rows"][row]["iou"]["mmd"])
+    assert ls["per_set"][2]["outside_largest"]["mean"] == pytest.approx(third["outside_largest"]["mean"])
+    vals = [p[row]["iou/mmd"] for p in ls["per_set"]]
+    assert ls["mean"][row]["iou/mmd"] == pytest.approx(np.mean(vals), abs=1e-5)
+    assert ls["sd"][row]["iou/mmd"] == pytest.approx(np.std(vals, ddof=1), abs=1e-5)
+    assert "n" not in ls["mean"]["outside_largest"] and "n_samples" not in ls["mean"][row]  # counts are not averaged
+    assert "latent_sets" not in generation(tiny_ckpt, small16, seeds=[0, 1], **kw)
+
+
 def test_generation_leaves_out_empty_references(tiny_ckpt, tmp_path):
     g = np.zeros((4, 16, 16, 16), bool)
     g[0, 4:12, 4:12, 2:10] = True

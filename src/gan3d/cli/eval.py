@@ -112,6 +112,8 @@ def add_parser(sub) -> None:
     g.add_argument("--no-context", action="store_true", help="skip the context rows (train set, shuffled, mean shape)")
     g.add_argument("--seed", type=ranged(int, lo=0, hi=2**31 - 1), default=0, help="seed for point sampling and the context sets")
     g.add_argument("--batch-size", type=_positive, default=32, help="shapes per G forward pass")
+    g.add_argument("--latent-sets", type=ranged(int, lo=1, hi=1000), default=1,
+                   help="also score the samples on this many disjoint latent sets of the same size (the seeds, then shifted by their count, ...) and report each metric's mean and standard deviation over them")
     g.add_argument("--truncation", type=ranged(float, gt=0, hi=1), default=1.0, help="sample with latents pulled towards the prior's mean by psi, in (0, 1] (as gan3d sample --truncation; 1 = the prior as trained)")
 
     n = esub.add_parser(
@@ -220,6 +222,10 @@ def format_generation(r: dict) -> str:
     ]
     for name, f in flat.items():
         lines.append(f"{name:{width}s}" + "".join(f" {f[c]:12.4g}" if c in f else f" {'-':>12s}" for c in cols))
+    if ls := r.get("latent_sets"):
+        lines += ["", f"over {ls['n_sets']} latent sets (seeds {', '.join(ls['seeds'])}): mean +- standard deviation"]
+        for name, means in ls["mean"].items():
+            lines.append(f"{name:{width}s} " + ", ".join(f"{k} {v:.4g} +- {ls['sd'][name][k]:.2g}" for k, v in means.items()))
     return "\n".join(lines)
 
 
@@ -269,6 +275,7 @@ def _generation_kwargs(args) -> dict:
         context_rows=not args.no_context,
         seed=args.seed,
         truncation=args.truncation,
+        latent_sets=args.latent_sets,
     )
 
 

@@ -42,6 +42,7 @@ def generation(
     batch_size: int = 32,
     progress: bool = True,
     truncation: float = 1.0,
+    latent_sets: int = 1,
 ) -> dict:
     """Generation metrics (:func:`gan3d.metrics.evaluate_generation`) of samples of ``checkpoint``
     against the ``split`` shapes (default test, ``classes`` filter) of ``dataset``.
@@ -55,8 +56,11 @@ def generation(
     ``n_samples`` training shapes, so every row has as many shapes as the samples), each scored
     against the same reference. Empty reference shapes (ModelNet10 has 34 at 32^3: thin objects
     lost in voxelization) are left out -- they have no surface, so every row's Chamfer MMD would be
-    infinite -- and counted in ``n_reference_empty_dropped``. Returns ``{"rows": {name: metrics dict}, "n_samples", "n_reference",
-    "seeds", ...}``.
+    infinite -- and counted in ``n_reference_empty_dropped``. ``latent_sets`` > 1: the sample rows are
+    also scored on that many disjoint latent sets of the same size (the seeds, then each seed plus
+    ``len(seeds)``, plus ``2 * len(seeds)``, ...), under ``"latent_sets"`` with each set's numbers and
+    their mean and standard deviation (:func:`_latent_set_spread`); the other keys are the first set's.
+    Returns ``{"rows": {name: metrics dict}, "n_samples", "n_reference", "seeds", ...}``.
     """
     from gan3d import checkpoint as ckpt
     from gan3d.eval.metrics import baseline_sets, evaluate_generation
@@ -73,6 +77,8 @@ def generation(
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise Gan3dError("no samples asked for (n_samples or seeds is empty)")
+    if int(latent_sets) < 1:
+        raise Gan3dError(f"--latent-sets must be at least 1, got {latent_sets}")
     n = len(seeds)
     rng = np.random.default_rng(seed)
     refs = ref.grids(slice(None)) >= 0.5
@@ -106,7 +112,17 @@ def generation(
             g, refs, distances=tuple(distances), n_points=n_points, seed=seed, progress=progress
         )
     largest = sets.get("samples (largest component)", sets.get("samples (all components)"))
+    spread = {}
+    if int(latent_sets) > 1:
+        def score(shifted: list[int]) -> tuple[dict, dict]:
+            o = _sample(G, shifted, z_dist, batch_size, dev, truncation)
+            kinds = {"samples (largest component)": False, "samples (all components)": True}
+            return {name: evaluate_generation(postprocess(o, keep_all=kinds[name]), refs, distances=tuple(distances), n_points=n_points,
+                                              seed=seed, progress=progress) for name in kinds if name in sets}, outside_largest(o)
+        first = ({name: rows[name] for name in sets if name.startswith("samples")}, outside_largest(occ))
+        spread = {"latent_sets": _latent_set_spread(seeds, int(latent_sets), first, score)}
     return {
+        **spread,
         "outside_largest": outside_largest(occ),
         "rows": rows,
         "row_sizes": {k: int(len(v)) for k, v in sets.items()},
@@ -127,6 +143,36 @@ def generation(
         "seed": int(seed),
         "seconds": round(time.perf_counter() - t0, 3),
     }
+
+
+def _numbers(d: dict, prefix: str = "") -> dict[str, float]:
+    """The numbers of a nested metrics dict, keyed ``"iou/1nna"`` and so on (counts left out)."""
+    out: dict[str, float] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_numbers(v, f"{prefix}{k}/"))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool) and k != "n" and not str(k).startswith("n_"):
+            out[f"{prefix}{k}"] = float(v)
+    return out
+
+
+def _latent_set_spread(seeds: list[int], n_sets: int, first: tuple[dict, dict], score) -> dict:
+    """Each of ``n_sets`` disjoint latent sets scored (``first`` is set 0's (rows, outside); ``score(seeds)``
+    gives any other's), and per sample row and number the mean and the standard deviation over the sets
+    (ddof 1): how far one set of samples is from another, which a single 100-sample score hides."""
+    per_set, seed_lists = [], []
+    for j in range(n_sets):
+        shifted = [s + j * len(seeds) for s in seeds]
+        rows, outside = first if j == 0 else score(shifted)
+        seed_lists.append(format_seeds(shifted))
+        per_set.append({**{name: _numbers(r) for name, r in rows.items()}, "outside_largest": _numbers(outside)})
+    summary: dict[str, dict[str, dict[str, float]]] = {"mean": {}, "sd": {}}
+    for name in per_set[0]:
+        for key in per_set[0][name]:
+            vals = np.array([p[name][key] for p in per_set], dtype=np.float64)
+            summary["mean"].setdefault(name, {})[key] = round(float(vals.mean()), 5)
+            summary["sd"].setdefault(name, {})[key] = round(float(vals.std(ddof=1)), 5)
+    return {"n_sets": n_sets, "seeds": seed_lists, "per_set": per_set, **summary}
 
 
 def outside_largest(occupancy: np.ndarray) -> dict:
