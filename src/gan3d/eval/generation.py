@@ -65,7 +65,6 @@ def generation(
     from gan3d import checkpoint as ckpt
     from gan3d.eval.metrics import baseline_sets, evaluate_generation
     from gan3d.runtime import pick_device
-    from gan3d.sampling import postprocess
 
     t0 = time.perf_counter()
     dev = pick_device(device)
@@ -90,11 +89,8 @@ def generation(
         raise Gan3dError(f"every reference shape in {_where(ds)} is empty")
     z_dist = data.get("train_config", {}).get("z_dist", "uniform")
     occ = _sample(G, seeds, z_dist, batch_size, dev, truncation)
-    sets: dict[str, np.ndarray] = {}
-    if keep_all is not True:
-        sets["samples (largest component)"] = postprocess(occ, keep_all=False)
-    if keep_all is not False:
-        sets["samples (all components)"] = postprocess(occ, keep_all=True)
+    sets: dict[str, np.ndarray] = _sample_sets(occ, keep_all)
+    sample_names = list(sets)
     context_names: list[str] = []
     if context_rows:
         train = _select(ds, "train", classes, f"no training shapes in {_where(ds)} for the context rows")
@@ -106,20 +102,17 @@ def generation(
                 g = g[np.sort(rng.choice(len(g), size=n, replace=False))]
             sets[str(name)] = g >= 0.5 if g.dtype != bool else g
             context_names.append(str(name))
-    rows = {}
-    for name, g in sets.items():
-        rows[name] = evaluate_generation(
-            g, refs, distances=tuple(distances), n_points=n_points, seed=seed, progress=progress
-        )
+    def evaluate(g: np.ndarray) -> dict:
+        return evaluate_generation(g, refs, distances=tuple(distances), n_points=n_points, seed=seed, progress=progress)
+
+    rows = {name: evaluate(g) for name, g in sets.items()}
     largest = sets.get("samples (largest component)", sets.get("samples (all components)"))
     spread = {}
     if int(latent_sets) > 1:
         def score(shifted: list[int]) -> tuple[dict, dict]:
             o = _sample(G, shifted, z_dist, batch_size, dev, truncation)
-            kinds = {"samples (largest component)": False, "samples (all components)": True}
-            return {name: evaluate_generation(postprocess(o, keep_all=kinds[name]), refs, distances=tuple(distances), n_points=n_points,
-                                              seed=seed, progress=progress) for name in kinds if name in sets}, outside_largest(o)
-        first = ({name: rows[name] for name in sets if name.startswith("samples")}, outside_largest(occ))
+            return {name: evaluate(g) for name, g in _sample_sets(o, keep_all).items()}, outside_largest(o)
+        first = ({name: rows[name] for name in sample_names}, outside_largest(occ))
         spread = {"latent_sets": _latent_set_spread(seeds, int(latent_sets), first, score)}
     return {
         **spread,
@@ -143,6 +136,19 @@ def generation(
         "seed": int(seed),
         "seconds": round(time.perf_counter() - t0, 3),
     }
+
+
+def _sample_sets(occ: np.ndarray, keep_all: bool | None) -> dict[str, np.ndarray]:
+    """The sample rows of raw occupancy ``occ``: largest component (``keep_all`` not True) and all
+    components (``keep_all`` not False), each thresholded and post-processed."""
+    from gan3d.sampling import postprocess
+
+    sets = {}
+    if keep_all is not True:
+        sets["samples (largest component)"] = postprocess(occ, keep_all=False)
+    if keep_all is not False:
+        sets["samples (all components)"] = postprocess(occ, keep_all=True)
+    return sets
 
 
 def _numbers(d: dict, prefix: str = "") -> dict[str, float]:

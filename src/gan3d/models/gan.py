@@ -144,9 +144,8 @@ class Generator(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        widths = [cfg.z_dim, *cfg.channels]
+        widths = [cfg.z_dim, *cfg.channels, 1]
         layers: list[nn.Module] = []
-        widths.append(1)
         for i, (cin, cout) in enumerate(zip(widths[:-1], widths[1:])):
             if cfg.resize_layer(i):  # Odena et al. 2016: no uneven kernel overlap, so no checkerboard
                 layers.append(ResizeConv3d(cin, cout))
