@@ -52,6 +52,7 @@ CASES = [
     (["train", "--steps", "0", "--dry-run"], "--steps"),
     (["train", "--d-gate", "0", "--dry-run"], "--d-gate"),
     (["train", "--g-upsample", "bilinear", "--dry-run"], "--g-upsample"),
+    (["train", "--model", "vaegan", "--pairs", "/nonexistent", "--image-augment", "blur", "--dry-run"], "--image-augment"),
     (["eval", "generation", "--checkpoint", "chair", "--data", "/nonexistent.npz", "--latent-sets", "0"], "--latent-sets"),
     (["train", "--alpha1", "1", "--dry-run"], "--alpha1"),
     (["train", "--model", "vaegan", "--pairs", "/nonexistent", "--mode-seeking", "0.5", "--z-dist", "uniform", "--width", "2",

@@ -17,6 +17,7 @@ from gan3d.presets import get as get_preset
 from gan3d.presets import get_encoder_preset
 from gan3d.runtime import MAX_SEED, device_problem
 from gan3d.train.diffaug import OPS as DIFFAUG_OPS
+from gan3d.train.imageaug import OPS as IMAGE_AUG_OPS
 from gan3d.train.losses import LOSSES, RECON_LOSSES, Z_DISTS
 
 PRESET_NAMES = tuple(PRESETS)
@@ -162,6 +163,7 @@ class VAEGANConfig:
     recon_pos_weight: float = field(default=0.0, metadata=opt("wbce: weight of the filled voxels; 0 = (1 - p) / p for the mean occupancy p of the shapes the batches draw from (default)", lo=0, hi=1e4, group="vaegan"))
     recon_focal_gamma: float = field(default=2.0, metadata=opt("focal: the focusing exponent gamma (0 = bce)", lo=0, hi=10, group="vaegan"))
     balance_classes: bool = field(default=False, metadata=opt("draw each batch so that every class is equally likely (paper: false, pairs drawn uniformly)", group="vaegan"))
+    image_augment: tuple[str, ...] = field(default=(), metadata=opt("change each training image at random without changing its shape: any of crop (zoom and shift), color (brightness, contrast, saturation), erase (a painted rectangle, as an occluder) (paper: none)", group="vaegan"))
     d_gate: float = field(default=0.8, metadata=opt("update D only when its batch accuracy is <= this; 1 = always", gt=0, hi=1, group="recipe"))
     loss: str = field(default="bce", metadata=opt("adversarial loss", choices=LOSSES, group="recipe"))
     instance_noise: float = field(default=0.0, metadata=opt("std of Gaussian noise on D's real and fake inputs (0 = off, the paper)", lo=0, hi=100, group="recipe"))
@@ -180,20 +182,26 @@ class VAEGANConfig:
     tensorboard: bool = field(default=False, metadata=opt(TENSORBOARD_HELP))
 
     def __post_init__(self):
+        object.__setattr__(self, "image_augment", tuple(dict.fromkeys(self.image_augment)))
         check_fields(self)
         get_encoder_preset(self.encoder)
+        bad = [o for o in self.image_augment if o not in IMAGE_AUG_OPS]
+        if bad:
+            raise OptionError("image_augment", f"has {bad[0]!r}: choose from {', '.join(IMAGE_AUG_OPS)}")
         if self.recon_pos_weight and self.recon_loss != "wbce":
             raise OptionError("recon_pos_weight", f"applies to --recon-loss wbce only, not {self.recon_loss}")
         if self.recon_focal_gamma != 2.0 and self.recon_loss != "focal":
             raise OptionError("recon_focal_gamma", f"applies to --recon-loss focal only, not {self.recon_loss}")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        d["image_augment"] = list(self.image_augment)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "VAEGANConfig":
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return cls(**{k: (tuple(v) if k == "image_augment" else v) for k, v in d.items() if k in names})
 
 
 def make_vaegan_config(preset: str = "cpu32", **overrides: Any) -> VAEGANConfig:

@@ -66,7 +66,7 @@ from gan3d.models.gan import (
 from gan3d.presets import get as get_preset
 from gan3d.presets import get_encoder_preset
 from gan3d.runtime import step_generator
-from gan3d.train import distributed
+from gan3d.train import distributed, imageaug
 from gan3d.train.batching import balanced_indices, batch_indices, class_weights, mean_occupancy
 from gan3d.train.config import VAEGANConfig
 from gan3d.train.losses import (
@@ -405,6 +405,8 @@ class VaeganTask:
             pos, epoch = batch_indices(len(self.train_rows), cfg.batch_size, cfg.seed, step)
         img, shp = self.data.batch(self.train_rows[pos[shard]], self.ecfg.image_size)
         img, shp = img.to(device), shp.to(device).contiguous(memory_format=self.memfmt)
+        if cfg.image_augment:
+            img = imageaug.apply(cfg.image_augment, img, imageaug.draw(cfg.batch_size, step_generator(cfg.seed, step, 4)).rows(shard))
         z_prior = torch.randn(cfg.batch_size, z_dim, generator=step_generator(cfg.seed, step, 1))[shard].to(device)
         eps = torch.randn(cfg.batch_size, z_dim, generator=step_generator(cfg.seed, step, 2))[shard].to(device)
         noise = draw_instance_noise(cfg, step, (cfg.batch_size, *shp.shape[1:]), stream=3)
