@@ -54,6 +54,7 @@ CASES = [
     (["train", "--g-upsample", "bilinear", "--dry-run"], "--g-upsample"),
     (["train", "--model", "vaegan", "--pairs", "/nonexistent", "--image-augment", "blur", "--dry-run"], "--image-augment"),
     (["eval", "generation", "--checkpoint", "chair", "--data", "/nonexistent.npz", "--latent-sets", "0"], "--latent-sets"),
+    (["eval", "classify", "--checkpoint", "chair", "--data", "/nonexistent.npz", "--repeats", "0"], "--repeats"),
     (["train", "--alpha1", "1", "--dry-run"], "--alpha1"),
     (["train", "--model", "vaegan", "--pairs", "/nonexistent", "--mode-seeking", "0.5", "--z-dist", "uniform", "--width", "2",
       "--augment", "true", "--eval-every", "100", "--dry-run"], "--mode-seeking"),

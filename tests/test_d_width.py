@@ -39,6 +39,9 @@ def test_a_run_with_a_wider_d_resumes_exactly_and_loads(tmp_path, tiny_gan_runs)
     (["--d-width", "0"], "--d-width"),
     (["--init-from", "chair", "--d-width", "2"], "--d-width"),
     (["--init-from", "chair", "--width", "2"], "--width"),  # the architecture comes from the checkpoint
+    (["--init-from", "chair", "--g-output", "hardsigmoid"], "--g-output"),  # once silently ignored
+    (["--init-from", "chair", "--minibatch-std", "false"], "--minibatch-std"),
+    (["--init-from", "chair", "--d-norm", "spectral"], "--d-norm"),
 ])
 def test_bad_d_width_is_one_line_and_writes_nothing(tmp_path, capsys, argv, word):
     rc = main(["train", "--preset", "tiny", "--steps", "1", *argv, "--out", str(tmp_path / "r")])

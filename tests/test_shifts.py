@@ -88,3 +88,22 @@ def test_validation_scores_a_held_out_part_of_the_training_split(tiny_ckpt, smal
     assert again["learned"]["accuracy"] == r["learned"]["accuracy"]  # the same seed holds out the same shapes
     with pytest.raises(Gan3dError):
         classify(tiny_ckpt, small16, device="cpu", progress=False, validation=1.5)
+
+
+def test_repeats_score_each_seed_as_a_separate_run_and_summarise_them(tiny_ckpt, small16):  # noqa: F811
+    kw = dict(C_grid=(1e-2, 1.0), cv=3, device="cpu", progress=False, shifts=("erode",), validation=0.25)
+    r = classify(tiny_ckpt, small16, seed=3, repeats=3, **kw)
+    rep = r["repeats"]
+    assert rep["n"] == 3 and rep["seeds"] == [3, 4, 5] and rep["sets"] == ["validation", "erode"]
+    assert r["learned"]["accuracy"] == pytest.approx(rep["per_seed"][0]["learned"]["validation"], abs=1e-5)  # the top-level keys: seed 3
+    alone = classify(tiny_ckpt, small16, seed=5, **kw)  # the third repeat is the run with seed 5
+    for ex in ("learned", "random_D", "raw_voxels"):
+        assert rep["per_seed"][2][ex]["validation"] == pytest.approx(alone[ex]["accuracy"], abs=1e-5)
+        assert rep["per_seed"][2][ex]["erode"] == pytest.approx(alone[ex]["shifted"]["erode"]["accuracy"], abs=1e-5)
+    margins = np.array([p["learned"]["erode"] - p["random_D"]["erode"] for p in rep["per_seed"]])
+    assert rep["mean"]["learned_minus_random_D"]["erode"] == pytest.approx(margins.mean(), abs=1e-5)
+    assert rep["sd"]["learned_minus_random_D"]["erode"] == pytest.approx(margins.std(ddof=1), abs=1e-5)
+    vals = [p["random_D"]["validation"] for p in rep["per_seed"]]
+    assert len(set(vals)) > 1 or len({p["raw_voxels"]["validation"] for p in rep["per_seed"]}) > 1  # the seeds differ
+    with pytest.raises(Gan3dError, match="repeats"):
+        classify(tiny_ckpt, small16, device="cpu", progress=False, repeats=0)

@@ -82,6 +82,9 @@ def add_parser(sub) -> None:
     c.add_argument("--C-grid", dest="C_grid", type=_floats, default="0.0001,0.001,0.01,0.1,1,10", help="SVM C candidates")
     c.add_argument("--cv", type=_positive, default=5, help="cross-validation folds (training split only)")
     c.add_argument("--seed", type=ranged(int, lo=0, hi=2**31 - 1), default=0, help="seed for CV folds and the random-D baseline")
+    c.add_argument("--repeats", type=ranged(int, lo=1, hi=1000), default=1,
+                   help="run the protocol with seeds SEED ... SEED+REPEATS-1 (folds, random D, any --validation split) and "
+                        "print each accuracy and margin as mean +- standard deviation over them")
     c.add_argument("--no-baselines", action="store_true", help="skip the raw-voxel and random-D baselines")
     c.add_argument("--raw-resolution", type=_positive, default=16, help="raw-voxel baseline: max-pool grids to this edge")
     c.add_argument("--solver", choices=["auto", "svc", "linearsvc"], default="auto", help="SVC on the precomputed linear kernel (fast; auto up to 12,000 training shapes) or LinearSVC")
@@ -186,6 +189,13 @@ def format_classify(r: dict) -> str:
         lines += ["", "other test sets, scored by the same SVMs:", f"{'test set':22s} {'shapes':>6s}" + "".join(f" {k:>11s}" for k in rows)]
         for name, n in r["shifted_tests"].items():
             lines.append(f"{name:22s} {n:6d}" + "".join(f" {_pct(r[k]['shifted'][name]['accuracy']):>11s}" for k in rows))
+    if rep := r.get("repeats"):
+        keys = list(rep["mean"])
+        lines += ["", f"over {rep['n']} seeds ({', '.join(map(str, rep['seeds']))}): accuracy, mean +- standard deviation (points)",
+                  f"{'test set':22s}" + "".join(f" {k.replace('learned_minus_', 'learned - '):>20s}" for k in keys)]
+        for name in rep["sets"]:
+            cells = [f"{100 * rep['mean'][k][name]:6.1f} +- {100 * rep['sd'][k][name]:4.1f}" for k in keys]
+            lines.append(f"{name:22s}" + "".join(f" {c:>20s}" for c in cells))
     return "\n".join(lines)
 
 
@@ -259,6 +269,7 @@ def _classify_kwargs(args) -> dict:
         validation=args.validation,
         also_test=tuple(args.also_test),
         invariant=tuple(args.invariant),
+        repeats=args.repeats,
     )
 
 

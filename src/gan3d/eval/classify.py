@@ -296,6 +296,7 @@ def classify(
     also_test: Sequence[str | os.PathLike] = (),
     validation: float = 0.0,
     invariant: Sequence[str] = (),
+    repeats: int = 1,
 ) -> dict:
     """The paper's Table 1 protocol for the discriminator of ``checkpoint`` on a prepared ``dataset``
     (path or :class:`~gan3d.datasets.VoxelDataset`) -- see the module docstring.
@@ -311,7 +312,10 @@ def classify(
     the test split is not used at all; a stratified, seeded ``validation`` share of the training split
     is held out and plays its part, so that settings can be chosen without looking at the test split.
     ``invariant``: every feature extractor (learned D, random D, raw voxels) averages its features
-    over the copies of :func:`invariant_copies` (default: none, the paper's protocol).
+    over the copies of :func:`invariant_copies` (default: none, the paper's protocol). ``repeats`` > 1:
+    the whole protocol again with seeds ``seed + 1`` ... ``seed + repeats - 1`` (folds, random D and any
+    validation split drawn anew), under ``"repeats"`` each seed's accuracies and margins and their mean
+    and standard deviation (:func:`_repeat_spread`); the other keys are the first seed's.
 
     Returns ``{"learned", "raw_voxels", "random_D"`` (each :func:`svm_protocol`'s dict plus
     ``feature_seconds``), ``"feature_dim", "blocks", "pool", "n_train", "n_test", "classes",
@@ -323,6 +327,8 @@ def classify(
     from gan3d.models.gan import build
     from gan3d.runtime import pick_device
 
+    if int(repeats) < 1:
+        raise Gan3dError(f"--repeats must be at least 1, got {repeats}")
     t_all = time.perf_counter()
     dev = pick_device(device)
     path, ds, D, data, classes = _open(checkpoint, dataset, classes, ckpt.load_discriminator, dev)
@@ -395,7 +401,43 @@ def classify(
             "seconds": round(time.perf_counter() - t_all, 3),
         }
     )
+    if int(repeats) > 1:
+        again = dict(classes=classes, blocks=blocks, pool=pool, C_grid=C_grid, cv=cv, baselines=baselines, raw_resolution=raw_resolution,
+                     solver=solver, device=device, batch_size=batch_size, progress=progress, shifts=shifts, also_test=also_test,
+                     validation=validation, invariant=invariant)
+        runs = [result] + [classify(checkpoint, ds, seed=seed + k, **again) for k in range(1, int(repeats))]
+        result["repeats"] = _repeat_spread(runs)
+        result["seconds"] = round(time.perf_counter() - t_all, 3)
     return result
+
+
+def _repeat_spread(runs: list[dict]) -> dict:
+    """Accuracy per test set (``"test"`` or ``"validation"``, then the shifted sets) of each feature
+    extractor, and the learned D's margins over the baselines, for each run (one seed each), with their
+    mean and standard deviation over the runs (ddof 1): how far one seed's score is from another's."""
+    first = runs[0]
+    main_set = "validation" if first.get("scored_on", "test split") != "test split" else "test"
+    sets = [main_set, *first.get("shifted_tests", {})]
+    extractors = [k for k in ("learned", "random_D", "raw_voxels") if k in first]
+
+    def accuracy(run: dict, extractor: str, name: str) -> float:
+        e = run[extractor]
+        return float(e["accuracy"] if name == main_set else e["shifted"][name]["accuracy"])
+
+    per_seed = []
+    for run in runs:
+        row = {ex: {name: accuracy(run, ex, name) for name in sets} for ex in extractors}
+        for base in extractors[1:]:
+            row[f"learned_minus_{base}"] = {name: row["learned"][name] - row[base][name] for name in sets}
+        per_seed.append(row)
+    summary: dict[str, dict[str, dict[str, float]]] = {"mean": {}, "sd": {}}
+    for key in per_seed[0]:
+        for name in sets:
+            vals = np.array([r[key][name] for r in per_seed], dtype=np.float64)
+            summary["mean"].setdefault(key, {})[name] = round(float(vals.mean()), 5)
+            summary["sd"].setdefault(key, {})[name] = round(float(vals.std(ddof=1)), 5)
+    return {"n": len(runs), "seeds": [int(r["seed"]) for r in runs], "sets": sets,
+            "per_seed": [{k: {n: round(v, 5) for n, v in d.items()} for k, d in r.items()} for r in per_seed], **summary}
 
 
 def _extra_test_sets(test, shifts, also_test, names, train_labels, resolution) -> dict[str, tuple[np.ndarray, np.ndarray]]:

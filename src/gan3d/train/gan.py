@@ -191,8 +191,12 @@ class GanTask:
         if state is not None:
             mcfg = ckpt.model_config(state, ckpt_path)
         elif cfg.init_from:
-            if cfg.width != 1.0 or cfg.d_width != 1.0 or cfg.g_upsample:
-                raise Gan3dError("--width, --d-width and --g-upsample cannot change a model that --init-from starts from (its architecture is used)")
+            given = [flag for flag, on in (("--width", cfg.width != 1.0), ("--d-width", cfg.d_width != 1.0),
+                                           ("--minibatch-std", cfg.minibatch_std is not None), ("--g-output", bool(cfg.g_output)),
+                                           ("--g-upsample", bool(cfg.g_upsample)), ("--d-norm", bool(cfg.d_norm))) if on]
+            if given:
+                raise Gan3dError(f"{', '.join(given)} cannot change a model that --init-from starts from "
+                                 f"(its architecture is used): leave {'it' if len(given) == 1 else 'them'} out")
             self.init = ckpt.load(cfg.init_from)
             if self.init.get("kind") not in ("train", "snapshot"):
                 raise Gan3dError(f"--init-from needs a 3D-GAN checkpoint or snapshot, not kind {self.init.get('kind')!r}", cfg.init_from)
