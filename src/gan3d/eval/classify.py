@@ -21,6 +21,7 @@ from gan3d.eval.registry import (
     _progress,
     _select,
     _where,
+    mean_and_sd,
     register,
 )
 
@@ -430,14 +431,8 @@ def _repeat_spread(runs: list[dict]) -> dict:
         for base in extractors[1:]:
             row[f"learned_minus_{base}"] = {name: row["learned"][name] - row[base][name] for name in sets}
         per_seed.append(row)
-    summary: dict[str, dict[str, dict[str, float]]] = {"mean": {}, "sd": {}}
-    for key in per_seed[0]:
-        for name in sets:
-            vals = np.array([r[key][name] for r in per_seed], dtype=np.float64)
-            summary["mean"].setdefault(key, {})[name] = round(float(vals.mean()), 5)
-            summary["sd"].setdefault(key, {})[name] = round(float(vals.std(ddof=1)), 5)
     return {"n": len(runs), "seeds": [int(r["seed"]) for r in runs], "sets": sets,
-            "per_seed": [{k: {n: round(v, 5) for n, v in d.items()} for k, d in r.items()} for r in per_seed], **summary}
+            "per_seed": [{k: {n: round(v, 5) for n, v in d.items()} for k, d in r.items()} for r in per_seed], **mean_and_sd(per_seed)}
 
 
 def _extra_test_sets(test, shifts, also_test, names, train_labels, resolution) -> dict[str, tuple[np.ndarray, np.ndarray]]:

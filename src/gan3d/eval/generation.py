@@ -11,7 +11,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from gan3d.errors import Gan3dError
-from gan3d.eval.registry import _batches_of, _open, _select, _where, register
+from gan3d.eval.registry import _batches_of, _open, _select, _where, mean_and_sd, register
 from gan3d.runtime import format_seeds
 
 
@@ -172,13 +172,7 @@ def _latent_set_spread(seeds: list[int], n_sets: int, first: tuple[dict, dict], 
         rows, outside = first if j == 0 else score(shifted)
         seed_lists.append(format_seeds(shifted))
         per_set.append({**{name: _numbers(r) for name, r in rows.items()}, "outside_largest": _numbers(outside)})
-    summary: dict[str, dict[str, dict[str, float]]] = {"mean": {}, "sd": {}}
-    for name in per_set[0]:
-        for key in per_set[0][name]:
-            vals = np.array([p[name][key] for p in per_set], dtype=np.float64)
-            summary["mean"].setdefault(name, {})[key] = round(float(vals.mean()), 5)
-            summary["sd"].setdefault(name, {})[key] = round(float(vals.std(ddof=1)), 5)
-    return {"n_sets": n_sets, "seeds": seed_lists, "per_set": per_set, **summary}
+    return {"n_sets": n_sets, "seeds": seed_lists, "per_set": per_set, **mean_and_sd(per_set)}
 
 
 def outside_largest(occupancy: np.ndarray) -> dict:

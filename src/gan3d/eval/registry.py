@@ -96,6 +96,18 @@ def calc(
     return result
 
 
+def mean_and_sd(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, dict[str, float]]]:
+    """``{"mean": ..., "sd": ...}`` of runs that each hold the same two-level dict of numbers: per outer and
+    inner key the mean and the standard deviation (ddof 1) over the runs, rounded to 5 decimals."""
+    summary: dict[str, dict[str, dict[str, float]]] = {"mean": {}, "sd": {}}
+    for outer in runs[0]:
+        for inner in runs[0][outer]:
+            vals = np.array([r[outer][inner] for r in runs], dtype=np.float64)
+            summary["mean"].setdefault(outer, {})[inner] = round(float(vals.mean()), 5)
+            summary["sd"].setdefault(outer, {})[inner] = round(float(vals.std(ddof=1)), 5)
+    return summary
+
+
 def jsonable(obj: Any) -> Any:
     """``obj`` with numpy scalars/arrays, tuples, paths and non-finite floats made JSON-safe."""
     if isinstance(obj, dict):
