@@ -107,3 +107,27 @@ def test_repeats_score_each_seed_as_a_separate_run_and_summarise_them(tiny_ckpt,
     assert len(set(vals)) > 1 or len({p["raw_voxels"]["validation"] for p in rep["per_seed"]}) > 1  # the seeds differ
     with pytest.raises(Gan3dError, match="repeats"):
         classify(tiny_ckpt, small16, device="cpu", progress=False, repeats=0)
+
+
+def test_repeats_extract_the_seed_independent_features_once(tiny_ckpt, small16, monkeypatch):  # noqa: F811
+    import gan3d.eval.classify as classify_module
+
+    calls = {"D": 0, "raw": 0}
+    real_d, real_raw = classify_module.extract_features, classify_module.raw_features
+
+    def counted(name, fn):
+        def wrapper(*a, **k):
+            calls[name] += 1
+            return fn(*a, **k)
+        return wrapper
+
+    monkeypatch.setattr(classify_module, "extract_features", counted("D", real_d))
+    monkeypatch.setattr(classify_module, "raw_features", counted("raw", real_raw))
+    kw = dict(C_grid=(1e-2,), cv=3, device="cpu", progress=False, shifts=("erode", "dilate"))
+    classify(tiny_ckpt, small16, repeats=3, **kw)
+    # learned D: train, test and two shifted sets once; random D: the same four sets for each of 3 seeds
+    assert calls == {"D": 4 + 3 * 4, "raw": 4}
+    calls.update(D=0, raw=0)
+    classify(tiny_ckpt, small16, repeats=2, validation=0.25, **kw)  # validation: carved from the training split's features
+    # the shifted copies are of each seed's held-out part, so they are extracted per seed
+    assert calls == {"D": 1 + 2 * 2 + 2 * 3, "raw": 1 + 2 * 2}

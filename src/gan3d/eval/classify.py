@@ -298,6 +298,7 @@ def classify(
     validation: float = 0.0,
     invariant: Sequence[str] = (),
     repeats: int = 1,
+    _features_cache: dict | None = None,
 ) -> dict:
     """The paper's Table 1 protocol for the discriminator of ``checkpoint`` on a prepared ``dataset``
     (path or :class:`~gan3d.datasets.VoxelDataset`) -- see the module docstring.
@@ -316,7 +317,10 @@ def classify(
     over the copies of :func:`invariant_copies` (default: none, the paper's protocol). ``repeats`` > 1:
     the whole protocol again with seeds ``seed + 1`` ... ``seed + repeats - 1`` (folds, random D and any
     validation split drawn anew), under ``"repeats"`` each seed's accuracies and margins and their mean
-    and standard deviation (:func:`_repeat_spread`); the other keys are the first seed's.
+    and standard deviation (:func:`_repeat_spread`); the other keys are the first seed's. The learned
+    D's and the raw voxels' features do not depend on the seed: they are extracted once (for the whole
+    training split, a validation split being carved from them) and reused by every repeat; only the
+    shifted copies of a validation split, which differ per seed, are extracted again.
 
     Returns ``{"learned", "raw_voxels", "random_D"`` (each :func:`svm_protocol`'s dict plus
     ``feature_seconds``), ``"feature_dim", "blocks", "pool", "n_train", "n_test", "classes",
@@ -333,11 +337,13 @@ def classify(
     t_all = time.perf_counter()
     dev = pick_device(device)
     path, ds, D, data, classes = _open(checkpoint, dataset, classes, ckpt.load_discriminator, dev)
-    train = _select(ds, "train", classes, f"no training shapes in {_where(ds)}")
+    full_train = _select(ds, "train", classes, f"no training shapes in {_where(ds)}")
     if validation:
-        train, test = _carve_validation(train, float(validation), seed)
+        held = _validation_mask(full_train, float(validation), seed)
+        train, test = full_train.subset(~held), full_train.subset(held)
     else:
-        test = _select(ds, "test", classes, f"no test shapes in {_where(ds)}")
+        held = None
+        train, test = full_train, _select(ds, "test", classes, f"no test shapes in {_where(ds)}")
     blocks = _check_blocks(D.cfg, blocks, pool)
     invariant = check_invariant(invariant)  # one clear error before any work
     dims = feature_dims(D.cfg, blocks, pool)
@@ -345,10 +351,23 @@ def classify(
     present = sorted(set(train.labels.tolist()) | set(test.labels.tolist()))
     extra = _extra_test_sets(test, shifts, also_test, names, set(train.labels.tolist()), ds.resolution)
 
-    def run(feats: Callable[[Any], np.ndarray]) -> dict:
+    # Features of one shape do not depend on the seed for the learned D and raw voxels, so repeats
+    # (and any validation split, carved from the training split's features) reuse them.
+    cache: dict[str, dict[str, np.ndarray]] = _features_cache if _features_cache is not None else {}
+    carved = set(shifts) if held is not None else set()  # shifted copies of a seed's own held-out part
+
+    def run(feats: Callable[[Any], np.ndarray], key: str | None = None) -> dict:
         t0 = time.perf_counter()
-        Xtr, Xte = feats(train), feats(test)
-        ext = {name: (feats(g), y) for name, (g, y) in extra.items()}
+        kept = cache.setdefault(key, {}) if key else {}
+
+        def get(name: str, grids) -> np.ndarray:
+            if name not in kept:
+                kept[name] = feats(grids)
+            return kept[name]
+
+        Xfull = get("train", full_train)
+        Xtr, Xte = (Xfull[~held], Xfull[held]) if held is not None else (Xfull, get("test", test))
+        ext = {name: (get(f"shifted:{name}" + (f":seed {seed}" if name in carved else ""), g), y) for name, (g, y) in extra.items()}
         fsec = time.perf_counter() - t0
         res = svm_protocol(Xtr, train.labels, Xte, test.labels, class_names=names, C_grid=C_grid, cv=cv, seed=seed, solver=solver,
                            extra_tests=ext)
@@ -359,9 +378,9 @@ def classify(
         return lambda g: extract_features(model, g, blocks=blocks, pool=pool, batch_size=batch_size, device=dev, progress=progress,
                                            invariant=invariant)
 
-    result: dict[str, Any] = {"learned": run(d_feats(D))}
+    result: dict[str, Any] = {"learned": run(d_feats(D), "learned")}
     if baselines:
-        result["raw_voxels"] = run(lambda g: raw_features(g, raw_resolution=raw_resolution, invariant=invariant))
+        result["raw_voxels"] = run(lambda g: raw_features(g, raw_resolution=raw_resolution, invariant=invariant), "raw_voxels")
         with torch.random.fork_rng(devices=[]):  # seeded weights without touching the caller's RNG
             torch.manual_seed(seed)
             _, D0 = build(D.cfg)
@@ -405,7 +424,7 @@ def classify(
     if int(repeats) > 1:
         again = dict(classes=classes, blocks=blocks, pool=pool, C_grid=C_grid, cv=cv, baselines=baselines, raw_resolution=raw_resolution,
                      solver=solver, device=device, batch_size=batch_size, progress=progress, shifts=shifts, also_test=also_test,
-                     validation=validation, invariant=invariant)
+                     validation=validation, invariant=invariant, _features_cache=cache)
         runs = [result] + [classify(checkpoint, ds, seed=seed + k, **again) for k in range(1, int(repeats))]
         result["repeats"] = _repeat_spread(runs)
         result["seconds"] = round(time.perf_counter() - t_all, 3)
@@ -463,10 +482,9 @@ def _extra_test_sets(test, shifts, also_test, names, train_labels, resolution) -
     return out
 
 
-def _carve_validation(train, fraction: float, seed: int):
-    """(the rest, the held-out part) of the training split: ``fraction`` of each class, at least
-    one shape of a class with two or more, chosen by ``seed`` (:func:`gan3d.data.holdout.validation_mask`)."""
+def _validation_mask(train, fraction: float, seed: int) -> np.ndarray:
+    """Which shapes of the training split are held out: ``fraction`` of each class, at least one
+    shape of a class with two or more, chosen by ``seed`` (:func:`gan3d.data.holdout.validation_mask`)."""
     from gan3d.data.holdout import validation_mask
 
-    held = validation_mask(train.labels, fraction, seed)
-    return train.subset(~held), train.subset(held)
+    return np.asarray(validation_mask(train.labels, fraction, seed), bool)
