@@ -138,5 +138,38 @@ def check_fields(obj: Any) -> None:
         if kind.startswith("tuple"):
             if not all(isinstance(v, str) for v in value):
                 raise OptionError(f.name, f"must be a list of names, got {value!r}")
+            choices = f.metadata.get("choices")
+            bad = [v for v in value if choices is not None and v not in choices]
+            if bad:
+                raise OptionError(f.name, f"has {bad[0]!r}: choose from {', '.join(choices)}")
             continue
         check_value(f.name, value, f.metadata)
+
+
+def tuple_fields(cls: Any) -> tuple[str, ...]:
+    """The names of the dataclass ``cls``'s list-of-names fields (``tuple[str, ...]``)."""
+    return tuple(f.name for f in dataclasses.fields(cls) if kind_of(f).startswith("tuple"))
+
+
+def normalise_tuples(obj: Any) -> None:
+    """Make each list-of-names field of the (frozen) dataclass instance ``obj`` a tuple; a field with
+    choices (a set of operations) also loses repeated names, first occurrence kept."""
+    for f in dataclasses.fields(obj):
+        if kind_of(f).startswith("tuple"):
+            value = tuple(getattr(obj, f.name))
+            object.__setattr__(obj, f.name, tuple(dict.fromkeys(value)) if f.metadata.get("choices") else value)
+
+
+def to_plain_dict(obj: Any) -> dict[str, Any]:
+    """``dataclasses.asdict(obj)`` with the list-of-names fields as lists (as JSON stores them)."""
+    d = dataclasses.asdict(obj)
+    for name in tuple_fields(type(obj)):
+        d[name] = list(d[name])
+    return d
+
+
+def from_plain_dict(cls: Any, d: dict[str, Any]) -> Any:
+    """``cls`` from :func:`to_plain_dict`'s dict (unknown keys, from older or newer versions, ignored)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    lists = set(tuple_fields(cls))
+    return cls(**{k: (tuple(v) if k in lists else v) for k, v in d.items() if k in names})

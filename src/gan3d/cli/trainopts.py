@@ -83,7 +83,7 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
         elif kind in ("int", "float"):
             kw["type"] = ranged(int if kind == "int" else float)  # the range is the config's own check
         elif kind.startswith("tuple"):
-            kw["nargs"] = "+"
+            kw.update(nargs="+", metavar=name.upper())  # the help text names the choices in words
         if meta.get("choices"):
             kw["choices"] = [c for c in meta["choices"] if c != ""]
         help_text = meta["help"] + _default_text(name, by_model, recipe)

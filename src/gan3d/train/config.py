@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gan3d.models.gan import G_UPSAMPLES, ModelConfig
-from gan3d.options import OptionError, check_fields, opt
+from gan3d.options import OptionError, check_fields, from_plain_dict, normalise_tuples, opt, to_plain_dict
 from gan3d.presets import ENCODER_PRESETS, PRESETS
 from gan3d.presets import get as get_preset
 from gan3d.presets import get_encoder_preset
@@ -57,7 +57,7 @@ class TrainConfig:
     hard_fakes: bool = field(default=False, metadata=opt("D sees G's output thresholded at 0.5, gradient passed straight through (paper: false)", group="recipe"))
     instance_noise: float = field(default=0.0, metadata=opt("std of Gaussian noise on D's real and fake inputs (paper: 0)", lo=0, hi=100, group="recipe"))
     noise_decay_steps: int = field(default=0, metadata=opt("instance noise falls linearly to 0 over these steps (0 = constant)", lo=0, hi=10**9, group="recipe"))
-    diffaugment: tuple[str, ...] = field(default=(), metadata=opt("augment D's real and fake inputs alike, differentiably (DiffAugment): any of translation, cutout, flip, scale, morph (paper: none)", group="recipe"))
+    diffaugment: tuple[str, ...] = field(default=(), metadata=opt("augment D's real and fake inputs alike, differentiably (DiffAugment): any of translation, cutout, flip, scale, morph (paper: none)", choices=DIFFAUG_OPS, group="recipe"))
     diffaugment_translate: float = field(default=0.125, metadata=opt("DiffAugment translation: largest shift as a fraction of the grid edge", lo=0, hi=0.5, group="recipe"))
     diffaugment_cutout: float = field(default=0.5, metadata=opt("DiffAugment cutout: edge of the emptied cube as a fraction of the grid edge", gt=0, lt=1, group="recipe"))
     diffaugment_scale: float = field(default=0.25, metadata=opt("DiffAugment scale: shapes shrink about the centre by a factor drawn from [1 - this, 1] (0.25: down to the 3D ShapeNets framing)", gt=0, lt=1, group="recipe"))
@@ -92,12 +92,8 @@ class TrainConfig:
     tensorboard: bool = field(default=False, metadata=opt(TENSORBOARD_HELP))
 
     def __post_init__(self):
-        object.__setattr__(self, "classes", tuple(self.classes))
-        object.__setattr__(self, "diffaugment", tuple(dict.fromkeys(self.diffaugment)))
+        normalise_tuples(self)
         check_fields(self)
-        bad = [o for o in self.diffaugment if o not in DIFFAUG_OPS]
-        if bad:
-            raise OptionError("diffaugment", f"has {bad[0]!r}: choose from {', '.join(DIFFAUG_OPS)}")
         if self.eval_every and self.eval_every % self.log_every:
             raise OptionError("eval_every", f"({self.eval_every}) must be a multiple of log_every ({self.log_every})")
         if self.objective not in OBJECTIVES:
@@ -106,15 +102,11 @@ class TrainConfig:
             raise OptionError("z_dist", "must be normal for the autoencoder (it samples a Gaussian fitted to its codes)")
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["classes"] = list(self.classes)
-        d["diffaugment"] = list(self.diffaugment)
-        return d
+        return to_plain_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: (tuple(v) if k in ("classes", "diffaugment") else v) for k, v in d.items() if k in names})
+        return from_plain_dict(cls, d)
 
 
 def make_config(preset: str = "cpu32", **overrides: Any) -> TrainConfig:
@@ -163,7 +155,7 @@ class VAEGANConfig:
     recon_pos_weight: float = field(default=0.0, metadata=opt("wbce: weight of the filled voxels; 0 = (1 - p) / p for the mean occupancy p of the shapes the batches draw from (default)", lo=0, hi=1e4, group="vaegan"))
     recon_focal_gamma: float = field(default=2.0, metadata=opt("focal: the focusing exponent gamma (0 = bce)", lo=0, hi=10, group="vaegan"))
     balance_classes: bool = field(default=False, metadata=opt("draw each batch so that every class is equally likely (paper: false, pairs drawn uniformly)", group="vaegan"))
-    image_augment: tuple[str, ...] = field(default=(), metadata=opt("change each training image at random without changing its shape: any of crop (zoom and shift), color (brightness, contrast, saturation), erase (a painted rectangle, as an occluder) (paper: none)", group="vaegan"))
+    image_augment: tuple[str, ...] = field(default=(), metadata=opt("change each training image at random without changing its shape: any of crop (zoom and shift), color (brightness, contrast, saturation), erase (a painted rectangle, as an occluder) (paper: none)", choices=IMAGE_AUG_OPS, group="vaegan"))
     d_gate: float = field(default=0.8, metadata=opt("update D only when its batch accuracy is <= this; 1 = always", gt=0, hi=1, group="recipe"))
     loss: str = field(default="bce", metadata=opt("adversarial loss", choices=LOSSES, group="recipe"))
     instance_noise: float = field(default=0.0, metadata=opt("std of Gaussian noise on D's real and fake inputs (0 = off, the paper)", lo=0, hi=100, group="recipe"))
@@ -182,26 +174,20 @@ class VAEGANConfig:
     tensorboard: bool = field(default=False, metadata=opt(TENSORBOARD_HELP))
 
     def __post_init__(self):
-        object.__setattr__(self, "image_augment", tuple(dict.fromkeys(self.image_augment)))
+        normalise_tuples(self)
         check_fields(self)
         get_encoder_preset(self.encoder)
-        bad = [o for o in self.image_augment if o not in IMAGE_AUG_OPS]
-        if bad:
-            raise OptionError("image_augment", f"has {bad[0]!r}: choose from {', '.join(IMAGE_AUG_OPS)}")
         if self.recon_pos_weight and self.recon_loss != "wbce":
             raise OptionError("recon_pos_weight", f"applies to --recon-loss wbce only, not {self.recon_loss}")
         if self.recon_focal_gamma != 2.0 and self.recon_loss != "focal":
             raise OptionError("recon_focal_gamma", f"applies to --recon-loss focal only, not {self.recon_loss}")
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["image_augment"] = list(self.image_augment)
-        return d
+        return to_plain_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "VAEGANConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: (tuple(v) if k == "image_augment" else v) for k, v in d.items() if k in names})
+        return from_plain_dict(cls, d)
 
 
 def make_vaegan_config(preset: str = "cpu32", **overrides: Any) -> VAEGANConfig:
