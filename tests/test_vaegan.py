@@ -263,7 +263,7 @@ def test_snapshot_has_recalibrated_batchnorm(trained):
 
 
 def test_spread_takes_rows_from_the_whole_split():
-    from gan3d.train.vaegan import _spread
+    from gan3d.data.pairs import spread as _spread
 
     rows = np.arange(100, 200)
     got = _spread(rows, 5)

@@ -245,3 +245,34 @@ def test_runs_with_the_new_losses(unbalanced, tmp_path, loss):
     assert ("wbce: filled voxels weighted" in log) == (loss == "wbce") and "class-balanced" not in log
     recs = [json.loads(line) for line in (res.run_dir / "stats.jsonl").read_text().splitlines()]
     assert recs and all(np.isfinite(r["recon"]) and r["recon"] > 0 for r in recs)
+
+
+# --- one class of the pairs (the paper's separately trained models) ---------------------------------
+
+
+def test_classes_keep_only_those_classes_rows(unbalanced, tmp_path, monkeypatch, capsys):
+    from gan3d.train import vaegan
+
+    data = PairedData(unbalanced)
+    names = list(data.class_names)
+    one = names[1]
+    task = VaeganTask(vcfg(unbalanced, tmp_path, classes=(one,), batch_size=2), device=torch.device("cpu"), shard=slice(None), state=None,
+                      ckpt_path=None)
+    want_train = np.flatnonzero((data.split == 0) & (data.label == 1))
+    assert task.train_rows.tolist() == want_train.tolist() and len(want_train) == 4  # 2 shapes x 2 views
+    assert set(data.label[task.test_rows].tolist()) <= {1}
+    seen = []
+    real = vaegan.PairedData.batch
+
+    def spy(self, rows, image_size):
+        seen.append(np.asarray(rows).copy())
+        return real(self, rows, image_size)
+
+    monkeypatch.setattr(vaegan.PairedData, "batch", spy)
+    run = train_vaegan(vcfg(unbalanced, tmp_path, classes=(one,), batch_size=2, steps=3, n_preview=0, eval_pairs=0, bn_samples=0))
+    assert seen and all(set(data.label[r].tolist()) == {1} for r in seen)  # every batch drew that class only
+    assert json.loads((run.run_dir / "config.json").read_text())["vaegan"]["classes"] == [one]
+    assert f"({one} only)" in (run.run_dir / "log.txt").read_text()
+    assert main(["train", "--model", "vaegan", "--pairs", str(unbalanced), "--classes", "lamp", "--steps", "1", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no class 'lamp' in the paired folder" in err[-1] and str(unbalanced) in err[-1]

@@ -65,7 +65,7 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -399,9 +399,17 @@ class PairedData:
     def __len__(self) -> int:
         return len(self.shape_index)
 
-    def rows(self, split: int) -> np.ndarray:
-        """Row numbers (int64) of the images of ``split`` (0 train, 1 test)."""
-        return np.flatnonzero(self.split == split)
+    def rows(self, split: int, classes: Sequence[str] | None = None) -> np.ndarray:
+        """Row numbers (int64) of the images of ``split`` (0 train, 1 test), of ``classes`` only if
+        given (Gan3dError naming the folder for a class it does not have)."""
+        rows = np.flatnonzero(self.split == split)
+        if not classes:
+            return rows
+        names = list(self.class_names)
+        unknown = [c for c in classes if c not in names]
+        if unknown:
+            raise Gan3dError(f"no class {unknown[0]!r} in the paired folder (it has {', '.join(names)})", self.folder)
+        return rows[np.isin(self.label[rows], [names.index(c) for c in classes])]
 
     def batch(self, rows: np.ndarray, image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """float32 images (B, 3, image_size, image_size) in [0, 1] and shapes (B, 1, R, R, R)."""
@@ -415,3 +423,14 @@ class PairedData:
             img = img.clamp_(0.0, 1.0)
         shapes = torch.from_numpy(self.dataset.grids(self.shape_index[rows])).unsqueeze(1)
         return img.contiguous(), shapes
+
+
+def spread(rows: np.ndarray, n: int) -> np.ndarray:
+    """At most ``n`` of ``rows`` (none for ``n`` <= 0), evenly spaced over them (all of them when there
+    are fewer): a test split is ordered by class, so its first rows would all be one class."""
+    rows = np.asarray(rows)
+    if n <= 0:
+        return rows[:0]
+    if len(rows) <= n:
+        return rows
+    return rows[np.linspace(0, len(rows) - 1, n).round().astype(np.int64)]  # n < len: no two round alike

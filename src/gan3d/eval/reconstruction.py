@@ -104,14 +104,7 @@ def reconstruction(
     data = PairedData(Path(pairs))
     if data.resolution != G.cfg.resolution:
         raise Gan3dError(f"pairs are {data.resolution}^3 but the checkpoint's generator makes {G.cfg.resolution}^3", pairs)
-    rows = data.rows(0 if split == "train" else 1)
-    if classes is not None:
-        names = list(data.dataset.class_names)
-        unknown = [c for c in classes if c not in names]
-        if unknown:
-            raise Gan3dError(f"no class {unknown[0]!r} in the paired folder (it has {', '.join(names)})", pairs)
-        keep = np.isin(data.dataset.labels[data.shape_index[rows]], [names.index(c) for c in classes])
-        rows = rows[keep]
+    rows = data.rows(0 if split == "train" else 1, classes)
     if len(rows) == 0:
         raise Gan3dError(f"no {split} images in the paired folder" + (f" of classes {', '.join(classes)}" if classes else ""), pairs)
     if len(rows) > max_pairs:

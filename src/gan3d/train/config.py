@@ -155,6 +155,7 @@ class VAEGANConfig:
     recon_pos_weight: float = field(default=0.0, metadata=opt("wbce: weight of the filled voxels; 0 = (1 - p) / p for the mean occupancy p of the shapes the batches draw from (default)", lo=0, hi=1e4, group="vaegan"))
     recon_focal_gamma: float = field(default=2.0, metadata=opt("focal: the focusing exponent gamma (0 = bce)", lo=0, hi=10, group="vaegan"))
     balance_classes: bool = field(default=False, metadata=opt("draw each batch so that every class is equally likely (paper: false, pairs drawn uniformly)", group="vaegan"))
+    classes: tuple[str, ...] = field(default=(), metadata=opt("train on these classes only (default: all)", group="model"))
     image_augment: tuple[str, ...] = field(default=(), metadata=opt("change each training image at random without changing its shape: any of crop (zoom and shift), color (brightness, contrast, saturation), erase (a painted rectangle, as an occluder) (paper: none)", choices=IMAGE_AUG_OPS, group="vaegan"))
     d_gate: float = field(default=0.8, metadata=opt("update D only when its batch accuracy is <= this; 1 = always", gt=0, hi=1, group="recipe"))
     loss: str = field(default="bce", metadata=opt("adversarial loss", choices=LOSSES, group="recipe"))

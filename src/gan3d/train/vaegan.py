@@ -47,7 +47,7 @@ from torch import nn
 
 from gan3d import __version__
 from gan3d import checkpoint as ckpt
-from gan3d.data.pairs import PairedData
+from gan3d.data.pairs import PairedData, spread
 from gan3d.errors import Gan3dError
 from gan3d.models.encoder import (
     EncoderConfig,
@@ -307,7 +307,8 @@ class VaeganTask:
             raise Gan3dError("no paired image/shape folder given")
         self.cfg, self.device, self.shard, self.state, self.ckpt_path = cfg, device, shard, state, ckpt_path
         self.data = PairedData(cfg.pairs)
-        self.train_rows, self.test_rows = self.data.rows(0), self.data.rows(1)
+        # --classes: one class (or a few) of the pairs, as the paper's separately trained models
+        self.train_rows, self.test_rows = self.data.rows(0, cfg.classes), self.data.rows(1, cfg.classes)
         if len(self.train_rows) < cfg.batch_size:
             raise Gan3dError(f"the paired folder has {len(self.train_rows)} training pairs, fewer than one batch of {cfg.batch_size}", cfg.pairs)
         self.memfmt = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
@@ -320,6 +321,8 @@ class VaeganTask:
                 raise Gan3dError(f"the training shapes have occupancy {self.occupancy:g}: give --recon-pos-weight for wbce", cfg.pairs)
             self.pos_weight = min(inverse_occupancy(self.occupancy), 1e4)
 
+        # --classes: one class (or a few) of the pairs, as the paper's separately trained models
+        self.train_rows, self.test_rows = self.data.rows(0, cfg.classes), self.data.rows(1, cfg.classes)
     def label(self) -> str:
         return f"vaegan-{Path(self.cfg.pairs).name or 'pairs'}"
 
@@ -386,15 +389,16 @@ class VaeganTask:
             *self.notes,
             f"encoder {cfg.encoder} {ecfg.to_dict()} paddings {list(ecfg.paddings)} sizes {ecfg.spatial_sizes()}",
             f"model {self.mcfg.to_dict()}; E {_count(self.E):,}, G {_count(self.G):,}, D {_count(self.D):,} params",
-            f"pairs {cfg.pairs}: {len(self.train_rows)} train, {len(self.test_rows)} test, {data.image_size} px images, "
+            f"pairs {cfg.pairs}{' (' + ', '.join(cfg.classes) + ' only)' if cfg.classes else ''}: "
+            f"{len(self.train_rows)} train, {len(self.test_rows)} test, {data.image_size} px images, "
             f"{data.resolution}^3 shapes; device {self.device}",
         ]
 
     def start(self, run: Path, log: Callable[[str], None], *, main: bool, resumed: bool) -> None:
         cfg, test_rows = self.cfg, self.test_rows
-        self.preview_rows = _spread(test_rows if len(test_rows) else self.train_rows, cfg.n_preview)
-        self.eval_rows = _spread(test_rows, cfg.eval_pairs)
-        self.bn_rows = _spread(self.train_rows, cfg.bn_samples)
+        self.preview_rows = spread(test_rows if len(test_rows) else self.train_rows, cfg.n_preview)
+        self.eval_rows = spread(test_rows, cfg.eval_pairs)
+        self.bn_rows = spread(self.train_rows, cfg.bn_samples)
 
     def step(self, step: int) -> tuple[dict, int]:
         """One step on this process's share of step ``step``'s batch: (statistics, epoch)."""
@@ -482,16 +486,6 @@ class VaeganTask:
             raw = np.asarray(self.data.images[int(self.preview_rows[k])])
             pics += [_resize_rgb(raw, size), render_voxels(shp[k, 0].numpy(), size=size), render_voxels(rec[k], size=size)]
         save_png(tile(pics, ncols=3), path)
-
-
-def _spread(rows: np.ndarray, n: int) -> np.ndarray:
-    """At most ``n`` of ``rows``, evenly spaced (the test split is ordered by class, so its first
-    rows would all be one class)."""
-    if n <= 0 or len(rows) == 0:
-        return rows[:0]
-    if n >= len(rows):
-        return rows
-    return rows[np.linspace(0, len(rows) - 1, n).round().astype(np.int64)]
 
 
 def _resize_rgb(img: np.ndarray, size: int) -> np.ndarray:

@@ -45,12 +45,12 @@ def _test_images(payload: dict[str, Any], n: int) -> tuple[torch.Tensor | None, 
     over the test split: (images or None, why not, where they came from)."""
     pairs = payload.get("vaegan_config", {}).get("pairs", "")
     try:
-        from gan3d.data.pairs import PairedData
+        from gan3d.data.pairs import PairedData, spread
 
         data = PairedData(pairs)
     except (Gan3dError, OSError) as e:
         return None, f"test images not readable: {e}", {}
-    rows = precision.spread(data.rows(1), n)
+    rows = spread(data.rows(1), n)
     if not len(rows):
         return None, f"no test images in {pairs}", {}
     images, _ = data.batch(rows, int(payload["encoder_config"]["image_size"]))

@@ -189,11 +189,3 @@ def _choose_e(payload, G32, Gs, images, images_note, batch_size, int8, force_fp1
     rep = encoder_outputs(E32, rounded_copy(E32, "int8" if "E" in int8 else "float16"), Gs, G32, _batches(images, batch_size))
     pick = _pick("E", rep["changed_voxels"], int8, force_fp16)
     return {"stored": pick["stored"], "test_images": rep, **{k: v for k, v in pick.items() if k != "stored"}}
-
-
-def spread(rows: np.ndarray, n: int) -> np.ndarray:
-    """At most ``n`` of ``rows``, evenly spaced over them (all of them when there are fewer)."""
-    rows = np.asarray(rows)
-    if len(rows) <= n:
-        return rows
-    return rows[np.unique(np.linspace(0, len(rows) - 1, n).round().astype(np.int64))]
