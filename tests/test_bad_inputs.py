@@ -55,6 +55,7 @@ CASES = [
     (["train", "--model", "vaegan", "--pairs", "/nonexistent", "--image-augment", "blur", "--dry-run"], "--image-augment"),
     (["eval", "generation", "--checkpoint", "chair", "--data", "/nonexistent.npz", "--latent-sets", "0"], "--latent-sets"),
     (["eval", "classify", "--checkpoint", "chair", "--data", "/nonexistent.npz", "--repeats", "0"], "--repeats"),
+    (["eval", "reconstruction", "--data", "/nonexistent", "--per-class", "chair"], "--per-class"),
     (["train", "--alpha1", "1", "--dry-run"], "--alpha1"),
     (["train", "--model", "vaegan", "--pairs", "/nonexistent", "--mode-seeking", "0.5", "--z-dist", "uniform", "--width", "2",
       "--augment", "true", "--eval-every", "100", "--dry-run"], "--mode-seeking"),

@@ -425,6 +425,32 @@ def test_reconstruction_eval_scores_only_the_chosen_classes(trained, pairs):
         reconstruction(trained.run_dir, pairs, device="cpu", progress=False, classes=["lamp"])
 
 
+def test_reconstruction_eval_scores_each_class_with_its_own_model(trained, pairs, tmp_path, capsys):
+    """--per-class: a class's scores are those of its own model alone on that class; the rest come
+    from --checkpoint; a class without a model, or an unknown one, is one clear error."""
+    from gan3d.cli import main
+    from gan3d.eval.reconstruction import reconstruction
+
+    other = train_vaegan(vcfg(pairs, tmp_path, seed=1, steps=2, n_preview=0, eval_pairs=0))
+    set_determinism(False)
+    kw = dict(device="cpu", progress=False)
+    full = reconstruction(trained.run_dir, pairs, **kw)
+    a, b = list(full["per_class"])[:2]
+    mixed = reconstruction(trained.run_dir, pairs, per_class={a: other.run_dir}, **kw)
+    alone = reconstruction(other.run_dir, pairs, classes=[a], **kw)
+    assert mixed["per_class"][a] == alone["per_class"][a] != full["per_class"][a]  # a: the other model's own scores
+    assert mixed["per_class"][b] == full["per_class"][b]  # b: --checkpoint's
+    assert mixed["per_class_checkpoints"][a]["step"] == 2 and mixed["checkpoint_step"] == full["checkpoint_step"]
+    only = reconstruction(None, pairs, per_class={a: other.run_dir, b: trained.run_dir}, classes=[a, b], **kw)
+    assert only["per_class"][a] == alone["per_class"][a] and only["per_class"][b] == full["per_class"][b]
+    with pytest.raises(Gan3dError, match="no model for class"):
+        reconstruction(None, pairs, per_class={a: other.run_dir}, **kw)
+    with pytest.raises(Gan3dError, match="lamp"):
+        reconstruction(trained.run_dir, pairs, per_class={"lamp": other.run_dir}, **kw)
+    assert main(["eval", "reconstruction", "--data", str(pairs), "--per-class", f"{a}={other.run_dir}", "--quiet"]) == 2
+    assert "no model for class" in capsys.readouterr().err
+
+
 def test_reconstruction_eval_reports_other_thresholds(trained, pairs):
     """At 0.5 the threshold table repeats the headline numbers; lower thresholds fill at least as many
     voxels (so no more small reconstructions); the scores match the rule computed by hand."""

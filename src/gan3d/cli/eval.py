@@ -41,6 +41,13 @@ def _seeds(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _class_checkpoint(text: str) -> tuple[str, str]:
+    name, eq, path = text.partition("=")
+    if not eq or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected CLASS=CHECKPOINT, got {text!r}")
+    return name, path
+
+
 def _positive(text: str) -> int:
     try:
         v = int(text)
@@ -51,8 +58,9 @@ def _positive(text: str) -> int:
     return v
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, help="snapshot.pt or checkpoint.pt of a run, a run folder, or a shipped model's name (gan3d models)")
+def _common(p: argparse.ArgumentParser, checkpoint_help: str = "", required: bool = True) -> None:
+    p.add_argument("--checkpoint", required=required,
+                   help="snapshot.pt or checkpoint.pt of a run, a run folder, or a shipped model's name (gan3d models)" + checkpoint_help)
     p.add_argument("--data", required=True, help="prepared dataset .npz (gan3d data prepare) at the model's resolution")
     p.add_argument("--classes", nargs="+", default=None, help="use only these classes")
     p.add_argument("--out", default=None, help="write the full result as JSON to this file")
@@ -141,7 +149,15 @@ def _add_reconstruction(esub) -> None:
         help="3D-VAE-GAN single-image reconstruction: IoU and AP per class on held-out renders, and the IKEA protocol",
         formatter_class=_Formatter,
     )
-    _common(rc)
+    _common(rc, "; with --per-class, the model of the classes it does not name", required=False)
+    rc.add_argument(
+        "--per-class",
+        nargs="+",
+        type=_class_checkpoint,
+        default=[],
+        metavar="CLASS=CHECKPOINT",
+        help="score each CLASS's images with its own CHECKPOINT, as the paper's separately trained 3D-VAE-GANs",
+    )
     rc.add_argument("--split", choices=["train", "test"], default="test", help="which rendered images to score (--data is a `gan3d data render` folder)")
     rc.add_argument("--max-pairs", type=ranged(int, lo=1), default=2000, help="score at most this many images (a seeded subset)")
     rc.add_argument("--ikea", default=None, help="also run the IKEA protocol on this folder (Lists/, Images/, Voxels/)")
@@ -302,7 +318,11 @@ def _neighbours_kwargs(args) -> dict:
 
 
 def _reconstruction_kwargs(args) -> dict:
-    return dict(split=args.split, max_pairs=args.max_pairs, ikea=args.ikea, seed=args.seed, classes=args.classes, thresholds=args.thresholds)
+    per_class = dict(args.per_class)
+    if len(per_class) < len(args.per_class):
+        raise Gan3dError("--per-class names a class twice")
+    return dict(split=args.split, max_pairs=args.max_pairs, ikea=args.ikea, seed=args.seed, classes=args.classes, thresholds=args.thresholds,
+                per_class=per_class)
 
 
 def run(args) -> int:
@@ -330,6 +350,8 @@ def format_reconstruction(r: dict) -> str:
     base = r.get("baselines", {}).get("class_mean")
     head = f"{'class':14s} {'n':>6s} {'IoU':>7s} {'AP':>7s} {'occ':>6s} {'small':>6s}"
     lines = [f"reconstruction on {r['n_images']} {r['split']} images, checkpoint step {r['checkpoint_step']}"]
+    for name, c in r.get("per_class_checkpoints", {}).items():
+        lines.append(f"  {name}: its own model, {c['checkpoint']} (step {c['step']})")
     if base:
         lines.append(f"{'':43s}  class-mean oracle")
         head += f" {'IoU':>7s} {'AP':>7s}"

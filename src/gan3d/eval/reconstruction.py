@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -59,9 +59,27 @@ def _class_mean_shapes(dataset, classes, chunk: int = 256) -> dict[int, np.ndarr
     return out
 
 
+def _predict(models: dict, owner: np.ndarray, data, rows: np.ndarray, batch_size: int, dev) -> tuple[np.ndarray, np.ndarray]:
+    """G(mean of q(z | image)) (float32 (N, R, R, R)) and the boolean truth for each of ``rows``, the
+    image of row i scored by ``models[owner[i]]`` (an ``(E, G, meta)``)."""
+    import torch
+
+    pred = np.empty((len(rows),) + (data.resolution,) * 3, np.float32)
+    truth = np.empty(pred.shape, bool)
+    with torch.no_grad():
+        for key, (E, G, _) in models.items():
+            mine = np.flatnonzero([o == key for o in owner])
+            for i in range(0, len(mine), batch_size):
+                at = mine[i : i + batch_size]
+                images, shapes = data.batch(rows[at], E.cfg.image_size)
+                pred[at] = G(E(images.to(dev))[0]).squeeze(1).float().cpu().numpy()
+                truth[at] = shapes.squeeze(1).numpy() >= 0.5
+    return pred, truth
+
+
 @register("reconstruction")
 def reconstruction(
-    checkpoint: str | os.PathLike,
+    checkpoint: str | os.PathLike | None,
     pairs: str | os.PathLike,
     *,
     split: str = "test",
@@ -74,6 +92,7 @@ def reconstruction(
     baselines: bool = True,
     classes: Iterable[str] | None = None,
     thresholds: Iterable[float] = (),
+    per_class: Mapping[str, str | os.PathLike] | None = None,
 ) -> dict[str, Any]:
     """Single-image reconstruction quality of a 3D-VAE-GAN on held-out renders, and on an IKEA folder.
 
@@ -87,6 +106,9 @@ def reconstruction(
     images of these classes (a model trained on fewer classes than the folder holds, say).
     ``thresholds``: also report IoU and the occupancy check with voxels filled at each of these
     (:func:`_score_thresholds`), under ``"thresholds"``; the headline numbers stay at 0.5.
+    ``per_class`` ``{class: checkpoint}``: that class's images are scored by its own model, as the
+    paper's separately trained 3D-VAE-GANs; ``checkpoint`` (may be None when every class scored has
+    one) scores the rest. The checkpoints and steps used are under ``"per_class_checkpoints"``.
     """
     import torch
 
@@ -100,26 +122,33 @@ def reconstruction(
     from gan3d.runtime import pick_device
 
     dev = pick_device(device)
-    E, G, meta = load_reconstructor(checkpoint, device=dev)
+    per_class = dict(per_class or {})
+    if per_class and ikea is not None:
+        raise Gan3dError("--ikea with --per-class is not supported: the IKEA protocol here scores one model")
     data = PairedData(Path(pairs))
-    if data.resolution != G.cfg.resolution:
-        raise Gan3dError(f"pairs are {data.resolution}^3 but the checkpoint's generator makes {G.cfg.resolution}^3", pairs)
+    data.rows(0, list(per_class))  # one clear error for a class the folder does not have
+    models = {c: load_reconstructor(ck, device=dev) for c, ck in per_class.items()}
+    if checkpoint is not None:
+        models[None] = load_reconstructor(checkpoint, device=dev)
+    for E, G, meta in models.values():
+        if data.resolution != G.cfg.resolution:
+            raise Gan3dError(f"pairs are {data.resolution}^3 but the checkpoint's generator makes {G.cfg.resolution}^3", meta["path"])
     rows = data.rows(0 if split == "train" else 1, classes)
     if len(rows) == 0:
         raise Gan3dError(f"no {split} images in the paired folder" + (f" of classes {', '.join(classes)}" if classes else ""), pairs)
     if len(rows) > max_pairs:
         rows = np.sort(np.random.default_rng(seed).choice(rows, size=max_pairs, replace=False))
-    preds, truths = [], []
-    with torch.no_grad():
-        for i in range(0, len(rows), batch_size):
-            images, shapes = data.batch(rows[i : i + batch_size], E.cfg.image_size)
-            mu, _ = E(images.to(dev))
-            preds.append(G(mu).squeeze(1).float().cpu().numpy())
-            truths.append(shapes.squeeze(1).numpy() >= 0.5)
-    pred, truth = np.concatenate(preds), np.concatenate(truths)
     labels = data.dataset.labels[data.shape_index[rows]] if hasattr(data.dataset, "labels") else np.zeros(len(rows), int)
     names = list(data.dataset.class_names)
-    out: dict[str, Any] = {"split": split, "n_images": int(len(rows)), "checkpoint_step": meta.get("step")}
+    owner = np.array([names[int(k)] if names[int(k)] in per_class else None for k in labels], dtype=object)
+    if None in set(owner) and None not in models:
+        missing = sorted({names[int(k)] for k, o in zip(labels, owner) if o is None})
+        raise Gan3dError(f"no model for class {missing[0]!r}: give --checkpoint, or --per-class for every class scored")
+    pred, truth = _predict(models, owner, data, rows, batch_size, dev)
+    E, G, meta = models.get(None) or next(iter(models.values()))
+    out: dict[str, Any] = {"split": split, "n_images": int(len(rows)), "checkpoint_step": models[None][2].get("step") if None in models else None}
+    if per_class:
+        out["per_class_checkpoints"] = {c: {"checkpoint": m[2]["path"], "step": m[2].get("step")} for c, m in models.items() if c is not None}
     out.update(_score_reconstructions(pred, truth, labels, names))
     if thresholds:
         out["thresholds"] = _score_thresholds(pred, truth, labels, names, thresholds)
