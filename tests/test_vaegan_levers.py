@@ -276,3 +276,24 @@ def test_classes_keep_only_those_classes_rows(unbalanced, tmp_path, monkeypatch,
     assert main(["train", "--model", "vaegan", "--pairs", str(unbalanced), "--classes", "lamp", "--steps", "1", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no class 'lamp' in the paired folder" in err[-1] and str(unbalanced) in err[-1]
+
+
+# --- a moving average of E's and G's weights ----------------------------------------------------------
+
+
+def test_ema_snapshots_use_the_moving_averages_and_resume_exactly(unbalanced, tmp_path):
+    kw = dict(ema=0.9, steps=6, n_preview=0, eval_pairs=0, bn_samples=0)
+    full = train_vaegan(vcfg(unbalanced, tmp_path, run_name="full", **kw))
+    part = train_vaegan(vcfg(unbalanced, tmp_path, run_name="part", **kw), stop_after=3)
+    done = train_vaegan(vcfg(unbalanced, tmp_path, **kw), resume=part.run_dir)
+    a, b = ckpt.load(done.run_dir / "checkpoint.pt"), ckpt.load(full.run_dir / "checkpoint.pt")
+    for key in ("E", "G", "D", "E_ema", "G_ema"):
+        for k in b[key]:
+            assert torch.equal(a[key][k], b[key][k]), (key, k)
+    floats = [k for k in b["E"] if b["E"][k].is_floating_point() and "running" not in k]
+    assert any(not torch.equal(b["E"][k], b["E_ema"][k]) for k in floats)  # an average, not the weights
+    snap = ckpt.load(full.run_dir / "snapshot.pt")  # bn_samples=0: the averages as they are
+    for key in ("E", "G"):
+        assert all(torch.equal(snap[key][k], b[f"{key}_ema"][k]) for k in snap[key]), key
+    plain = train_vaegan(vcfg(unbalanced, tmp_path, run_name="plain", steps=2, n_preview=0, eval_pairs=0, bn_samples=0))
+    assert "E_ema" not in ckpt.load(plain.run_dir / "checkpoint.pt")  # the paper: no average

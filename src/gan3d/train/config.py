@@ -33,6 +33,10 @@ KEEP_HELP = ("also keep each snapshot as snapshot_<step>.pt (snapshot.pt is alwa
              "step can be chosen afterwards on a validation split")
 
 
+EMA_HELP = ("decay of an exponential moving average of G's weights (with --model vaegan, E's and G's), which snapshots, samples "
+            "and evaluations use; 0 = off (paper)")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     # Every field is an option of `gan3d train` (--field-name); its metadata (gan3d.options.opt) holds
@@ -61,7 +65,7 @@ class TrainConfig:
     diffaugment_translate: float = field(default=0.125, metadata=opt("DiffAugment translation: largest shift as a fraction of the grid edge", lo=0, hi=0.5, group="recipe"))
     diffaugment_cutout: float = field(default=0.5, metadata=opt("DiffAugment cutout: edge of the emptied cube as a fraction of the grid edge", gt=0, lt=1, group="recipe"))
     diffaugment_scale: float = field(default=0.25, metadata=opt("DiffAugment scale: shapes shrink about the centre by a factor drawn from [1 - this, 1] (0.25: down to the 3D ShapeNets framing)", gt=0, lt=1, group="recipe"))
-    ema: float = field(default=0.0, metadata=opt("decay of an exponential moving average of G's weights, which snapshots, samples and evaluations use; 0 = off (paper)", lo=0, lt=1, group="recipe"))
+    ema: float = field(default=0.0, metadata=opt(EMA_HELP, lo=0, lt=1, group="recipe"))
     rotation_loss: float = field(default=0.0, metadata=opt("weight of D's self-supervised rotation task (Chen et al. 2019): a head of D learns which quarter turn about the up axis a real shape was given; 0 = off (paper)", lo=0, hi=1000, group="recipe"))
     rotation_loss_g: float = field(default=0.2, metadata=opt("weight of the rotation task on G's turned fakes in G's loss (with --rotation-loss)", lo=0, hi=1000, group="recipe"))
     r1: float = field(default=0.0, metadata=opt("weight gamma of the R1 gradient penalty (Mescheder et al. 2018), gamma/2 * E|grad_x D(x)|^2 on the real shapes, in every D update; 0 = off (paper)", lo=0, hi=1e4, group="recipe"))
@@ -155,6 +159,7 @@ class VAEGANConfig:
     recon_pos_weight: float = field(default=0.0, metadata=opt("wbce: weight of the filled voxels; 0 = (1 - p) / p for the mean occupancy p of the shapes the batches draw from (default)", lo=0, hi=1e4, group="vaegan"))
     recon_focal_gamma: float = field(default=2.0, metadata=opt("focal: the focusing exponent gamma (0 = bce)", lo=0, hi=10, group="vaegan"))
     balance_classes: bool = field(default=False, metadata=opt("draw each batch so that every class is equally likely (paper: false, pairs drawn uniformly)", group="vaegan"))
+    ema: float = field(default=0.0, metadata=opt(EMA_HELP, lo=0, lt=1, group="recipe"))
     classes: tuple[str, ...] = field(default=(), metadata=opt("train on these classes only (default: all)", group="model"))
     image_augment: tuple[str, ...] = field(default=(), metadata=opt("change each training image at random without changing its shape: any of crop (zoom and shift), color (brightness, contrast, saturation), erase (a painted rectangle, as an occluder) (paper: none)", choices=IMAGE_AUG_OPS, group="vaegan"))
     d_gate: float = field(default=0.8, metadata=opt("update D only when its batch accuracy is <= this; 1 = always", gt=0, hi=1, group="recipe"))

@@ -49,26 +49,15 @@ from gan3d import __version__
 from gan3d import checkpoint as ckpt
 from gan3d.data.pairs import PairedData, spread
 from gan3d.errors import Gan3dError
-from gan3d.models.encoder import (
-    EncoderConfig,
-    ImageEncoder,
-    init_encoder,
-    kl_divergence,
-    reparameterize,
-)
-from gan3d.models.gan import (
-    Discriminator,
-    Generator,
-    build,
-    recalibrate_batchnorm,
-    with_resolution,
-)
+from gan3d.models.encoder import EncoderConfig, ImageEncoder, init_encoder, kl_divergence, reparameterize
+from gan3d.models.gan import Discriminator, Generator, build, recalibrate_batchnorm, with_resolution
 from gan3d.presets import get as get_preset
 from gan3d.presets import get_encoder_preset
 from gan3d.runtime import step_generator
 from gan3d.train import distributed, imageaug
 from gan3d.train.batching import balanced_indices, batch_indices, class_weights, mean_occupancy
 from gan3d.train.config import VAEGANConfig
+from gan3d.train.gan import ema_decay, update_ema
 from gan3d.train.losses import (
     draw_instance_noise,
     g_loss,
@@ -364,6 +353,8 @@ class VaeganTask:
         self.opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=betas)
         self.mcfg, self.ecfg, self.E, self.G, self.D = mcfg, ecfg, E, G, D
+        # --ema: moving averages of E's and G's weights, which snapshots (so evaluation and shipping) use
+        self.E_ema, self.G_ema = (copy.deepcopy(E).requires_grad_(False), copy.deepcopy(G).requires_grad_(False)) if cfg.ema else (None, None)
         self.E_step, self.G_step, self.D_step = E, G, D  # what the steps call: the plain modules, or their DDP wrappers
         self.sum_over_ranks = None
 
@@ -374,6 +365,9 @@ class VaeganTask:
         self.opt_e.load_state_dict(state["opt_e"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
+        if self.E_ema is not None:
+            ckpt.load_state(self.E_ema, state["E_ema"], "encoder (moving average)", path)
+            ckpt.load_state(self.G_ema, state["G_ema"], "generator (moving average)", path)
 
     def wrap(self, data_parallel: Callable[[nn.Module], nn.Module]) -> None:
         self.E_step, self.G_step, self.D_step = data_parallel(self.E), data_parallel(self.G), data_parallel(self.D)
@@ -418,6 +412,9 @@ class VaeganTask:
             noise = tuple(n[shard].to(device).contiguous(memory_format=self.memfmt) for n in noise)
         st = vaegan_step(self.E_step, self.G_step, self.D_step, self.opt_e, self.opt_g, self.opt_d, img, shp, z_prior, eps, cfg,
                          noise=noise, sum_over_ranks=self.sum_over_ranks, pos_weight=self.pos_weight)
+        if self.E_ema is not None:
+            update_ema(self.E_ema, self.E, ema_decay(cfg.ema, step))
+            update_ema(self.G_ema, self.G, ema_decay(cfg.ema, step))
         return st, epoch
 
     def summarize(self, window: list[dict], step: int, samples_per_s: float) -> dict:
@@ -439,13 +436,14 @@ class VaeganTask:
         return dict(
             kind="vaegan-train", **self._common(step), E=_plain_state(self.E), G=_plain_state(self.G), D=_plain_state(self.D),
             opt_e=self.opt_e.state_dict(), opt_g=self.opt_g.state_dict(), opt_d=self.opt_d.state_dict(),
+            **({} if self.E_ema is None else {"E_ema": _plain_state(self.E_ema), "G_ema": _plain_state(self.G_ema)}),
         )
 
     def eval_models(self, step: int) -> tuple[ImageEncoder, Generator]:
         """Copies of E and G in eval mode with BatchNorm statistics re-estimated: E's on training
         images, G's on prior latents, as the 3D-GAN loop does (training state untouched)."""
         cfg, bn_rows, device = self.cfg, self.bn_rows, self.device
-        e_eval, g_eval = copy.deepcopy(self.E).eval(), copy.deepcopy(self.G).eval()
+        e_eval, g_eval = (copy.deepcopy(m).eval() for m in ((self.E, self.G) if self.E_ema is None else (self.E_ema, self.G_ema)))
         if len(bn_rows):
             bs, size = cfg.batch_size, self.ecfg.image_size
             recalibrate_batchnorm(e_eval, (self.data.batch(bn_rows[i : i + bs], size)[0].to(device) for i in range(0, len(bn_rows), bs)))
