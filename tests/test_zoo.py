@@ -158,6 +158,26 @@ def test_card_records_precision_and_metrics(env, shipped):
     assert tv["precision"]["E"]["test_images"]["n"] == 4  # the run's 4 test images
 
 
+def test_card_of_a_one_class_model_counts_that_class(env, tmp_path, monkeypatch):
+    """A 3D-VAE-GAN trained with --classes: its card names the class, counts only its images, and the
+    encoder's precision check reads only that class's test images."""
+    from gan3d.data.pairs import PairedData
+
+    pd = PairedData(env["pairs"])
+    one = next(c for c in pd.class_names if len(pd.rows(0, [c])) >= 2 and len(pd.rows(1, [c])))
+    cfg = VAEGANConfig(pairs=str(env["pairs"]), encoder="tiny", preset="tiny", out=str(tmp_path), run_name="one", steps=2, batch_size=2,
+                       n_preview=0, eval_pairs=0, bn_samples=0, device="cpu", classes=(one,))
+    run = train_vaegan(cfg).run_dir
+    set_determinism(False)
+    monkeypatch.setenv("GAN3D_MODELS_DIR", str(tmp_path / "models"))
+    package(run, name="tv1", command="gan3d train --model vaegan --preset tiny --classes " + one, n_seeds=20)
+    card = json.loads((tmp_path / "models" / "tv1.json").read_text())
+    data = card["training"]["data"]
+    assert data["classes"] == [one] and data["images"]["train"] == len(pd.rows(0, [one])) < len(pd.rows(0))
+    src = card["precision"]["E"]["test_images"]["source"]
+    assert src["classes"] == [one] and src["n"] == len(pd.rows(1, [one]))
+
+
 def test_loading_runs_no_pickle(env, shipped, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("torch.load called")

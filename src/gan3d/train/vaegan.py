@@ -299,7 +299,8 @@ class VaeganTask:
         # --classes: one class (or a few) of the pairs, as the paper's separately trained models
         self.train_rows, self.test_rows = self.data.rows(0, cfg.classes), self.data.rows(1, cfg.classes)
         if len(self.train_rows) < cfg.batch_size:
-            raise Gan3dError(f"the paired folder has {len(self.train_rows)} training pairs, fewer than one batch of {cfg.batch_size}", cfg.pairs)
+            of = f" of {', '.join(cfg.classes)}" if cfg.classes else ""
+            raise Gan3dError(f"the paired folder has {len(self.train_rows)} training pairs{of}, fewer than one batch of {cfg.batch_size}", cfg.pairs)
         self.memfmt = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
         self.train_labels = self.data.label[self.train_rows]
         self.pos_weight, self.occupancy = cfg.recon_pos_weight, None

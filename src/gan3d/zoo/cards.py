@@ -69,12 +69,13 @@ def data_info(payload: dict[str, Any], description: str | None) -> dict[str, Any
     out: dict[str, Any] = {"description": description}
     if "vaegan_config" in payload:
         pairs = payload["vaegan_config"].get("pairs", "")
-        out.update({"pairs": pairs, "split": "train images of the paired folder; test images held out"})
+        classes = list(payload["vaegan_config"].get("classes") or [])
+        out.update({"pairs": pairs, "split": "train images of the paired folder; test images held out", "classes": classes or "all"})
         try:
             from gan3d.data.pairs import PairedData
 
             pd = PairedData(pairs)
-            out.update({"images": {"train": len(pd.rows(0)), "test": len(pd.rows(1))}, "image_size": pd.image_size,
+            out.update({"images": {"train": len(pd.rows(0, classes)), "test": len(pd.rows(1, classes))}, "image_size": pd.image_size,
                         "shapes": str(pd.dataset.path), "counts": pd.dataset.counts()})
         except (Gan3dError, OSError) as e:
             out["not_read"] = str(e)

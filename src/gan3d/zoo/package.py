@@ -42,19 +42,24 @@ def _snapshot_path(source: str | os.PathLike) -> Path:
 
 def _test_images(payload: dict[str, Any], n: int) -> tuple[torch.Tensor | None, str, dict[str, Any]]:
     """Up to ``n`` test images of a 3D-VAE-GAN run's paired folder at the encoder's size, spread
-    over the test split: (images or None, why not, where they came from)."""
+    over the test split (of the run's ``--classes`` only, if it had them): (images or None, why not,
+    where they came from)."""
     pairs = payload.get("vaegan_config", {}).get("pairs", "")
+    classes = list(payload.get("vaegan_config", {}).get("classes") or [])
     try:
         from gan3d.data.pairs import PairedData, spread
 
         data = PairedData(pairs)
     except (Gan3dError, OSError) as e:
         return None, f"test images not readable: {e}", {}
-    rows = spread(data.rows(1), n)
+    try:
+        rows = spread(data.rows(1, classes), n)
+    except Gan3dError as e:
+        return None, f"test images not readable: {e}", {}
     if not len(rows):
         return None, f"no test images in {pairs}", {}
     images, _ = data.batch(rows, int(payload["encoder_config"]["image_size"]))
-    return images, "", {"pairs": str(pairs), "split": "test", "n": len(rows)}
+    return images, "", {"pairs": str(pairs), "split": "test", "n": len(rows), **({"classes": classes} if classes else {})}
 
 
 def _check_roundtrip(data: bytes, payload: dict[str, Any], dtypes: dict[str, str], where: Path) -> None:
