@@ -30,3 +30,5 @@ done
 PC="bed=vaegan-mn5-renders-bed chair=vaegan-mn5-renders-chair desk=vaegan-mn5-renders-desk sofa=vaegan-mn5-renders-sofa table=vaegan-mn5-renders-table"
 $G eval reconstruction --data mn5_pairs4 --per-class $PC --out ev/sep_packaged_mn5_pairs4.json
 $G eval reconstruction --data mn5_photo_test4 --per-class $PC --out ev/sep_packaged_mn5_photo_test4.json
+# the shipped chair: where the voxels outside the largest component lie (no training)
+python docs/recipe/session15/speck_probe.py
