@@ -427,3 +427,29 @@ def test_weight_file_reader_refuses_foreign_files(tmp_path):
     stamped = save({"X.w": torch.zeros(2)}, metadata={"zoo_format": weights.FORMAT, "zoo_format_version": "1"})
     with pytest.raises(Gan3dError, match="unexpected tensor 'X.w'"):
         weights.decode(stamped, tmp_path / "odd.safetensors")
+
+
+def test_packagers_writing_one_index_at_once_keep_every_entry(tmp_path, monkeypatch):
+    """Two packagers into one folder: the index is read, changed and replaced under a lock, so neither
+    loses the other's entry (a slowed read makes the race certain without the lock)."""
+    import threading
+    import time
+
+    from gan3d.zoo import package as package_module
+    from gan3d.zoo import registry as zoo_registry
+
+    real_read = zoo_registry.read_index
+
+    def slow_read(folder=None):
+        index = real_read(folder)
+        time.sleep(0.05)
+        return index
+
+    monkeypatch.setattr(zoo_registry, "read_index", slow_read)
+    names = [f"m{i}" for i in range(6)]
+    threads = [threading.Thread(target=package_module._update_index, args=(tmp_path, n, {"file": f"{n}.safetensors"})) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(real_read(tmp_path)["models"]) == names

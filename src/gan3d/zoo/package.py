@@ -12,6 +12,7 @@ name and renamed; the index last.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -89,13 +90,32 @@ def _check_modules(payload: dict[str, Any], int8: Sequence[str], without: Sequen
         raise Gan3dError("--without: G cannot be left out, and a module left out cannot be stored int8 too")
 
 
+@contextlib.contextmanager
+def _folder_lock(folder: Path):
+    """An exclusive lock on the models folder (flock on the directory itself, so no lock file is left),
+    so that two packagers writing into one folder do not lose each other's index entry. Where flock is
+    missing (Windows), no lock."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def _update_index(out: Path, name: str, entry: dict[str, Any]) -> None:
-    index = registry.read_index(out)
-    index["models"][name] = entry
-    index["models"] = dict(sorted(index["models"].items()))
-    with atomic_open(out / registry.INDEX, "w") as f:
-        json.dump(index, f, indent=2)
-        f.write("\n")
+    with _folder_lock(out):  # read, change and replace the index as one step
+        index = registry.read_index(out)
+        index["models"][name] = entry
+        index["models"] = dict(sorted(index["models"].items()))
+        with atomic_open(out / registry.INDEX, "w") as f:
+            json.dump(index, f, indent=2)
+            f.write("\n")
 
 
 def _n_parameters(state: dict[str, torch.Tensor]) -> int:
