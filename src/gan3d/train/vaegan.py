@@ -311,8 +311,6 @@ class VaeganTask:
                 raise Gan3dError(f"the training shapes have occupancy {self.occupancy:g}: give --recon-pos-weight for wbce", cfg.pairs)
             self.pos_weight = min(inverse_occupancy(self.occupancy), 1e4)
 
-        # --classes: one class (or a few) of the pairs, as the paper's separately trained models
-        self.train_rows, self.test_rows = self.data.rows(0, cfg.classes), self.data.rows(1, cfg.classes)
     def label(self) -> str:
         return f"vaegan-{Path(self.cfg.pairs).name or 'pairs'}"
 
