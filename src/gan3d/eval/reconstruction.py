@@ -145,7 +145,6 @@ def reconstruction(
         missing = sorted({names[int(k)] for k, o in zip(labels, owner) if o is None})
         raise Gan3dError(f"no model for class {missing[0]!r}: give --checkpoint, or --per-class for every class scored")
     pred, truth = _predict(models, owner, data, rows, batch_size, dev)
-    E, G, meta = models.get(None) or next(iter(models.values()))
     out: dict[str, Any] = {"split": split, "n_images": int(len(rows)), "checkpoint_step": models[None][2].get("step") if None in models else None}
     if per_class:
         out["per_class_checkpoints"] = {c: {"checkpoint": m[2]["path"], "step": m[2].get("step")} for c, m in models.items() if c is not None}
@@ -156,8 +155,10 @@ def reconstruction(
         # an oracle that knows each image's class but not the image: the mean training shape of the class
         means = _class_mean_shapes(data.dataset, np.unique(labels))
         out["baselines"] = {"class_mean": _score_reconstructions(np.stack([means[int(k)] for k in labels]), truth, labels, names)}
-    if ikea is not None:
+    if ikea is not None:  # one model (--per-class is refused with --ikea above), so --checkpoint's
         from gan3d.eval.ikea import evaluate_ikea
+
+        E, G, _ = models[None]
 
         def predict(image_chw: np.ndarray) -> np.ndarray:
             x = torch.from_numpy(np.ascontiguousarray(image_chw, dtype=np.float32))[None].to(dev)
