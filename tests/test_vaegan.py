@@ -429,6 +429,7 @@ def test_reconstruction_eval_scores_each_class_with_its_own_model(trained, pairs
     """--per-class: a class's scores are those of its own model alone on that class; the rest come
     from --checkpoint; a class without a model, or an unknown one, is one clear error."""
     from gan3d.cli import main
+    from gan3d.cli.eval import format_reconstruction
     from gan3d.eval.reconstruction import reconstruction
 
     other = train_vaegan(vcfg(pairs, tmp_path, seed=1, steps=2, n_preview=0, eval_pairs=0))
@@ -443,6 +444,9 @@ def test_reconstruction_eval_scores_each_class_with_its_own_model(trained, pairs
     assert mixed["per_class_checkpoints"][a]["step"] == 2 and mixed["checkpoint_step"] == full["checkpoint_step"]
     only = reconstruction(None, pairs, per_class={a: other.run_dir, b: trained.run_dir}, classes=[a, b], **kw)
     assert only["per_class"][a] == alone["per_class"][a] and only["per_class"][b] == full["per_class"][b]
+    head = format_reconstruction(only).splitlines()[0]
+    assert "each class by its own model" in head and "None" not in head, head
+    assert f"checkpoint step {full['checkpoint_step']}" in format_reconstruction(mixed).splitlines()[0]
     with pytest.raises(Gan3dError, match="no model for class"):
         reconstruction(None, pairs, per_class={a: other.run_dir}, **kw)
     with pytest.raises(Gan3dError, match="lamp"):

@@ -349,7 +349,8 @@ def format_reconstruction(r: dict) -> str:
 
     base = r.get("baselines", {}).get("class_mean")
     head = f"{'class':14s} {'n':>6s} {'IoU':>7s} {'AP':>7s} {'occ':>6s} {'small':>6s}"
-    lines = [f"reconstruction on {r['n_images']} {r['split']} images, checkpoint step {r['checkpoint_step']}"]
+    own = "each class by its own model" if r["checkpoint_step"] is None and r.get("per_class_checkpoints") else f"checkpoint step {r['checkpoint_step']}"
+    lines = [f"reconstruction on {r['n_images']} {r['split']} images, {own}"]
     for name, c in r.get("per_class_checkpoints", {}).items():
         lines.append(f"  {name}: its own model, {c['checkpoint']} (step {c['step']})")
     if base:
