@@ -191,6 +191,9 @@ def test_paired_folder_has_one_validated_reader(tmp_path):
         (broken("lab", lambda f: pairs(f, label=np.zeros(3, np.int64))), "pairs.npz", r"label has shape \(3,\)"),
         (broken("img", lambda f: np.save(f / "images.npy", np.zeros((16, 32, 32, 3), np.float32))), "images.npy", "uint8"),
         (broken("idx", lambda f: pairs(f, shape_index=np.full(16, 99, np.int64))), "idx", "out of range"),
+        # labels that are not the shapes' classes: training (which filters on them) and scoring would disagree
+        (broken("cls", lambda f: pairs(f, label=(PairedData(good).label + 1) % 3)), "pairs.npz", "label is not its shape's class"),
+        (broken("nam", lambda f: meta(f, class_names=["x", "y", "z"])), "meta.json", "names classes x, y, z but"),
     ]
     for folder, named, msg in cases:
         with pytest.raises(Gan3dError, match=msg) as e:

@@ -12,6 +12,7 @@ from test_vaegan import make_pairs, vcfg
 from gan3d import checkpoint as ckpt
 from gan3d.cli import main
 from gan3d.data.pairs import PairedData
+from gan3d.data.prepared import from_arrays, load
 from gan3d.options import OptionError
 from gan3d.runtime import set_determinism
 from gan3d.train.batching import balanced_indices, batch_indices, class_weights, mean_occupancy
@@ -157,6 +158,8 @@ def unbalanced(tmp_path_factory):
     shape_label = np.array(TRAIN_LABELS + [0, 1])
     arrays["label"] = shape_label[arrays["shape_index"]]
     np.savez(folder / "pairs.npz", **arrays)
+    ds = load(folder / "voxels.npz")  # the shapes carry the same classes (PairedData checks that they agree)
+    from_arrays(ds.grids(np.arange(len(ds))), shape_label, list(ds.class_names), split=ds.split).save(folder / "voxels.npz")
     return folder
 
 

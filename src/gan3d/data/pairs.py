@@ -389,8 +389,21 @@ class PairedData:
         self.dataset_path = dpath
         if len(self.shape_index) and (self.shape_index.min() < 0 or self.shape_index.max() >= len(self.dataset)):
             raise Gan3dError(f"shape_index out of range for the {len(self.dataset)} shapes of {dpath}", root)
+        self._check_labels(root, dpath)
         self.resolution = self.dataset.resolution
         self.image_size = int(im.shape[1])
+
+    def _check_labels(self, root: Path, dpath: Path) -> None:
+        """The folder's own class names and labels must be its shapes' (when the voxel file has them), so
+        that training, which filters on ``label``, and scoring, which reads the shapes, agree."""
+        own, theirs = self.meta.get("class_names"), getattr(self.dataset, "class_names", None)
+        if own and theirs and tuple(own) != tuple(theirs):
+            raise Gan3dError(f"meta.json names classes {', '.join(own)} but {dpath} has {', '.join(theirs)}", root)
+        labels = getattr(self.dataset, "labels", None)
+        if labels is not None and len(self.shape_index):
+            wrong = np.flatnonzero(self.label != np.asarray(labels)[self.shape_index])
+            if len(wrong):
+                raise Gan3dError(f"image {int(wrong[0])}'s label is not its shape's class in {dpath}", root / "pairs.npz")
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -405,11 +418,16 @@ class PairedData:
         rows = np.flatnonzero(self.split == split)
         if not classes:
             return rows
+        self.check_classes(classes)
+        names = list(self.class_names)
+        return rows[np.isin(self.label[rows], [names.index(c) for c in classes])]
+
+    def check_classes(self, classes: Sequence[str]) -> None:
+        """Gan3dError naming the folder for the first of ``classes`` it does not have."""
         names = list(self.class_names)
         unknown = [c for c in classes if c not in names]
         if unknown:
             raise Gan3dError(f"no class {unknown[0]!r} in the paired folder (it has {', '.join(names)})", self.folder)
-        return rows[np.isin(self.label[rows], [names.index(c) for c in classes])]
 
     def batch(self, rows: np.ndarray, image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """float32 images (B, 3, image_size, image_size) in [0, 1] and shapes (B, 1, R, R, R)."""

@@ -126,7 +126,7 @@ def reconstruction(
     if per_class and ikea is not None:
         raise Gan3dError("--ikea with --per-class is not supported: the IKEA protocol here scores one model")
     data = PairedData(Path(pairs))
-    data.rows(0, list(per_class))  # one clear error for a class the folder does not have
+    data.check_classes(list(per_class))
     models = {c: load_reconstructor(ck, device=dev) for c, ck in per_class.items()}
     if checkpoint is not None:
         models[None] = load_reconstructor(checkpoint, device=dev)
@@ -138,8 +138,7 @@ def reconstruction(
         raise Gan3dError(f"no {split} images in the paired folder" + (f" of classes {', '.join(classes)}" if classes else ""), pairs)
     if len(rows) > max_pairs:
         rows = np.sort(np.random.default_rng(seed).choice(rows, size=max_pairs, replace=False))
-    labels = data.dataset.labels[data.shape_index[rows]] if hasattr(data.dataset, "labels") else np.zeros(len(rows), int)
-    names = list(data.dataset.class_names)
+    labels, names = data.label[rows], list(data.class_names)  # the labels the training filters on
     owner = np.array([names[int(k)] if names[int(k)] in per_class else None for k in labels], dtype=object)
     if None in set(owner) and None not in models:
         missing = sorted({names[int(k)] for k, o in zip(labels, owner) if o is None})
