@@ -67,6 +67,9 @@ CASES = [
     (["train", "--resume", "{d}/folder"], "folder"),
     (["eval", "reconstruction", "--checkpoint", "vaegan-mn5", "--data", "{d}", "--max-pairs", "0"], "--max-pairs"),
     (["eval", "reconstruction", "--checkpoint", "vaegan-mn5", "--data", "{d}", "--thresholds", "0.3", "1"], "--thresholds: must be in (0, 1), got 1"),
+    # averaged models: an empty name, and a missing one beside a shipped one
+    (["reconstruct", "{d}/a_file", "--checkpoint", "vaegan-mn5+", "--out", "{out}"], "empty model name"),
+    (["reconstruct", "{d}/a_file", "--checkpoint", "vaegan-mn5+{d}/nosuch.pt", "--out", "{out}"], "nosuch.pt"),
     (["data", "render", "{d}/grid.npy", "--out", "{out}", "--photo", "--random-color"], "--photo"),
     (["train", "--model", "vaegan", "--pairs", "{d}", "--recon-loss", "bce", "--recon-pos-weight", "4", "--dry-run"], "--recon-pos-weight"),
     (["eval", "generation", "--checkpoint", "/nonexistent.pt", "--data", "{d}/grid.npy"], "grid.npy"),

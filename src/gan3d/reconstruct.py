@@ -50,6 +50,33 @@ def load_reconstructor(checkpoint: str | os.PathLike, *, device: str | torch.dev
     return E.to(device).eval(), G.to(device).eval(), meta
 
 
+ENSEMBLE_SEP = "+"
+
+
+def model_specs(spec: str | os.PathLike) -> list[str]:
+    """The models of ``spec``: ``"A+B"`` names two 3D-VAE-GANs whose occupancies are averaged (each a
+    checkpoint, run folder or shipped name); a spec that is itself an existing path is one model."""
+    text = str(spec)
+    if Path(text).exists() or ENSEMBLE_SEP not in text:
+        return [text]
+    parts = text.split(ENSEMBLE_SEP)
+    if any(not p for p in parts):
+        raise Gan3dError(f"an empty model name in {text!r} (models are joined by {ENSEMBLE_SEP!r})")
+    return parts
+
+
+def load_reconstructors(spec: str | os.PathLike, *, device: str | torch.device = "cpu") -> list[tuple[ImageEncoder, Generator, dict]]:
+    """:func:`load_reconstructor` of each model of ``spec`` (:func:`model_specs`); averaged models must read
+    images of one size and make grids of one resolution (else a Gan3dError naming the odd one)."""
+    models = [load_reconstructor(m, device=device) for m in model_specs(spec)]
+    E0, G0, _ = models[0]
+    for E, G, meta in models[1:]:
+        if (E.cfg.image_size, G.cfg.resolution) != (E0.cfg.image_size, G0.cfg.resolution):
+            raise Gan3dError(f"cannot be averaged with {models[0][2]['path']}: {E.cfg.image_size} px images and "
+                             f"{G.cfg.resolution}^3 grids against {E0.cfg.image_size} px and {G0.cfg.resolution}^3", meta["path"])
+    return models
+
+
 def _stems(paths: Sequence[Path]) -> list[str]:
     """File stems, made unique with ``_1``, ``_2``, ... when two inputs share one."""
     seen: dict[str, int] = {}
@@ -120,7 +147,10 @@ def reconstruct_images(
     image beside the rendered shape). Every image is read before anything is written, so a bad
     image (a Gan3dError naming it) leaves ``out_dir`` untouched. Returns a summary dict; each image's
     ``small`` says whether its shape has under ``SMALL`` (a quarter) of the filled voxels of the
-    model's typical shape (:func:`_typical_filled`, ``typical_filled_voxels``)."""
+    model's typical shape (:func:`_typical_filled`, ``typical_filled_voxels``).
+
+    ``checkpoint`` ``"A+B"`` (:func:`model_specs`): the occupancy is the mean of the models' (a shape
+    ensemble); ``mu`` and ``logvar`` are A's, the typical size the mean of theirs; ``averaged`` lists them."""
     from gan3d.data.images import prepare_image
     from gan3d.sampling import postprocess
 
@@ -131,11 +161,12 @@ def reconstruct_images(
     if not paths:
         raise Gan3dError("no images given")
     dev = pick_device(device)
-    E, G, meta = load_reconstructor(checkpoint, device=dev)
+    models = load_reconstructors(checkpoint, device=dev)
+    E, G, meta = models[0]
     size = E.cfg.image_size
     prepared = [np.asarray(prepare_image(p, size=size), dtype=np.float32) for p in paths]
 
-    typical = _typical_filled(G, keep_all=keep_all, threshold=threshold, device=dev)
+    typical = float(np.mean([_typical_filled(g, keep_all=keep_all, threshold=threshold, device=dev) for _, g, _ in models]))
     out = output_dir(out_dir)
     written: list[str] = []
     results = []
@@ -143,7 +174,8 @@ def reconstruct_images(
     from gan3d.render.raster import render_voxels, save_png, tile
 
     for path, stem, arr in zip(paths, _stems(paths), prepared):
-        occ_np, mu, logvar = reconstruct_one(E, G, arr, samples=samples, device=dev)
+        each = [reconstruct_one(e, g, arr, samples=samples, device=dev) for e, g, _ in models]
+        occ_np, mu, logvar = np.mean([o for o, _, _ in each], axis=0), each[0][1], each[0][2]
         grid = postprocess(occ_np[None], keep_all=keep_all, threshold=threshold)[0]
         files = write_grids(
             grid[None], out, stems=[stem], formats=formats, occupancy=occ_np[None], mesh_style=mesh_style,
@@ -167,6 +199,7 @@ def reconstruct_images(
         "out": str(out),
         "checkpoint": meta["path"],
         "step": int(meta.get("step") or -1),
+        **({"averaged": [{"checkpoint": m["path"], "step": m.get("step")} for _, _, m in models]} if len(models) > 1 else {}),
         "resolution": int(G.cfg.resolution),
         "samples": int(samples),
         "images": results,

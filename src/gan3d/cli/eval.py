@@ -156,7 +156,8 @@ def _add_reconstruction(esub) -> None:
         type=_class_checkpoint,
         default=[],
         metavar="CLASS=CHECKPOINT",
-        help="score each CLASS's images with its own CHECKPOINT, as the paper's separately trained 3D-VAE-GANs",
+        help="score each CLASS's images with its own CHECKPOINT, as the paper's separately trained 3D-VAE-GANs "
+        "(here and in --checkpoint, A+B averages two models' occupancies)",
     )
     rc.add_argument("--split", choices=["train", "test"], default="test", help="which rendered images to score (--data is a `gan3d data render` folder)")
     rc.add_argument("--max-pairs", type=ranged(int, lo=1), default=2000, help="score at most this many images (a seeded subset)")
@@ -351,8 +352,12 @@ def format_reconstruction(r: dict) -> str:
     head = f"{'class':14s} {'n':>6s} {'IoU':>7s} {'AP':>7s} {'occ':>6s} {'small':>6s}"
     own = "each class by its own model" if r["checkpoint_step"] is None and r.get("per_class_checkpoints") else f"checkpoint step {r['checkpoint_step']}"
     lines = [f"reconstruction on {r['n_images']} {r['split']} images, {own}"]
+    if r.get("averaged"):
+        lines.append("  averaged: " + ", ".join(f"{m['checkpoint']} (step {m['step']})" for m in r["averaged"]))
     for name, c in r.get("per_class_checkpoints", {}).items():
-        lines.append(f"  {name}: its own model, {c['checkpoint']} (step {c['step']})")
+        models = c.get("averaged") or [c]
+        lines.append(f"  {name}: its own model{'s, averaged' if len(models) > 1 else ''}, "
+                     + ", ".join(f"{m['checkpoint']} (step {m['step']})" for m in models))
     if base:
         lines.append(f"{'':43s}  class-mean oracle")
         head += f" {'IoU':>7s} {'AP':>7s}"

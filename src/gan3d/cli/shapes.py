@@ -60,7 +60,8 @@ def _run_sample(args) -> int:
 def _add_reconstruct(sub) -> None:
     p = sub.add_parser("reconstruct", help="3D shapes from single images with a trained 3D-VAE-GAN", formatter_class=HelpFormatter)
     p.add_argument("images", nargs="+", help="JPEG or PNG files of any size (resized and centre-cropped as in training)")
-    p.add_argument("--checkpoint", required=True, help="snapshot.pt of a `gan3d train --model vaegan` run, its folder, or a shipped model's name")
+    p.add_argument("--checkpoint", required=True, help="snapshot.pt of a `gan3d train --model vaegan` run, its folder, or a shipped model's name; "
+                   "A+B averages the occupancies of two such models")
     p.add_argument("--out", required=True, help="output folder: <image>.npz, .obj and a picture of input beside result")
     p.add_argument("--samples", type=ranged(int, lo=1, hi=10000), default=1, help="mean of K draws of z (1 = the mean of q(z|image))")
     p.add_argument("--keep-all", action="store_true", help="keep every component (default: only the largest)")

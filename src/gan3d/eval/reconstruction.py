@@ -61,20 +61,26 @@ def _class_mean_shapes(dataset, classes, chunk: int = 256) -> dict[int, np.ndarr
 
 def _predict(models: dict, owner: np.ndarray, data, rows: np.ndarray, batch_size: int, dev) -> tuple[np.ndarray, np.ndarray]:
     """G(mean of q(z | image)) (float32 (N, R, R, R)) and the boolean truth for each of ``rows``, the
-    image of row i scored by ``models[owner[i]]`` (an ``(E, G, meta)``)."""
+    image of row i scored by ``models[owner[i]]`` (a list of ``(E, G, meta)``, their occupancies averaged)."""
     import torch
 
     pred = np.empty((len(rows),) + (data.resolution,) * 3, np.float32)
     truth = np.empty(pred.shape, bool)
     with torch.no_grad():
-        for key, (E, G, _) in models.items():
+        for key, members in models.items():
             mine = np.flatnonzero([o == key for o in owner])
             for i in range(0, len(mine), batch_size):
                 at = mine[i : i + batch_size]
-                images, shapes = data.batch(rows[at], E.cfg.image_size)
-                pred[at] = G(E(images.to(dev))[0]).squeeze(1).float().cpu().numpy()
+                images, shapes = data.batch(rows[at], members[0][0].cfg.image_size)
+                images = images.to(dev)
+                pred[at] = torch.stack([G(E(images)[0]) for E, G, _ in members]).mean(0).squeeze(1).float().cpu().numpy()
                 truth[at] = shapes.squeeze(1).numpy() >= 0.5
     return pred, truth
+
+
+def _members(models: list) -> list[dict]:
+    """The checkpoints and steps of averaged models (``"A+B"``), for the JSON."""
+    return [{"checkpoint": meta["path"], "step": meta.get("step")} for _, _, meta in models]
 
 
 @register("reconstruction")
@@ -118,7 +124,7 @@ def reconstruction(
         raise Gan3dError(f"--thresholds: {bad[0]:g} is not strictly between 0 and 1")
 
     from gan3d.data.pairs import PairedData
-    from gan3d.reconstruct import load_reconstructor
+    from gan3d.reconstruct import load_reconstructors
     from gan3d.runtime import pick_device
 
     dev = pick_device(device)
@@ -127,10 +133,11 @@ def reconstruction(
         raise Gan3dError("--ikea with --per-class is not supported: the IKEA protocol here scores one model")
     data = PairedData(Path(pairs))
     data.check_classes(list(per_class))
-    models = {c: load_reconstructor(ck, device=dev) for c, ck in per_class.items()}
+    models = {c: load_reconstructors(ck, device=dev) for c, ck in per_class.items()}
     if checkpoint is not None:
-        models[None] = load_reconstructor(checkpoint, device=dev)
-    for E, G, meta in models.values():
+        models[None] = load_reconstructors(checkpoint, device=dev)
+    for members in models.values():
+        E, G, meta = members[0]
         if data.resolution != G.cfg.resolution:
             raise Gan3dError(f"pairs are {data.resolution}^3 but the checkpoint's generator makes {G.cfg.resolution}^3", meta["path"])
     rows = data.rows(0 if split == "train" else 1, classes)
@@ -144,9 +151,12 @@ def reconstruction(
         missing = sorted({names[int(k)] for k, o in zip(labels, owner) if o is None})
         raise Gan3dError(f"no model for class {missing[0]!r}: give --checkpoint, or --per-class for every class scored")
     pred, truth = _predict(models, owner, data, rows, batch_size, dev)
-    out: dict[str, Any] = {"split": split, "n_images": int(len(rows)), "checkpoint_step": models[None][2].get("step") if None in models else None}
+    out: dict[str, Any] = {"split": split, "n_images": int(len(rows)), "checkpoint_step": models[None][0][2].get("step") if None in models else None}
+    if None in models and len(models[None]) > 1:
+        out["averaged"] = _members(models[None])
     if per_class:
-        out["per_class_checkpoints"] = {c: {"checkpoint": m[2]["path"], "step": m[2].get("step")} for c, m in models.items() if c is not None}
+        out["per_class_checkpoints"] = {c: {"checkpoint": m[0][2]["path"], "step": m[0][2].get("step"), **({"averaged": _members(m)} if len(m) > 1 else {})}
+                                        for c, m in models.items() if c is not None}
     out.update(_score_reconstructions(pred, truth, labels, names))
     if thresholds:
         out["thresholds"] = _score_thresholds(pred, truth, labels, names, thresholds)
@@ -157,14 +167,15 @@ def reconstruction(
     if ikea is not None:  # one model (--per-class is refused with --ikea above), so --checkpoint's
         from gan3d.eval.ikea import evaluate_ikea
 
-        E, G, _ = models[None]
+        members = models[None]
+        size = members[0][0].cfg.image_size
 
         def predict(image_chw: np.ndarray) -> np.ndarray:
             x = torch.from_numpy(np.ascontiguousarray(image_chw, dtype=np.float32))[None].to(dev)
-            if x.shape[-1] != E.cfg.image_size:
-                x = torch.nn.functional.interpolate(x, size=E.cfg.image_size, mode="bilinear", align_corners=False)
+            if x.shape[-1] != size:
+                x = torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
             with torch.no_grad():
-                return G(E(x)[0]).squeeze().float().cpu().numpy()
+                return torch.stack([G(E(x)[0]) for E, G, _ in members]).mean(0).squeeze().float().cpu().numpy()
 
-        out["ikea"] = evaluate_ikea(ikea, predict, progress=progress, image_size=E.cfg.image_size)
+        out["ikea"] = evaluate_ikea(ikea, predict, progress=progress, image_size=size)
     return out

@@ -1,0 +1,96 @@
+"""Averaged 3D-VAE-GANs ("A+B" where one model is taken): the occupancy is the mean of the models', in
+`gan3d reconstruct`, `gan3d eval reconstruction` (--checkpoint and --per-class) and the IKEA block."""
+
+import numpy as np
+import pytest
+from test_vaegan import _write_images, make_pairs, vcfg
+
+from gan3d.cli import main
+from gan3d.errors import Gan3dError
+from gan3d.eval.reconstruction import reconstruction
+from gan3d.reconstruct import load_reconstructor, model_specs, reconstruct_images
+from gan3d.runtime import set_determinism
+from gan3d.train.loop import train_vaegan
+
+
+@pytest.fixture(scope="module")
+def two(tmp_path_factory):
+    """A paired folder and two small models trained on it with different seeds (and lengths)."""
+    pairs = make_pairs(tmp_path_factory.mktemp("ap") / "pairs")
+    out = tmp_path_factory.mktemp("runs")
+    a = train_vaegan(vcfg(pairs, out, seed=0, steps=3, n_preview=0, eval_pairs=0, run_name="a")).run_dir
+    b = train_vaegan(vcfg(pairs, out, seed=1, steps=2, n_preview=0, eval_pairs=0, run_name="b")).run_dir
+    set_determinism(False)
+    return pairs, a, b
+
+
+def test_model_specs(tmp_path):
+    assert model_specs("a+b+c") == ["a", "b", "c"] and model_specs("run") == ["run"]
+    odd = tmp_path / "x+y.pt"  # an existing path with a plus in its name is one model
+    odd.write_bytes(b"")
+    assert model_specs(odd) == [str(odd)]
+    with pytest.raises(Gan3dError, match="empty model name"):
+        model_specs("a+")
+
+
+def test_reconstruct_averages_occupancies(two, tmp_path):
+    pairs, a, b = two
+    paths = _write_images(tmp_path / "in")[:2]
+    occ = {}
+    for name, spec in (("a", str(a)), ("b", str(b)), ("ab", f"{a}+{b}")):
+        res = reconstruct_images(spec, paths, tmp_path / name, formats=("npz",), device="cpu")
+        with np.load(tmp_path / name / "chair.npz") as z:
+            occ[name] = z["occupancy"].astype(np.float32)
+    # float16 storage: the mean of the two stored grids, to fp16 rounding
+    np.testing.assert_allclose(occ["ab"], (occ["a"] + occ["b"]) / 2, atol=2e-3)
+    assert not np.allclose(occ["a"], occ["b"], atol=1e-2)  # the two models differ, so the test can fail
+    assert [m["step"] for m in res["averaged"]] == [3, 2]
+    with pytest.raises(Gan3dError, match="no such checkpoint"):
+        reconstruct_images(f"{a}+{tmp_path / 'missing.pt'}", paths, tmp_path / "bad", device="cpu")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_eval_reconstruction_averages(two, capsys):
+    pairs, a, b = two
+    kw = dict(device="cpu", progress=False)
+    ra, rb = reconstruction(a, pairs, **kw), reconstruction(b, pairs, **kw)
+    rab, rba = reconstruction(f"{a}+{b}", pairs, **kw), reconstruction(f"{b}+{a}", pairs, **kw)
+    raa = reconstruction(f"{a}+{a}", pairs, **kw)
+    assert raa["per_class"] == ra["per_class"]  # a model averaged with itself is itself
+    for c in rab["per_class"]:  # the order of the models does not matter
+        assert rab["per_class"][c]["iou"] == pytest.approx(rba["per_class"][c]["iou"], abs=1e-4)
+    assert rab["mean_ap"] not in (ra["mean_ap"], rb["mean_ap"])
+    assert [m["step"] for m in rab["averaged"]] == [3, 2] and rab["checkpoint_step"] == 3
+    # --per-class: one class by the pair, the rest by --checkpoint
+    c0 = next(iter(ra["per_class"]))
+    mixed = reconstruction(a, pairs, per_class={c0: f"{a}+{b}"}, **kw)
+    assert mixed["per_class"][c0] == rab["per_class"][c0]
+    assert [m["step"] for m in mixed["per_class_checkpoints"][c0]["averaged"]] == [3, 2]
+    # the command line: the pair named in the summary; a missing member is one line, exit 2
+    assert main(["eval", "reconstruction", "--checkpoint", f"{a}+{b}", "--data", str(pairs), "--device", "cpu", "--quiet"]) == 0
+    assert main(["eval", "reconstruction", "--checkpoint", f"{a}+nothing-here", "--data", str(pairs), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nothing-here" in err[0]
+
+
+def test_averaged_models_must_agree(two, tmp_path):
+    pairs, a, _ = two
+    other = train_vaegan(vcfg(pairs, tmp_path, seed=2, steps=1, n_preview=0, eval_pairs=0, encoder="cpu")).run_dir
+    set_determinism(False)
+    assert load_reconstructor(other)[0].cfg.image_size != load_reconstructor(a)[0].cfg.image_size
+    with pytest.raises(Gan3dError, match="cannot be averaged"):
+        reconstruction(f"{a}+{other}", pairs, device="cpu", progress=False)
+
+
+def test_ikea_block_averages(two, tmp_path):
+    """--ikea with A+B: the IKEA protocol scores the averaged occupancy too (A+A is A, A+B is neither)."""
+    from gan3d.eval.ikea import make_fixture
+
+    pairs, a, b = two
+    make_fixture(tmp_path / "ikea", n_per_class=1)
+    kw = dict(device="cpu", progress=False, ikea=tmp_path / "ikea", max_pairs=2)
+    ra, rb = reconstruction(a, pairs, **kw)["ikea"], reconstruction(b, pairs, **kw)["ikea"]
+    assert reconstruction(f"{a}+{a}", pairs, **kw)["ikea"] == ra
+    rab = reconstruction(f"{a}+{b}", pairs, **kw)["ikea"]
+    assert rab != ra and rab != rb
+
