@@ -94,3 +94,22 @@ def test_ikea_block_averages(two, tmp_path):
     rab = reconstruction(f"{a}+{b}", pairs, **kw)["ikea"]
     assert rab != ra and rab != rb
 
+
+
+def test_ikea_block_reads_each_class_with_its_own_model(two, tmp_path):
+    """--per-class with --ikea: an IKEA class with its own model is scored by it (its AP is that model's
+    alone), the rest by --checkpoint's; without --checkpoint the classes with no model are left out."""
+    from gan3d.eval.ikea import make_fixture
+
+    pairs, a, b = two
+    make_fixture(tmp_path / "ikea", n_per_class=1)
+    kw = dict(device="cpu", progress=False, ikea=tmp_path / "ikea", max_pairs=2)
+    ra, rb = reconstruction(a, pairs, **kw)["ikea"], reconstruction(b, pairs, **kw)["ikea"]
+    c0 = next(iter(reconstruction(a, pairs, device="cpu", progress=False)["per_class"]))  # a class both sets have
+    assert ra["ap"][c0] != rb["ap"][c0] and ra["no_model"] == []
+    mixed = reconstruction(a, pairs, per_class={c0: b}, **kw)["ikea"]
+    assert mixed["ap"][c0] == rb["ap"][c0]
+    assert all(mixed["ap"][c] == ra["ap"][c] for c in ra["ap"] if c not in (c0, "mean"))
+    only = reconstruction(None, pairs, per_class={c0: b}, classes=[c0], **kw)["ikea"]
+    assert set(only["ap"]) == {c0, "mean"} and only["ap"][c0] == rb["ap"][c0] and c0 not in only["no_model"]
+    assert len(only["no_model"]) == 5

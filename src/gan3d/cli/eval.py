@@ -161,7 +161,8 @@ def _add_reconstruction(esub) -> None:
     )
     rc.add_argument("--split", choices=["train", "test"], default="test", help="which rendered images to score (--data is a `gan3d data render` folder)")
     rc.add_argument("--max-pairs", type=ranged(int, lo=1), default=2000, help="score at most this many images (a seeded subset)")
-    rc.add_argument("--ikea", default=None, help="also run the IKEA protocol on this folder (Lists/, Images/, Voxels/)")
+    rc.add_argument("--ikea", default=None, help="also run the IKEA protocol on this folder (Lists/, Images/, Voxels/); "
+                    "with --per-class, each IKEA class that has its own model is read by it")
     rc.add_argument("--seed", type=ranged(int, lo=0, hi=2**31 - 1), default=0, help="seed of the image subset")
     rc.add_argument("--batch-size", type=ranged(int, lo=1, hi=65536), default=32, help="images per forward pass")
     rc.add_argument(
@@ -385,6 +386,8 @@ def format_reconstruction(r: dict) -> str:
             occ = ik.get("occupancy", {}).get(name, {})
             lines.append(f"  {name:10s} {ap if ap is not None else float('nan'):7.2f} {ik['paper'].get(name, float('nan')):7.1f}"
                          + (f" {pct(occ.get('occupancy_ratio')):>6s} {pct(occ.get('small')):>6s}" if occ else ""))
+        if ik.get("no_model"):
+            lines.append(f"  not scored (no model for them; give --checkpoint): {', '.join(ik['no_model'])}")
     return "\n".join(lines)
 
 

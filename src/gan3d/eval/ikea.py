@@ -41,7 +41,7 @@ import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -306,9 +306,18 @@ def average_precision(pred: np.ndarray, truth: np.ndarray) -> float:
     return float(average_precision_score(y, s))
 
 
+def _predictors(predict, classes: list[str]) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """``{class: predictor}`` from one predictor for all ``classes`` or a mapping that covers them."""
+    if not isinstance(predict, Mapping):
+        return {c: predict for c in classes}
+    if set(classes) - set(predict):
+        raise ValueError(f"no predictor for {sorted(set(classes) - set(predict))}")
+    return dict(predict)
+
+
 def evaluate_ikea(
     root: str | os.PathLike,
-    predict: Callable[[np.ndarray], np.ndarray],
+    predict: Callable[[np.ndarray], np.ndarray] | Mapping[str, Callable[[np.ndarray], np.ndarray]],
     *,
     classes: Iterable[str] = CLASSES,
     progress: bool = True,
@@ -324,13 +333,15 @@ def evaluate_ikea(
     ..., "mean": %}, "paper": PAPER_AP, "count": {class: images}, "iou": {class: mean aligned IoU},
     "occupancy": {class: :func:`gan3d.voxels.occupancy_check` of the aligned 20^3 predictions},
     "ap_mode": ap, "transforms": [...]}``; classes without images are left out (and named in
-    ``"missing"``).
+    ``"missing"``). ``predict`` may be a mapping from class to its own predictor (the paper's separately
+    trained models: each class's images go to its own model); it must then cover ``classes``.
     """
     from gan3d.data.images import prepare_image
 
     if ap not in ("pooled", "per_image"):
         raise ValueError(f"ap must be 'pooled' or 'per_image', got {ap!r}")
     classes = [str(c) for c in classes]
+    by_class = _predictors(predict, classes)
     items = [it for it in read_ikea(root) if it.class_name in classes]
     bar = None
     if progress:
@@ -350,7 +361,7 @@ def evaluate_ikea(
             cache[it.voxels] = load_voxels(it.voxels)
         truth = cache[it.voxels]
         img = prepare_image(it.image, size=image_size)
-        out = np.asarray(predict(img), dtype=np.float32)
+        out = np.asarray(by_class[it.class_name](img), dtype=np.float32)
         if out.ndim == 4 and out.shape[0] == 1:
             out = out[0]
         if out.ndim != 3 or len(set(out.shape)) != 1:

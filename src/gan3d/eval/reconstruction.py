@@ -106,7 +106,8 @@ def reconstruction(
     paired folder's ``split``: voxel IoU at 0.5 (mean over images) and average precision
     (scikit-learn ``average_precision_score`` of the occupancy against the binary truth, over all
     voxels of the class's images). ``max_pairs`` caps the images (a seeded subset). With ``ikea``,
-    also :func:`gan3d.ikea.evaluate_ikea` beside the paper's numbers. ``baselines``: also score the
+    also :func:`gan3d.ikea.evaluate_ikea` beside the paper's numbers, each IKEA class read by its
+    ``per_class`` model if it has one (:func:`_ikea`). ``baselines``: also score the
     class-mean oracle, which predicts for every image the mean training occupancy of its class; a
     model that beats it has learned more from the image than the class. ``classes``: score only the
     images of these classes (a model trained on fewer classes than the folder holds, say).
@@ -129,8 +130,6 @@ def reconstruction(
 
     dev = pick_device(device)
     per_class = dict(per_class or {})
-    if per_class and ikea is not None:
-        raise Gan3dError("--ikea with --per-class is not supported: the IKEA protocol here scores one model")
     data = PairedData(Path(pairs))
     data.check_classes(list(per_class))
     models = {c: load_reconstructors(ck, device=dev) for c, ck in per_class.items()}
@@ -164,10 +163,20 @@ def reconstruction(
         # an oracle that knows each image's class but not the image: the mean training shape of the class
         means = _class_mean_shapes(data.dataset, np.unique(labels))
         out["baselines"] = {"class_mean": _score_reconstructions(np.stack([means[int(k)] for k in labels]), truth, labels, names)}
-    if ikea is not None:  # one model (--per-class is refused with --ikea above), so --checkpoint's
-        from gan3d.eval.ikea import evaluate_ikea
+    if ikea is not None:
+        out["ikea"] = _ikea(ikea, models, dev, progress)
+    return out
 
-        members = models[None]
+
+def _ikea(root, models: dict, dev, progress: bool) -> dict[str, Any]:
+    """The IKEA protocol (:func:`gan3d.eval.ikea.evaluate_ikea`), each IKEA class's images read by its own
+    model where ``--per-class`` names one, else by ``--checkpoint``'s; classes with neither are left out
+    and named under ``"no_model"``."""
+    import torch
+
+    from gan3d.eval.ikea import CLASSES, evaluate_ikea
+
+    def predictor(members: list):
         size = members[0][0].cfg.image_size
 
         def predict(image_chw: np.ndarray) -> np.ndarray:
@@ -177,5 +186,12 @@ def reconstruction(
             with torch.no_grad():
                 return torch.stack([G(E(x)[0]) for E, G, _ in members]).mean(0).squeeze().float().cpu().numpy()
 
-        out["ikea"] = evaluate_ikea(ikea, predict, progress=progress, image_size=size)
-    return out
+        return predict
+
+    chosen = {c: models.get(c, models.get(None)) for c in CLASSES}
+    chosen = {c: m for c, m in chosen.items() if m is not None}
+    size = max(m[0][0].cfg.image_size for m in chosen.values())  # each predictor resizes to its own model's
+    res = evaluate_ikea(root, {c: predictor(m) for c, m in chosen.items()}, classes=list(chosen), progress=progress, image_size=size)
+    res["no_model"] = [c for c in CLASSES if c not in chosen]
+    return res
+
