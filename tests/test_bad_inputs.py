@@ -72,6 +72,7 @@ CASES = [
     (["reconstruct", "{d}/a_file", "--checkpoint", "vaegan-mn5+{d}/nosuch.pt", "--out", "{out}"], "nosuch.pt"),
     (["data", "render", "{d}/grid.npy", "--out", "{out}", "--photo", "--random-color"], "--photo"),
     (["train", "--model", "vaegan", "--pairs", "{d}", "--recon-loss", "bce", "--recon-pos-weight", "4", "--dry-run"], "--recon-pos-weight"),
+    (["train", "--model", "vaegan", "--pairs", "{d}", "--fresh-d", "--dry-run"], "--fresh-d"),
     (["eval", "generation", "--checkpoint", "/nonexistent.pt", "--data", "{d}/grid.npy"], "grid.npy"),
     # output places
     (["sample", "--checkpoint", "chair", "--seeds", "0", "--out", "{d}/a_file"], "a_file"),

@@ -8,6 +8,7 @@ from gan3d import checkpoint as ckpt
 from gan3d.data import procedural
 from gan3d.data.prepared import from_arrays
 from gan3d.errors import Gan3dError
+from gan3d.options import OptionError
 from gan3d.models.encoder import (
     EncoderConfig,
     ImageEncoder,
@@ -314,6 +315,28 @@ def test_init_from_vaegan_loads_the_encoder(pairs, trained, tmp_path):
     e = ckpt.load(fresh.run_dir / "checkpoint.pt")["E"]
     assert not all(torch.equal(e[k], src["E"][k]) for k in src["E"] if k.endswith("weight"))
     assert "E initialised from" not in (fresh.run_dir / "log.txt").read_text()
+
+
+def test_fresh_d_is_a_copy_without_d(pairs, trained, tmp_path):
+    """--fresh-d with --init-from RUN trains exactly as --init-from a copy of RUN without its D: E and G
+    from RUN, D new (unlike plain --init-from, which takes RUN's D)."""
+    src = ckpt.load(trained.run_dir / "snapshot.pt")
+    bare = {k: v for k, v in src.items() if k not in ("D", "D_opt")}
+    torch.save(bare, tmp_path / "noD.pt")
+    kw = dict(steps=2, n_preview=0, eval_pairs=0)
+    a = train_vaegan(vcfg(pairs, tmp_path, init_from=str(trained.run_dir / "snapshot.pt"), fresh_d=True, run_name="fresh", **kw))
+    set_determinism(False)
+    b = train_vaegan(vcfg(pairs, tmp_path, init_from=str(tmp_path / "noD.pt"), run_name="bare", **kw))
+    set_determinism(False)
+    c = train_vaegan(vcfg(pairs, tmp_path, init_from=str(trained.run_dir / "snapshot.pt"), run_name="withd", **kw))
+    set_determinism(False)
+    ga, gb, gc = (ckpt.load(r.run_dir / "checkpoint.pt") for r in (a, b, c))
+    for key in ("E", "G", "D"):
+        assert all(torch.equal(ga[key][k], gb[key][k]) for k in ga[key]), key
+    assert not all(torch.equal(ga["D"][k], gc["D"][k]) for k in ga["D"] if k.endswith("weight"))
+    assert "has its D left out (--fresh-d)" in (a.run_dir / "log.txt").read_text()
+    with pytest.raises(OptionError, match="fresh_d"):
+        vcfg(pairs, tmp_path, fresh_d=True)
 
 
 # --- reconstruction -------------------------------------------------------------------------------

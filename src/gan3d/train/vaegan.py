@@ -267,11 +267,11 @@ def _models_for(cfg: VAEGANConfig, data: PairedData, log_lines: list[str]):
     G, D = build(mcfg)
     if init is not None:
         ckpt.load_state(G, init["G"], "generator", cfg.init_from)
-        if "D" in init:
+        if "D" in init and not cfg.fresh_d:
             ckpt.load_state(D, init["D"], "discriminator", cfg.init_from)
             log_lines.append(f"G and D initialised from {cfg.init_from} (step {init.get('step', '?')})")
         else:
-            why = "was shipped without D" if "D" in (init.get("omitted") or ()) else "has no D"
+            why = ("was shipped without D" if "D" in (init.get("omitted") or ()) else "has no D") if "D" not in init else "has its D left out (--fresh-d)"
             log_lines.append(f"G initialised from {cfg.init_from}; it {why}, so D starts fresh")
     return mcfg, G, D, init
 
