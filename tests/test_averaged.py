@@ -113,3 +113,20 @@ def test_ikea_block_reads_each_class_with_its_own_model(two, tmp_path):
     only = reconstruction(None, pairs, per_class={c0: b}, classes=[c0], **kw)["ikea"]
     assert set(only["ap"]) == {c0, "mean"} and only["ap"][c0] == rb["ap"][c0] and c0 not in only["no_model"]
     assert len(only["no_model"]) == 5
+
+
+def test_api_reconstruct_averages_a_list_of_models(two, tmp_path):
+    import gan3d
+
+    pairs, a, b = two
+    paths = _write_images(tmp_path / "in")[:2]
+    ma, mb = gan3d.load(a, device="cpu"), gan3d.load(b, device="cpu")
+    oa, ob = (gan3d.reconstruct(m, paths, occupancy=True) for m in (ma, mb))
+    both = gan3d.reconstruct([ma, mb], paths, occupancy=True)
+    np.testing.assert_allclose(both, (oa + ob) / 2, rtol=0, atol=1e-6)
+    assert both.dtype == np.float32
+    reconstruct_images(f"{a}+{b}", paths, tmp_path / "cli", formats=("npz",), device="cpu")
+    with np.load(tmp_path / "cli" / "chair.npz") as z:  # the command line's, stored in float16
+        np.testing.assert_allclose(z["occupancy"].astype(np.float32), both[0], atol=1e-3)
+    with pytest.raises(Gan3dError, match="no model"):
+        gan3d.reconstruct([], paths)

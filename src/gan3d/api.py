@@ -223,7 +223,7 @@ def _prepared(images: Any, size: int) -> list[np.ndarray]:
 
 
 def reconstruct(
-    model: Model,
+    model: Model | Sequence[Model],
     images: Any,
     *,
     samples: int = 1,
@@ -239,14 +239,23 @@ def reconstruct(
     (:func:`gan3d.data.images.prepare_image`); a float (3, S, S) array at the encoder's size S is taken
     as it is. ``samples``: 1 uses G(mu); K > 1 averages K draws of z (seeded, reproducible).
     Thresholding and ``keep_all`` as in :func:`sample`; ``occupancy=True`` returns float32 occupancy.
+    A list of models averages their occupancies (as ``gan3d reconstruct --checkpoint A+B``); they must
+    read one image size and make one resolution.
     """
     from gan3d.reconstruct import reconstruct_one
     from gan3d.sampling import postprocess
 
-    if model.E is None:
-        raise Gan3dError(f"not a 3D-VAE-GAN checkpoint (kind {model.kind!r}; it has no image encoder)", model.path)
+    models = list(model) if isinstance(model, (list, tuple)) else [model]
+    if not models:
+        raise Gan3dError("no model given")
+    for m in models:
+        if m.E is None:
+            raise Gan3dError(f"not a 3D-VAE-GAN checkpoint (kind {m.kind!r}; it has no image encoder)", m.path)
+        if (m.image_size, m.resolution) != (models[0].image_size, models[0].resolution):
+            raise Gan3dError(f"cannot be averaged with {models[0].path}: another image size or resolution", m.path)
     if int(samples) < 1:
         raise Gan3dError(f"samples must be at least 1, got {samples}")
-    arrays = _prepared(images, model.image_size)
-    occ = np.stack([reconstruct_one(model.E, model.G, a, samples=int(samples), device=model.device)[0] for a in arrays])
+    arrays = _prepared(images, models[0].image_size)
+    occ = np.mean([[reconstruct_one(m.E, m.G, a, samples=int(samples), device=m.device)[0] for a in arrays] for m in models], axis=0)
+    occ = occ.astype(np.float32)
     return occ if occupancy else postprocess(occ, keep_all=keep_all, threshold=threshold)
