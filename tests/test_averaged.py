@@ -113,6 +113,11 @@ def test_ikea_block_reads_each_class_with_its_own_model(two, tmp_path):
     only = reconstruction(None, pairs, per_class={c0: b}, classes=[c0], **kw)["ikea"]
     assert set(only["ap"]) == {c0, "mean"} and only["ap"][c0] == rb["ap"][c0] and c0 not in only["no_model"]
     assert len(only["no_model"]) == 5
+    # a --per-class model of a class the IKEA set does not have, and no --checkpoint: one clear error
+    from gan3d.eval.reconstruction import _ikea
+
+    with pytest.raises(Gan3dError, match="no model for any IKEA class"):
+        _ikea(tmp_path / "ikea", {"lamp": []}, "cpu", False)
 
 
 def test_api_reconstruct_averages_a_list_of_models(two, tmp_path):

@@ -190,6 +190,8 @@ def _ikea(root, models: dict, dev, progress: bool) -> dict[str, Any]:
 
     chosen = {c: models.get(c, models.get(None)) for c in CLASSES}
     chosen = {c: m for c, m in chosen.items() if m is not None}
+    if not chosen:
+        raise Gan3dError(f"--ikea: no model for any IKEA class ({', '.join(CLASSES)}); give --checkpoint", root)
     size = max(m[0][0].cfg.image_size for m in chosen.values())  # each predictor resizes to its own model's
     res = evaluate_ikea(root, {c: predictor(m) for c, m in chosen.items()}, classes=list(chosen), progress=progress, image_size=size)
     res["no_model"] = [c for c in CLASSES if c not in chosen]
