@@ -242,7 +242,7 @@ def reconstruct(
     A list of models averages their occupancies (as ``gan3d reconstruct --checkpoint A+B``); they must
     read one image size and make one resolution.
     """
-    from gan3d.reconstruct import reconstruct_one
+    from gan3d.reconstruct import check_averageable, reconstruct_averaged
     from gan3d.sampling import postprocess
 
     models = list(model) if isinstance(model, (list, tuple)) else [model]
@@ -251,11 +251,10 @@ def reconstruct(
     for m in models:
         if m.E is None:
             raise Gan3dError(f"not a 3D-VAE-GAN checkpoint (kind {m.kind!r}; it has no image encoder)", m.path)
-        if (m.image_size, m.resolution) != (models[0].image_size, models[0].resolution):
-            raise Gan3dError(f"cannot be averaged with {models[0].path}: another image size or resolution", m.path)
+    check_averageable([(m.image_size, m.resolution, m.path) for m in models])
     if int(samples) < 1:
         raise Gan3dError(f"samples must be at least 1, got {samples}")
     arrays = _prepared(images, models[0].image_size)
-    occ = np.mean([[reconstruct_one(m.E, m.G, a, samples=int(samples), device=m.device)[0] for a in arrays] for m in models], axis=0)
-    occ = occ.astype(np.float32)
+    nets = [(m.E, m.G) for m in models]  # each on its own device
+    occ = np.stack([reconstruct_averaged(nets, a, samples=int(samples))[0] for a in arrays]).astype(np.float32)
     return occ if occupancy else postprocess(occ, keep_all=keep_all, threshold=threshold)

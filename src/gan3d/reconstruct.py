@@ -69,12 +69,35 @@ def load_reconstructors(spec: str | os.PathLike, *, device: str | torch.device =
     """:func:`load_reconstructor` of each model of ``spec`` (:func:`model_specs`); averaged models must read
     images of one size and make grids of one resolution (else a Gan3dError naming the odd one)."""
     models = [load_reconstructor(m, device=device) for m in model_specs(spec)]
-    E0, G0, _ = models[0]
-    for E, G, meta in models[1:]:
-        if (E.cfg.image_size, G.cfg.resolution) != (E0.cfg.image_size, G0.cfg.resolution):
-            raise Gan3dError(f"cannot be averaged with {models[0][2]['path']}: {E.cfg.image_size} px images and "
-                             f"{G.cfg.resolution}^3 grids against {E0.cfg.image_size} px and {G0.cfg.resolution}^3", meta["path"])
+    check_averageable([(E.cfg.image_size, G.cfg.resolution, meta["path"]) for E, G, meta in models])
     return models
+
+
+def check_averageable(models: Sequence[tuple[int, int, str | os.PathLike]]) -> None:
+    """Models given as (image size, resolution, path) can be averaged only if they agree on both: else a
+    Gan3dError naming the first odd one."""
+    size0, res0, path0 = models[0]
+    for size, res, path in models[1:]:
+        if (size, res) != (size0, res0):
+            raise Gan3dError(f"cannot be averaged with {path0}: {size} px images and {res}^3 grids against "
+                             f"{size0} px and {res0}^3", path)
+
+
+def average_occupancy(models: Sequence[tuple], images: torch.Tensor) -> torch.Tensor:
+    """G(mean of q(z | image)) for a batch of images, averaged over ``models`` (``(E, G, ...)`` tuples,
+    their images at one size): what ``A+B`` scores."""
+    return torch.stack([G(E(images)[0]) for E, G, *_ in models]).mean(0)
+
+
+def reconstruct_averaged(
+    models: Sequence[tuple], image: np.ndarray, *, samples: int = 1, device: torch.device | str | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`reconstruct_one` averaged over ``models`` (``(E, G, ...)`` tuples), each on ``device`` or,
+    if None, on its encoder's own: the mean occupancy, and the first model's ``mu`` and ``logvar``. One
+    model gives exactly its own :func:`reconstruct_one`."""
+    each = [reconstruct_one(E, G, image, samples=samples, device=next(E.parameters()).device if device is None else device)
+            for E, G, *_ in models]
+    return np.mean([occ for occ, _, _ in each], axis=0), each[0][1], each[0][2]
 
 
 def _stems(paths: Sequence[Path]) -> list[str]:
@@ -174,8 +197,7 @@ def reconstruct_images(
     from gan3d.render.raster import render_voxels, save_png, tile
 
     for path, stem, arr in zip(paths, _stems(paths), prepared):
-        each = [reconstruct_one(e, g, arr, samples=samples, device=dev) for e, g, _ in models]
-        occ_np, mu, logvar = np.mean([o for o, _, _ in each], axis=0), each[0][1], each[0][2]
+        occ_np, mu, logvar = reconstruct_averaged(models, arr, samples=samples, device=dev)
         grid = postprocess(occ_np[None], keep_all=keep_all, threshold=threshold)[0]
         files = write_grids(
             grid[None], out, stems=[stem], formats=formats, occupancy=occ_np[None], mesh_style=mesh_style,

@@ -64,6 +64,8 @@ def _predict(models: dict, owner: np.ndarray, data, rows: np.ndarray, batch_size
     image of row i scored by ``models[owner[i]]`` (a list of ``(E, G, meta)``, their occupancies averaged)."""
     import torch
 
+    from gan3d.reconstruct import average_occupancy
+
     pred = np.empty((len(rows),) + (data.resolution,) * 3, np.float32)
     truth = np.empty(pred.shape, bool)
     with torch.no_grad():
@@ -73,7 +75,7 @@ def _predict(models: dict, owner: np.ndarray, data, rows: np.ndarray, batch_size
                 at = mine[i : i + batch_size]
                 images, shapes = data.batch(rows[at], members[0][0].cfg.image_size)
                 images = images.to(dev)
-                pred[at] = torch.stack([G(E(images)[0]) for E, G, _ in members]).mean(0).squeeze(1).float().cpu().numpy()
+                pred[at] = average_occupancy(members, images).squeeze(1).float().cpu().numpy()
                 truth[at] = shapes.squeeze(1).numpy() >= 0.5
     return pred, truth
 
@@ -175,6 +177,7 @@ def _ikea(root, models: dict, dev, progress: bool) -> dict[str, Any]:
     import torch
 
     from gan3d.eval.ikea import CLASSES, evaluate_ikea
+    from gan3d.reconstruct import average_occupancy
 
     def predictor(members: list):
         size = members[0][0].cfg.image_size
@@ -184,7 +187,7 @@ def _ikea(root, models: dict, dev, progress: bool) -> dict[str, Any]:
             if x.shape[-1] != size:
                 x = torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
             with torch.no_grad():
-                return torch.stack([G(E(x)[0]) for E, G, _ in members]).mean(0).squeeze().float().cpu().numpy()
+                return average_occupancy(members, x).squeeze().float().cpu().numpy()
 
         return predict
 
