@@ -271,7 +271,10 @@ def _models_for(cfg: VAEGANConfig, data: PairedData, log_lines: list[str]):
             ckpt.load_state(D, init["D"], "discriminator", cfg.init_from)
             log_lines.append(f"G and D initialised from {cfg.init_from} (step {init.get('step', '?')})")
         else:
-            why = ("was shipped without D" if "D" in (init.get("omitted") or ()) else "has no D") if "D" not in init else "has its D left out (--fresh-d)"
+            if "D" in init:
+                why = "has its D left out (--fresh-d)"
+            else:
+                why = "was shipped without D" if "D" in (init.get("omitted") or ()) else "has no D"
             log_lines.append(f"G initialised from {cfg.init_from}; it {why}, so D starts fresh")
     return mcfg, G, D, init
 
