@@ -51,11 +51,8 @@ def _test_images(payload: dict[str, Any], n: int) -> tuple[torch.Tensor | None, 
         from gan3d.data.pairs import PairedData, spread
 
         data = PairedData(pairs)
-    except (Gan3dError, OSError) as e:
-        return None, f"test images not readable: {e}", {}
-    try:
         rows = spread(data.rows(1, classes), n)
-    except Gan3dError as e:
+    except (Gan3dError, OSError) as e:
         return None, f"test images not readable: {e}", {}
     if not len(rows):
         return None, f"no test images in {pairs}", {}
