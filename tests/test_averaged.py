@@ -135,3 +135,14 @@ def test_api_reconstruct_averages_a_list_of_models(two, tmp_path):
         np.testing.assert_allclose(z["occupancy"].astype(np.float32), both[0], atol=1e-3)
     with pytest.raises(Gan3dError, match="no model"):
         gan3d.reconstruct([], paths)
+
+
+def test_api_load_of_a_plus_name_says_how_to_average(two, tmp_path):
+    import gan3d
+
+    pairs, a, b = two
+    with pytest.raises(Gan3dError, match=r"gan3d.reconstruct\(\[a, b\]"):
+        gan3d.load(f"{a}+{b}", device="cpu")
+    plus = tmp_path / "a+b.pt"  # a real file whose name holds a '+' still loads
+    plus.write_bytes(a.read_bytes() if a.is_file() else (a / "snapshot.pt").read_bytes())
+    assert gan3d.load(plus, device="cpu").E is not None

@@ -82,6 +82,12 @@ def load(path_or_name: str | os.PathLike, device: str = "auto") -> Model:
     from gan3d.runtime import pick_device
 
     dev = pick_device(device)
+    name = str(path_or_name)
+    if "+" in name and not os.path.exists(name):
+        raise Gan3dError(
+            f"{name}: 'A+B' (averaged models) is read by the command line only; load each model with "
+            "gan3d.load and pass them as a list, gan3d.reconstruct([a, b], images)"
+        )
     path = ckpt.resolve(path_or_name)
     data = ckpt.load(path)
     mcfg = ckpt.model_config(data, path)
