@@ -170,7 +170,11 @@ def test_card_of_a_one_class_model_counts_that_class(env, tmp_path, monkeypatch)
     run = train_vaegan(cfg).run_dir
     set_determinism(False)
     monkeypatch.setenv("GAN3D_MODELS_DIR", str(tmp_path / "models"))
+    opened = []
+    init = PairedData.__init__
+    monkeypatch.setattr(PairedData, "__init__", lambda self, *a, **k: (opened.append(a), init(self, *a, **k))[1])
     package(run, name="tv1", command="gan3d train --model vaegan --preset tiny --classes " + one, n_seeds=20)
+    assert len(opened) == 1  # the precision check and the card read one opened folder
     card = json.loads((tmp_path / "models" / "tv1.json").read_text())
     data = card["training"]["data"]
     assert data["classes"] == [one] and data["images"]["train"] == len(pd.rows(0, [one])) < len(pd.rows(0))

@@ -63,9 +63,10 @@ def wall_time(run_dir: Path, minutes: float | None) -> dict[str, Any]:
     }
 
 
-def data_info(payload: dict[str, Any], description: str | None) -> dict[str, Any]:
+def data_info(payload: dict[str, Any], description: str | None, paired: Any = None) -> dict[str, Any]:
     """Where the training data was, what it held (counts per class and split, when the file can
-    still be read) and which split trained the model."""
+    still be read) and which split trained the model. ``paired``: the 3D-VAE-GAN run's paired folder,
+    if the caller has it open already (else it is opened here)."""
     out: dict[str, Any] = {"description": description}
     if "vaegan_config" in payload:
         pairs = payload["vaegan_config"].get("pairs", "")
@@ -74,7 +75,7 @@ def data_info(payload: dict[str, Any], description: str | None) -> dict[str, Any
         try:
             from gan3d.data.pairs import PairedData
 
-            pd = PairedData(pairs)
+            pd = paired if paired is not None else PairedData(pairs)
             out.update({"images": {"train": len(pd.rows(0, classes)), "test": len(pd.rows(1, classes))}, "image_size": pd.image_size,
                         "shapes": str(pd.dataset.path), "counts": pd.dataset.counts()})
         except (Gan3dError, OSError) as e:

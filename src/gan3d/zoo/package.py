@@ -41,10 +41,10 @@ def _snapshot_path(source: str | os.PathLike) -> Path:
     return p
 
 
-def _test_images(payload: dict[str, Any], n: int) -> tuple[torch.Tensor | None, str, dict[str, Any]]:
+def _test_images(payload: dict[str, Any], n: int) -> tuple[torch.Tensor | None, str, dict[str, Any], Any]:
     """Up to ``n`` test images of a 3D-VAE-GAN run's paired folder at the encoder's size, spread
     over the test split (of the run's ``--classes`` only, if it had them): (images or None, why not,
-    where they came from)."""
+    where they came from, the opened folder or None, which the card's data section reads again)."""
     pairs = payload.get("vaegan_config", {}).get("pairs", "")
     classes = list(payload.get("vaegan_config", {}).get("classes") or [])
     try:
@@ -53,11 +53,11 @@ def _test_images(payload: dict[str, Any], n: int) -> tuple[torch.Tensor | None, 
         data = PairedData(pairs)
         rows = spread(data.rows(1, classes), n)
     except (Gan3dError, OSError) as e:
-        return None, f"test images not readable: {e}", {}
+        return None, f"test images not readable: {e}", {}, None
     if not len(rows):
-        return None, f"no test images in {pairs}", {}
+        return None, f"no test images in {pairs}", {}, data
     images, _ = data.batch(rows, int(payload["encoder_config"]["image_size"]))
-    return images, "", {"pairs": str(pairs), "split": "test", "n": len(rows), **({"classes": classes} if classes else {})}
+    return images, "", {"pairs": str(pairs), "split": "test", "n": len(rows), **({"classes": classes} if classes else {})}, data
 
 
 def _check_roundtrip(data: bytes, payload: dict[str, Any], dtypes: dict[str, str], where: Path) -> None:
@@ -173,9 +173,9 @@ def package(
     out = Path(out) if out is not None else registry.models_dir()
     run_dir = path.parent
 
-    images, note, image_src = (None, "", {})
+    images, note, image_src, paired = (None, "", {}, None)
     if "E" in payload:  # E's check needs the run's test images (its pairs folder)
-        images, note, image_src = _test_images(payload, n_images)
+        images, note, image_src, paired = _test_images(payload, n_images)
     with torch.random.fork_rng(devices=[]):
         dtypes, measured = precision.choose(payload, n_seeds=n_seeds, images=images, images_note=note, force_fp16=tuple(force_fp16),
                                            int8=tuple(int8), skip=tuple(without))
@@ -217,7 +217,7 @@ def package(
             "command": command,
             "config": run_config if run_config is not None else {k: payload[k] for k in ("train_config", "vaegan_config") if k in payload},
             "config_source": str(config_file.resolve()) if run_config is not None else "the snapshot (no config.json beside it)",
-            "data": cards.data_info(payload, data_desc),
+            "data": cards.data_info(payload, data_desc, paired),
             "steps": step,
             "wall_time": cards.wall_time(run_dir, wall_time_min),
             "z_dist": precision.prior_of(payload),
