@@ -192,6 +192,30 @@ def test_inversion_recovers_a_generated_shape(model, tmp_path, capsys, dist):
         assert z.min() >= 0 and z.max() <= 1
 
 
+def test_inversion_of_a_dataset_split(model, tmp_path, capsys):
+    """--data: the first --limit shapes of the split, each inverted as --target would be; G made these
+    test shapes, so it fits them, and every reported IoU is the IoU of G(z) with its target."""
+    path, G, _ = model["uniform"]
+    rc, out, err = _run(["explore", "invert", "--checkpoint", str(path), "--data", str(model["data"]), "--limit", "2",
+                         "--starts", "4", "--iters", "120", "--seed", "50", "--out", str(tmp_path / "s")], capsys)
+    assert rc == 0, err
+    j = json.loads((tmp_path / "s" / "invert_set.json").read_text())
+    f = np.load(tmp_path / "s" / "invert_set.npz")
+    ds = datasets.load(model["data"])
+    assert list(f["rows"]) == list(np.flatnonzero(ds.split == 1)[:2])
+    targets = ds.grids(f["rows"]) >= 0.5
+    recs = shapes(G, f["z"])
+    ious = [(r & t).sum() / (r | t).sum() for r, t in zip(recs, targets)]
+    np.testing.assert_allclose(f["iou"], ious, atol=1e-9)
+    assert min(ious) >= 0.9 and j["mean_iou"] == pytest.approx(np.mean(ious), abs=1e-4)
+    assert j["per_class"][ds.class_names[0]]["n"] == 2 and "mean IoU" in out
+    single = tmp_path / "one"
+    np.save(tmp_path / "t0.npy", targets[0])
+    _run(["explore", "invert", "--checkpoint", str(path), "--target", str(tmp_path / "t0.npy"), "--starts", "4", "--iters", "120",
+          "--seed", "50", "--out", str(single)], capsys)
+    assert json.loads((single / "invert.json").read_text())["iou"] == pytest.approx(ious[0], abs=1e-9)
+
+
 def test_arithmetic_with_b_equal_to_c_returns_a(model, tmp_path, capsys):
     path, G, _ = model["uniform"]
     rc, _, err = _run(["explore", "arithmetic", "--checkpoint", str(path), "--a", "2", "--b", "7", "--c", "7",
@@ -228,6 +252,10 @@ def test_bad_inputs_are_one_line_and_exit_2(model, tmp_path, capsys):
         (["explore", "neurons", "--checkpoint", path, "--data", str(model["data"]), "--layer", "5", "--out", out], "--layer 5"),
         (["explore", "invert", "--checkpoint", path, "--target", str(tmp_path / "small.npy"), "--out", out], "8^3"),
         (["explore", "invert", "--checkpoint", path, "--target", str(tmp_path / "missing.npz"), "--out", out], "missing.npz"),
+        (["explore", "invert", "--checkpoint", path, "--data", str(model["data"]), "--limit", "0", "--out", out], "--limit"),
+        (["explore", "invert", "--checkpoint", path, "--data", str(model["data"]), "--classes", "lamp", "--out", out], "lamp"),
+        (["explore", "invert", "--checkpoint", path, "--target", str(tmp_path / "small.npy"), "--limit", "3", "--out", out], "--data"),
+        (["explore", "invert", "--checkpoint", path, "--data", str(tmp_path / "small.npy"), "--out", out], "small.npy"),
     ]
     for args, needle in cases:
         rc, _, err = _run(args, capsys)

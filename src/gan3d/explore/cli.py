@@ -77,7 +77,13 @@ def add_parser(sub) -> None:
 
     v = es.add_parser("invert", help="the latent whose shape best matches a voxel grid", formatter_class=hf)
     v.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
-    v.add_argument("--target", required=True, help="a voxel file (.npz/.binvox/.mat/.npy) at G's resolution")
+    what = v.add_mutually_exclusive_group(required=True)
+    what.add_argument("--target", help="a voxel file (.npz/.binvox/.mat/.npy) at G's resolution")
+    what.add_argument("--data", help="a prepared dataset: invert the first --limit shapes of each class of its --split "
+                      "(how well G draws shapes it did not train on; an upper bound on a 3D-VAE-GAN's reconstruction IoU)")
+    v.add_argument("--split", choices=["train", "test"], default="test", help="with --data: the split to invert")
+    v.add_argument("--classes", nargs="+", help="with --data: only these classes (default: all)")
+    v.add_argument("--limit", type=int, default=10, help="with --data: shapes per class")
     v.add_argument("--starts", type=int, default=8, help="starts drawn from the prior (seeds from --seed)")
     v.add_argument("--iters", type=int, default=300, help="Adam steps per start")
     v.add_argument("--prior-weight", type=float, default=1e-3, help="weight of mean(z^2) for a normal prior (a uniform one is kept by projection)")
@@ -133,10 +139,16 @@ def run(args: argparse.Namespace) -> int:
                            seed=args.seed, split=args.split)
         line = f"top-{args.top} mean pairwise IoU {s['top_mean_pairwise_iou']:.3f} vs random {s['random_mean_pairwise_iou']:.3f}"
     else:
-        from gan3d.explore.invert import invert_to_dir
+        from gan3d.explore.invert import invert_set_to_dir, invert_to_dir
 
-        s = invert_to_dir(args.checkpoint, args.target, args.out, starts=args.starts, iters=args.iters,
-                          prior_weight=args.prior_weight, lr=args.lr, seed=args.seed)
-        line = f"IoU {s['iou']:.3f}"
+        opts = dict(starts=args.starts, iters=args.iters, prior_weight=args.prior_weight, lr=args.lr, seed=args.seed)
+        if args.data is None:
+            if args.classes or args.split != "test" or args.limit != 10:
+                raise Gan3dError("--split, --classes and --limit go with --data, not --target")
+            s = invert_to_dir(args.checkpoint, args.target, args.out, **opts)
+            line = f"IoU {s['iou']:.3f}"
+        else:
+            s = invert_set_to_dir(args.checkpoint, args.data, args.out, split=args.split, classes=args.classes, limit=args.limit, **opts)
+            line = f"mean IoU {s['mean_iou']:.3f} (" + ", ".join(f"{c} {v['mean_iou']:.3f}" for c, v in s["per_class"].items()) + ")"
     print(f"explore {cmd}: {line}; {s['seconds']} s; wrote {', '.join(s['files'])} to {args.out}")
     return 0
