@@ -146,3 +146,32 @@ def test_api_load_of_a_plus_name_says_how_to_average(two, tmp_path):
     plus = tmp_path / "a+b.pt"  # a real file whose name holds a '+' still loads
     plus.write_bytes(a.read_bytes() if a.is_file() else (a / "snapshot.pt").read_bytes())
     assert gan3d.load(plus, device="cpu").E is not None
+
+
+def test_posterior_draws_in_a_batch_are_reconstruct_ones(two, capsys):
+    """average_occupancy(samples=K) on a batch gives, image by image, reconstruct_one(samples=K); and
+    eval reconstruction --samples K scores those grids (which differ from G at the posterior mean)."""
+    import torch
+
+    from gan3d.data.pairs import PairedData
+    from gan3d.reconstruct import average_occupancy, reconstruct_one
+
+    pairs, a, b = two
+    members = [load_reconstructor(str(a), device="cpu")]
+    E, G, _ = members[0]
+    data = PairedData(pairs)
+    images, _ = data.batch(data.rows(1)[:3], E.cfg.image_size)
+    with torch.no_grad():
+        batch = average_occupancy(members, images, samples=4)[:, 0].numpy()
+        mean = average_occupancy(members, images)[:, 0].numpy()
+    one = np.stack([reconstruct_one(E, G, img.numpy(), samples=4)[0] for img in images])
+    np.testing.assert_allclose(batch, one, atol=1e-5)
+    assert np.abs(batch - mean).max() > 1e-3  # the draws matter, so the test can fail
+    kw = dict(device="cpu", progress=False, baselines=False)
+    r1, r4 = reconstruction(a, pairs, **kw), reconstruction(a, pairs, samples=4, **kw)
+    assert r4["samples"] == 4 and "samples" not in r1 and r4["mean_ap"] != r1["mean_ap"]
+    with pytest.raises(SystemExit) as ex:  # argparse's check: one line, exit 2
+        main(["eval", "reconstruction", "--checkpoint", str(a), "--data", str(pairs), "--samples", "0", "--quiet"])
+    assert ex.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--samples" in err[0]

@@ -83,10 +83,21 @@ def check_averageable(models: Sequence[tuple[int, int, str | os.PathLike]]) -> N
                              f"{size0} px and {res0}^3", path)
 
 
-def average_occupancy(models: Sequence[tuple], images: torch.Tensor) -> torch.Tensor:
+def average_occupancy(models: Sequence[tuple], images: torch.Tensor, *, samples: int = 1) -> torch.Tensor:
     """G(mean of q(z | image)) for a batch of images, averaged over ``models`` (``(E, G, ...)`` tuples,
-    their images at one size): what ``A+B`` scores."""
-    return torch.stack([G(E(images)[0]) for E, G, *_ in models]).mean(0)
+    their images at one size): what ``A+B`` scores. ``samples`` K > 1: each model's occupancy is instead
+    the mean of ``G(mu + sigma * eps_k)`` over the K draws of :func:`reconstruct_one` (the same ``eps_k``
+    for every image), so that a batch gives what :func:`reconstruct_one` gives image by image."""
+    if samples == 1:
+        return torch.stack([G(E(images)[0]) for E, G, *_ in models]).mean(0)
+    out = []
+    for E, G, *_ in models:
+        mu, logvar = E(images)
+        eps = torch.randn(int(samples), mu.shape[1], generator=torch.Generator().manual_seed(0)).to(mu.device)
+        z = mu[:, None] + torch.exp(0.5 * logvar)[:, None] * eps[None]  # (N, K, z)
+        occ = G(z.reshape(-1, z.shape[-1]))
+        out.append(occ.reshape(mu.shape[0], int(samples), *occ.shape[1:]).mean(1))
+    return torch.stack(out).mean(0)
 
 
 def reconstruct_averaged(

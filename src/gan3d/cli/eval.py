@@ -173,6 +173,8 @@ def _add_reconstruction(esub) -> None:
         metavar="T",
         help="also report IoU and occ/small with voxels filled at each T (AP needs no threshold; the headline stays at 0.5)",
     )
+    rc.add_argument("--samples", type=ranged(int, lo=1, hi=1024), default=1,
+                    help="average G over this many draws from q(z | image) instead of G at its mean (as gan3d reconstruct --samples)")
 
 
 # --- printing ------------------------------------------------------------------------------------
@@ -324,7 +326,7 @@ def _reconstruction_kwargs(args) -> dict:
     if len(per_class) < len(args.per_class):
         raise Gan3dError("--per-class names a class twice")
     return dict(split=args.split, max_pairs=args.max_pairs, ikea=args.ikea, seed=args.seed, classes=args.classes, thresholds=args.thresholds,
-                per_class=per_class)
+                per_class=per_class, samples=args.samples)
 
 
 def run(args) -> int:
@@ -352,7 +354,7 @@ def format_reconstruction(r: dict) -> str:
     base = r.get("baselines", {}).get("class_mean")
     head = f"{'class':14s} {'n':>6s} {'IoU':>7s} {'AP':>7s} {'occ':>6s} {'small':>6s}"
     own = "each class by its own model" if r["checkpoint_step"] is None and r.get("per_class_checkpoints") else f"checkpoint step {r['checkpoint_step']}"
-    lines = [f"reconstruction on {r['n_images']} {r['split']} images, {own}"]
+    lines = [f"reconstruction on {r['n_images']} {r['split']} images, {own}" + (f", mean of {r['samples']} posterior draws" if r.get("samples") else "")]
     if r.get("averaged"):
         lines.append("  averaged: " + ", ".join(f"{m['checkpoint']} (step {m['step']})" for m in r["averaged"]))
     for name, c in r.get("per_class_checkpoints", {}).items():

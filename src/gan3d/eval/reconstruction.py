@@ -59,9 +59,10 @@ def _class_mean_shapes(dataset, classes, chunk: int = 256) -> dict[int, np.ndarr
     return out
 
 
-def _predict(models: dict, owner: np.ndarray, data, rows: np.ndarray, batch_size: int, dev) -> tuple[np.ndarray, np.ndarray]:
+def _predict(models: dict, owner: np.ndarray, data, rows: np.ndarray, batch_size: int, dev, samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """G(mean of q(z | image)) (float32 (N, R, R, R)) and the boolean truth for each of ``rows``, the
-    image of row i scored by ``models[owner[i]]`` (a list of ``(E, G, meta)``, their occupancies averaged)."""
+    image of row i scored by ``models[owner[i]]`` (a list of ``(E, G, meta)``, their occupancies averaged;
+    ``samples`` > 1: each model's mean over posterior draws, :func:`gan3d.reconstruct.average_occupancy`)."""
     import torch
 
     from gan3d.reconstruct import average_occupancy
@@ -75,7 +76,7 @@ def _predict(models: dict, owner: np.ndarray, data, rows: np.ndarray, batch_size
                 at = mine[i : i + batch_size]
                 images, shapes = data.batch(rows[at], members[0][0].cfg.image_size)
                 images = images.to(dev)
-                pred[at] = average_occupancy(members, images).squeeze(1).float().cpu().numpy()
+                pred[at] = average_occupancy(members, images, samples=samples).squeeze(1).float().cpu().numpy()
                 truth[at] = shapes.squeeze(1).numpy() >= 0.5
     return pred, truth
 
@@ -101,6 +102,7 @@ def reconstruction(
     classes: Iterable[str] | None = None,
     thresholds: Iterable[float] = (),
     per_class: Mapping[str, str | os.PathLike] | None = None,
+    samples: int = 1,
 ) -> dict[str, Any]:
     """Single-image reconstruction quality of a 3D-VAE-GAN on held-out renders, and on an IKEA folder.
 
@@ -118,9 +120,13 @@ def reconstruction(
     ``per_class`` ``{class: checkpoint}``: that class's images are scored by its own model, as the
     paper's separately trained 3D-VAE-GANs; ``checkpoint`` (may be None when every class scored has
     one) scores the rest. The checkpoints and steps used are under ``"per_class_checkpoints"``.
+    ``samples`` K > 1: each prediction is the mean of G over K draws from q(z | image) instead of G at its
+    mean, as ``gan3d reconstruct --samples K`` (on the IKEA photographs too).
     """
     import torch
 
+    if int(samples) < 1:
+        raise Gan3dError(f"--samples must be at least 1, got {samples}")
     thresholds = [float(t) for t in thresholds]
     bad = [t for t in thresholds if not 0.0 < t < 1.0]
     if bad:
@@ -151,8 +157,10 @@ def reconstruction(
     if None in set(owner) and None not in models:
         missing = sorted({names[int(k)] for k, o in zip(labels, owner) if o is None})
         raise Gan3dError(f"no model for class {missing[0]!r}: give --checkpoint, or --per-class for every class scored")
-    pred, truth = _predict(models, owner, data, rows, batch_size, dev)
+    pred, truth = _predict(models, owner, data, rows, batch_size, dev, int(samples))
     out: dict[str, Any] = {"split": split, "n_images": int(len(rows)), "checkpoint_step": models[None][0][2].get("step") if None in models else None}
+    if samples > 1:
+        out["samples"] = int(samples)
     if None in models and len(models[None]) > 1:
         out["averaged"] = _members(models[None])
     if per_class:
@@ -166,11 +174,11 @@ def reconstruction(
         means = _class_mean_shapes(data.dataset, np.unique(labels))
         out["baselines"] = {"class_mean": _score_reconstructions(np.stack([means[int(k)] for k in labels]), truth, labels, names)}
     if ikea is not None:
-        out["ikea"] = _ikea(ikea, models, dev, progress)
+        out["ikea"] = _ikea(ikea, models, dev, progress, int(samples))
     return out
 
 
-def _ikea(root, models: dict, dev, progress: bool) -> dict[str, Any]:
+def _ikea(root, models: dict, dev, progress: bool, samples: int = 1) -> dict[str, Any]:
     """The IKEA protocol (:func:`gan3d.eval.ikea.evaluate_ikea`), each IKEA class's images read by its own
     model where ``--per-class`` names one, else by ``--checkpoint``'s; classes with neither are left out
     and named under ``"no_model"``."""
@@ -187,7 +195,7 @@ def _ikea(root, models: dict, dev, progress: bool) -> dict[str, Any]:
             if x.shape[-1] != size:
                 x = torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
             with torch.no_grad():
-                return average_occupancy(members, x).squeeze().float().cpu().numpy()
+                return average_occupancy(members, x, samples=samples).squeeze().float().cpu().numpy()
 
         return predict
 
