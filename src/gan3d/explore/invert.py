@@ -118,6 +118,13 @@ def invert(
     }
 
 
+def _check_search(lr: float, prior_weight: float) -> None:
+    if lr <= 0:
+        raise Gan3dError(f"--lr must be positive, got {lr}")
+    if prior_weight < 0:
+        raise Gan3dError(f"--prior-weight must be >= 0, got {prior_weight}")
+
+
 def invert_to_dir(
     checkpoint: str | os.PathLike,
     target_path: str | os.PathLike,
@@ -135,10 +142,7 @@ def invert_to_dir(
     reconstruction) and ``z.npy`` (an operand for interpolate/arithmetic). Returns the JSON dict."""
     from gan3d.render.raster import render_voxels, save_png, tile
 
-    if lr <= 0:
-        raise Gan3dError(f"--lr must be positive, got {lr}")
-    if prior_weight < 0:
-        raise Gan3dError(f"--prior-weight must be >= 0, got {prior_weight}")
+    _check_search(lr, prior_weight)
     G, dist, data = load_model(checkpoint)
     target = read_target(target_path, int(G.cfg.resolution))
     t0 = time.perf_counter()
@@ -203,10 +207,7 @@ def invert_set_to_dir(
     from gan3d.render.raster import render_voxels, save_png, tile
 
     limit = check_positive("--limit", limit)
-    if lr <= 0:
-        raise Gan3dError(f"--lr must be positive, got {lr}")
-    if prior_weight < 0:
-        raise Gan3dError(f"--prior-weight must be >= 0, got {prior_weight}")
+    _check_search(lr, prior_weight)
     G, dist, data = load_model(checkpoint)
     ds = load_dataset(data_path)
     if ds.resolution != int(G.cfg.resolution):
