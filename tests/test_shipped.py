@@ -17,6 +17,7 @@ PER_CLASS = (
     *(f"vaegan-mn5-renders-{c}" for c in CLASSES),  # plain renders, L2
     *(f"vaegan-mn5-renders-{c}-bce" for c in ("chair", "desk", "table")),  # plain renders, BCE: each averaged with the L2 one
     *(f"vaegan-mn5-{c}" for c in CLASSES),  # plain and photo-like renders
+    "vaegan-mn6-bookcase",  # plain and photo-like renders of the procedural bookcases (the IKEA set's sixth class)
 )
 SHIPPED = ("chair", "modelnet10", "vaegan-mn5", "vaegan-mn5-renders", *PER_CLASS)
 
@@ -36,17 +37,17 @@ def test_loads_by_name_with_sha256_and_config(name):
     assert card["training"]["command"].startswith("gan3d ") and card["metrics"]
 
 
-def test_all_shipped_weights_stay_under_90_mb():
-    # seventeen files of about 5 MB: the four models, and thirteen one-class 3D-VAE-GANs of the paper's
+def test_all_shipped_weights_stay_under_100_mb():
+    # eighteen files of about 5 MB: the four models, and fourteen one-class 3D-VAE-GANs of the paper's
     # separately trained protocol (each file stays under 5 MiB, above)
     total = sum((registry.models_dir() / registry.card(n)["file"]).stat().st_size for n in registry.names())
-    assert total < 90 * 2**20, total
+    assert total < 100 * 2**20, total
 
 
 @pytest.mark.parametrize("name", PER_CLASS)
 def test_each_one_class_model_says_its_class(name):
     card = registry.card(name)
-    cls = next(c for c in CLASSES if name.removesuffix("-bce").endswith(f"-{c}"))
+    cls = next(c for c in (*CLASSES, "bookcase") if name.removesuffix("-bce").endswith(f"-{c}"))
     assert card["training"]["data"]["classes"] == [cls] and f"--classes {cls}" in card["training"]["command"]
     assert list(card["metrics"]["reconstruction"]["per_class"]) == [cls]  # scored on its own class's images
 
