@@ -82,10 +82,11 @@ def load(path_or_name: str | os.PathLike, device: str = "auto") -> Model:
     from gan3d.runtime import pick_device
 
     dev = pick_device(device)
-    name = str(path_or_name)
-    if "+" in name and not os.path.exists(name):
+    from gan3d.reconstruct import model_specs
+
+    if len(model_specs(path_or_name)) > 1:
         raise Gan3dError(
-            f"{name}: 'A+B' (averaged models) is read by the command line only; load each model with "
+            f"{path_or_name}: 'A+B' (averaged models) is read by the command line only; load each model with "
             "gan3d.load and pass them as a list, gan3d.reconstruct([a, b], images)"
         )
     path = ckpt.resolve(path_or_name)

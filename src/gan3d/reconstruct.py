@@ -83,21 +83,23 @@ def check_averageable(models: Sequence[tuple[int, int, str | os.PathLike]]) -> N
                              f"{size0} px and {res0}^3", path)
 
 
-def average_occupancy(models: Sequence[tuple], images: torch.Tensor, *, samples: int = 1) -> torch.Tensor:
-    """G(mean of q(z | image)) for a batch of images, averaged over ``models`` (``(E, G, ...)`` tuples,
-    their images at one size): what ``A+B`` scores. ``samples`` K > 1: each model's occupancy is instead
-    the mean of ``G(mu + sigma * eps_k)`` over the K draws of :func:`reconstruct_one` (the same ``eps_k``
-    for every image), so that a batch gives what :func:`reconstruct_one` gives image by image."""
+def posterior_occupancy(E: ImageEncoder, G: Generator, images: torch.Tensor, samples: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(occupancy (N, 1, R, R, R), mu, logvar) for a batch of images: ``G(mu)`` with ``samples == 1``, else
+    the mean of ``G(mu + sigma * eps_k)`` over K = ``samples`` draws ``eps_k`` from a generator seeded 0 (the
+    same draws for every image, so a batch gives what each image gives alone)."""
+    mu, logvar = E(images)
     if samples == 1:
-        return torch.stack([G(E(images)[0]) for E, G, *_ in models]).mean(0)
-    out = []
-    for E, G, *_ in models:
-        mu, logvar = E(images)
-        eps = torch.randn(int(samples), mu.shape[1], generator=torch.Generator().manual_seed(0)).to(mu.device)
-        z = mu[:, None] + torch.exp(0.5 * logvar)[:, None] * eps[None]  # (N, K, z)
-        occ = G(z.reshape(-1, z.shape[-1]))
-        out.append(occ.reshape(mu.shape[0], int(samples), *occ.shape[1:]).mean(1))
-    return torch.stack(out).mean(0)
+        return G(mu), mu, logvar
+    eps = torch.randn(int(samples), mu.shape[1], generator=torch.Generator().manual_seed(0)).to(mu.device)
+    z = mu[:, None] + torch.exp(0.5 * logvar)[:, None] * eps[None]  # (N, K, z)
+    occ = G(z.reshape(-1, z.shape[-1]))
+    return occ.reshape(mu.shape[0], int(samples), *occ.shape[1:]).mean(1), mu, logvar
+
+
+def average_occupancy(models: Sequence[tuple], images: torch.Tensor, *, samples: int = 1) -> torch.Tensor:
+    """:func:`posterior_occupancy` of a batch of images, averaged over ``models`` (``(E, G, ...)`` tuples,
+    their images at one size): what ``A+B`` scores."""
+    return torch.stack([posterior_occupancy(E, G, images, samples)[0] for E, G, *_ in models]).mean(0)
 
 
 def reconstruct_averaged(
@@ -134,14 +136,7 @@ def reconstruct_one(
     ``samples`` draws ``eps_k`` from a generator seeded 0 (reproducible). What ``gan3d
     reconstruct`` and :func:`gan3d.reconstruct` both compute."""
     img = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).unsqueeze(0).to(device)
-    mu, logvar = E(img)
-    if samples == 1:
-        occ = G(mu)
-    else:
-        gen = torch.Generator().manual_seed(0)
-        eps = torch.randn(int(samples), mu.shape[1], generator=gen).to(device)
-        z = mu + torch.exp(0.5 * logvar) * eps
-        occ = G(z).mean(dim=0, keepdim=True)
+    occ, mu, logvar = posterior_occupancy(E, G, img, samples)
     return occ[0, 0].float().cpu().numpy(), mu[0].cpu().numpy(), logvar[0].cpu().numpy()
 
 

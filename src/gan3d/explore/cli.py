@@ -81,9 +81,9 @@ def add_parser(sub) -> None:
     what.add_argument("--target", help="a voxel file (.npz/.binvox/.mat/.npy) at G's resolution")
     what.add_argument("--data", help="a prepared dataset: invert the first --limit shapes of each class of its --split "
                       "(how well G draws shapes it did not train on; an upper bound on a 3D-VAE-GAN's reconstruction IoU)")
-    v.add_argument("--split", choices=["train", "test"], default="test", help="with --data: the split to invert")
+    v.add_argument("--split", choices=["train", "test"], help="with --data: the split to invert (default: test)")
     v.add_argument("--classes", nargs="+", help="with --data: only these classes (default: all)")
-    v.add_argument("--limit", type=int, default=10, help="with --data: shapes per class")
+    v.add_argument("--limit", type=int, help="with --data: shapes per class (default: 10)")
     v.add_argument("--starts", type=int, default=8, help="starts drawn from the prior (seeds from --seed)")
     v.add_argument("--iters", type=int, default=300, help="Adam steps per start")
     v.add_argument("--prior-weight", type=float, default=1e-3, help="weight of mean(z^2) for a normal prior (a uniform one is kept by projection)")
@@ -143,12 +143,13 @@ def run(args: argparse.Namespace) -> int:
 
         opts = dict(starts=args.starts, iters=args.iters, prior_weight=args.prior_weight, lr=args.lr, seed=args.seed)
         if args.data is None:
-            if args.classes or args.split != "test" or args.limit != 10:
+            if (args.classes, args.split, args.limit) != (None, None, None):
                 raise Gan3dError("--split, --classes and --limit go with --data, not --target")
             s = invert_to_dir(args.checkpoint, args.target, args.out, **opts)
             line = f"IoU {s['iou']:.3f}"
         else:
-            s = invert_set_to_dir(args.checkpoint, args.data, args.out, split=args.split, classes=args.classes, limit=args.limit, **opts)
+            s = invert_set_to_dir(args.checkpoint, args.data, args.out, split=args.split or "test", classes=args.classes,
+                                  limit=10 if args.limit is None else args.limit, **opts)
             line = f"mean IoU {s['mean_iou']:.3f} (" + ", ".join(f"{c} {v['mean_iou']:.3f}" for c, v in s["per_class"].items()) + ")"
     print(f"explore {cmd}: {line}; {s['seconds']} s; wrote {', '.join(s['files'])} to {args.out}")
     return 0

@@ -176,10 +176,16 @@ def read_latent(path: str | os.PathLike, z_dim: int) -> np.ndarray | None:
     return arr.astype(np.float32)
 
 
-def out_dir(path: str | os.PathLike) -> Path:
+def check_out_dir(path: str | os.PathLike) -> Path:
+    """``--out`` as a Path; Gan3dError if it exists and is not a folder (nothing is made)."""
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise Gan3dError("--out exists and is not a folder", p)
+    return p
+
+
+def out_dir(path: str | os.PathLike) -> Path:
+    p = check_out_dir(path)
     p.mkdir(parents=True, exist_ok=True)
     return p
 

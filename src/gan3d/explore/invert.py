@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from gan3d.errors import Gan3dError
-from gan3d.explore.common import check_positive, fast, load_model, out_dir, read_target, save_json, save_npz
+from gan3d.explore.common import check_out_dir, check_positive, fast, load_model, out_dir, read_target, save_json, save_npz
 from gan3d.voxels import THRESHOLD
 
 
@@ -213,10 +212,8 @@ def invert_set_to_dir(
     if ds.resolution != int(G.cfg.resolution):
         raise Gan3dError(f"shapes are {ds.resolution}^3 but the generator makes {int(G.cfg.resolution)}^3 shapes", data_path)
     ds = ds.select(split=split, classes=classes or None)
-    picked = [np.flatnonzero(ds.labels == k)[:limit] for k in sorted(set(ds.labels.tolist()))]
-    pos = np.concatenate(picked)
-    if Path(out).exists() and not Path(out).is_dir():
-        raise Gan3dError("--out exists and is not a folder", out)
+    pos = np.concatenate([np.flatnonzero(ds.labels == k)[:limit] for k in np.unique(ds.labels)])
+    check_out_dir(out)  # before the long search; the folder is made once there is something to write
     t0 = time.perf_counter()
     zs, ious, pics = [], [], []
     for i, p in enumerate(pos):
@@ -226,13 +223,11 @@ def invert_set_to_dir(
         ious.append(res["iou"])
         if i < 6:
             pics += [render_voxels(target, size=size), render_voxels(res["reconstruction"], size=size)]
-    labels = ds.labels[pos]
+    labels, iou = ds.labels[pos], np.asarray(ious)
     d = out_dir(out)
-    per_class = {
-        ds.class_names[k]: {"n": int((labels == k).sum()), "mean_iou": round(float(np.mean([v for v, l in zip(ious, labels) if l == k])), 4)}
-        for k in sorted(set(labels.tolist()))
-    }
-    save_npz(d / "invert_set.npz", rows=ds.indices[pos], labels=labels, z=np.stack(zs).astype(np.float32), iou=np.asarray(ious))
+    per_class = {ds.class_names[k]: {"n": int((labels == k).sum()), "mean_iou": round(float(iou[labels == k].mean()), 4)}
+                 for k in np.unique(labels)}
+    save_npz(d / "invert_set.npz", rows=ds.indices[pos], labels=labels, z=np.stack(zs).astype(np.float32), iou=iou)
     save_png(tile(pics, ncols=4, labels=[t for j in range(len(pics) // 2) for t in ("target", f"G(z) {ious[j]:.2f}")]), d / "invert_set.png")
     summary = {
         "kind": "invert-set",
