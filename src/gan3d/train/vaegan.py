@@ -35,11 +35,10 @@ under ``torchrun`` every process draws the whole batch and trains on its own sha
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -57,6 +56,7 @@ from gan3d.runtime import step_generator
 from gan3d.train import distributed, imageaug
 from gan3d.train.batching import balanced_indices, batch_indices, class_weights, mean_occupancy
 from gan3d.train.config import VAEGANConfig
+from gan3d.train.encoderfit import encoder_step, fix_decoder, frozen
 from gan3d.train.gan import ema_decay, update_ema
 from gan3d.train.losses import (
     draw_instance_noise,
@@ -68,34 +68,6 @@ from gan3d.train.losses import (
 from gan3d.train.state import _count as _count
 from gan3d.train.state import _plain_state
 from gan3d.voxels import iou_torch
-
-
-@contextlib.contextmanager
-def _keep_buffers(*modules: nn.Module) -> Iterator[None]:
-    """Restore the modules' buffers (BatchNorm running statistics) on exit."""
-    saved = [[(b, b.detach().clone()) for b in m.buffers()] for m in modules]
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for group in saved:
-                for b, v in group:
-                    b.copy_(v)
-
-
-@contextlib.contextmanager
-def _frozen(*modules: nn.Module) -> Iterator[None]:
-    """No gradients for the modules' parameters and their buffers restored on exit."""
-    flags = [[p.requires_grad for p in m.parameters()] for m in modules]
-    for m in modules:
-        m.requires_grad_(False)
-    try:
-        with _keep_buffers(*modules):
-            yield
-    finally:
-        for m, fl in zip(modules, flags):
-            for p, f in zip(m.parameters(), fl):
-                p.requires_grad_(f)
 
 
 def vaegan_step(
@@ -146,7 +118,7 @@ def vaegan_step(
         raise ValueError("data-parallel training runs the fused step (all three phases) only")
     st: dict[str, float] = {}
     if "d" in phases:
-        with _frozen(G), torch.no_grad():
+        with frozen(G), torch.no_grad():
             fake = G(z_prior)
         st.update(_d_phase(D, opt_d, shapes, fake, cfg, noise))
 
@@ -155,10 +127,10 @@ def vaegan_step(
         mu, logvar = E(images)
         z_enc = reparameterize(mu, logvar, eps=eps)
     elif "g" in phases:  # the G phase alone must not change E (not even its BatchNorm statistics)
-        with _frozen(E), torch.no_grad():
+        with frozen(E), torch.no_grad():
             z_enc = reparameterize(*E(images), eps=eps)
     if "e" in phases:
-        with _frozen(G):  # G's statistics are restored after the backward pass, which reads them
+        with frozen(G):  # G's statistics are restored after the backward pass, which reads them
             recon = G(z_enc)
             kl = kl_divergence(mu, logvar).mean()
             rec = rec_loss(recon, shapes)
@@ -169,7 +141,7 @@ def vaegan_step(
         st.update(loss_e=loss_e.item(), kl=kl.item(), recon=rec.item(), recon_iou=shape_ious(recon, shapes).mean().item())
 
     if "g" in phases:
-        with _frozen(D, E):
+        with frozen(D, E):
             z_fixed = z_enc.detach()
             fake = G(z_prior)
             adv = g_loss(cfg.loss, D(fake if noise is None else fake + noise[1]))
@@ -226,7 +198,7 @@ def _fused_step(E, G, D, opt_e, opt_g, opt_d, images, shapes, z_prior, eps, cfg,
     recon = G(z_enc)
     kl = kl_divergence(mu, logvar).mean()
     rec = rec_loss(recon, shapes)
-    with _frozen(D):  # D's running statistics are restored after the backward pass
+    with frozen(D):  # D's running statistics are restored after the backward pass
         adv = g_loss(cfg.loss, D(fake if noise is None else fake + noise[1]))
         total = cfg.alpha1 * kl + cfg.alpha2 * rec + adv
         opt_e.zero_grad(set_to_none=True)
@@ -313,6 +285,9 @@ class VaeganTask:
             if not 0 < self.occupancy < 1:
                 raise Gan3dError(f"the training shapes have occupancy {self.occupancy:g}: give --recon-pos-weight for wbce", cfg.pairs)
             self.pos_weight = min(inverse_occupancy(self.occupancy), 1e4)
+        if cfg.encoder_only:  # E's statistics only: there is no D or G step
+            self.finite_keys = ("loss_e",)
+            self.stat_keys = self.rank_keys = ("loss_e", "kl", "recon", "recon_iou")
 
     def label(self) -> str:
         return f"vaegan-{Path(self.cfg.pairs).name or 'pairs'}"
@@ -355,6 +330,9 @@ class VaeganTask:
         self.opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=betas)
         self.mcfg, self.ecfg, self.E, self.G, self.D = mcfg, ecfg, E, G, D
+        if cfg.encoder_only:
+            fix_decoder(G)
+            self.notes.append(f"--encoder-only: E trained against G of {cfg.init_from} held fixed in eval mode; D unused")
         # --ema: moving averages of E's and G's weights, which snapshots (so evaluation and shipping) use
         self.E_ema, self.G_ema = (copy.deepcopy(E).requires_grad_(False), copy.deepcopy(G).requires_grad_(False)) if cfg.ema else (None, None)
         self.E_step, self.G_step, self.D_step = E, G, D  # what the steps call: the plain modules, or their DDP wrappers
@@ -372,6 +350,9 @@ class VaeganTask:
             ckpt.load_state(self.G_ema, state["G_ema"], "generator (moving average)", path)
 
     def wrap(self, data_parallel: Callable[[nn.Module], nn.Module]) -> None:
+        if self.cfg.encoder_only:  # G and D take no step: only E's gradients are averaged
+            self.E_step = data_parallel(self.E)
+            return
         self.E_step, self.G_step, self.D_step = data_parallel(self.E), data_parallel(self.G), data_parallel(self.D)
         self.sum_over_ranks = distributed.all_sum
 
@@ -412,8 +393,11 @@ class VaeganTask:
         noise = draw_instance_noise(cfg, step, (cfg.batch_size, *shp.shape[1:]), stream=3)
         if noise is not None:
             noise = tuple(n[shard].to(device).contiguous(memory_format=self.memfmt) for n in noise)
-        st = vaegan_step(self.E_step, self.G_step, self.D_step, self.opt_e, self.opt_g, self.opt_d, img, shp, z_prior, eps, cfg,
-                         noise=noise, sum_over_ranks=self.sum_over_ranks, pos_weight=self.pos_weight)
+        if cfg.encoder_only:
+            st = encoder_step(self.E_step, self.G, self.opt_e, img, shp, eps, cfg, _recon_loss(cfg, self.pos_weight))
+        else:
+            st = vaegan_step(self.E_step, self.G_step, self.D_step, self.opt_e, self.opt_g, self.opt_d, img, shp, z_prior, eps, cfg,
+                             noise=noise, sum_over_ranks=self.sum_over_ranks, pos_weight=self.pos_weight)
         if self.E_ema is not None:
             update_ema(self.E_ema, self.E, ema_decay(cfg.ema, step))
             update_ema(self.G_ema, self.G, ema_decay(cfg.ema, step))
@@ -425,7 +409,7 @@ class VaeganTask:
         return rec
 
     def postfix(self, rec: dict) -> dict:
-        return dict(kl=rec["kl"], iou=rec["recon_iou"], d_acc=rec["d_acc"])
+        return dict(kl=rec["kl"], iou=rec["recon_iou"], **({} if self.cfg.encoder_only else {"d_acc": rec["d_acc"]}))
 
     def evaluate(self, step: int, end: int) -> dict:
         return {}
@@ -450,7 +434,8 @@ class VaeganTask:
             bs, size = cfg.batch_size, self.ecfg.image_size
             recalibrate_batchnorm(e_eval, (self.data.batch(bn_rows[i : i + bs], size)[0].to(device) for i in range(0, len(bn_rows), bs)))
             z_bn = torch.randn(len(bn_rows), self.mcfg.z_dim, generator=step_generator(cfg.seed, step, 5)).to(device)
-            recalibrate_batchnorm(g_eval, z_bn, batch_size=bs)
+            if not cfg.encoder_only:  # a fixed G keeps the statistics E was fitted to
+                recalibrate_batchnorm(g_eval, z_bn, batch_size=bs)
         return e_eval, g_eval
 
     def snapshot(self, run: Path, step: int, log: Callable[[str], None]) -> Path | None:

@@ -1,0 +1,113 @@
+"""--encoder-only: E trained alone against a fixed G in eval mode (gan3d.train.encoderfit)."""
+
+import copy
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from gan3d import checkpoint as ckpt
+from gan3d.models.encoder import kl_divergence, reparameterize
+from gan3d.options import OptionError
+from gan3d.runtime import set_determinism
+from gan3d.train.encoderfit import encoder_step, fix_decoder
+from gan3d.train.loop import train_vaegan
+from gan3d.train.losses import reconstruction_loss
+from tests.test_vaegan import _setup, _state, make_pairs, vcfg
+
+
+@pytest.fixture(autouse=True)
+def _no_determinism_leak():
+    yield
+    set_determinism(False)
+
+
+def _rec(recon, shapes):
+    return reconstruction_loss(recon, shapes, "l2")
+
+
+def _g_with_running_statistics():
+    """_setup's modules, with G's BatchNorm running statistics moved away from their initial values."""
+    E, G, D, opts, images, shapes, z, eps, cfg = _setup()
+    with torch.no_grad():
+        for k in range(5):
+            G(torch.randn(8, z.shape[1], generator=torch.Generator().manual_seed(k)) * 2 + 1)
+    return E, G, images, shapes, eps, dataclasses.replace(cfg, alpha1=0.0, alpha2=1e-2)  # the step's gradient all through G
+
+
+def _sgd_by_hand(E, G, images, shapes, eps, cfg, g_mode_train):
+    E, G = copy.deepcopy(E), copy.deepcopy(G).requires_grad_(False)
+    G.train(g_mode_train)
+    opt = torch.optim.SGD(E.parameters(), lr=0.1)
+    mu, logvar = E(images)
+    loss = cfg.alpha1 * kl_divergence(mu, logvar).mean() + cfg.alpha2 * _rec(G(reparameterize(mu, logvar, eps=eps)), shapes)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return _state(E)
+
+
+def test_encoder_step_fits_e_to_g_in_eval_mode():
+    """One step moves E by the gradient of E's loss through G in eval mode (not G's batch statistics),
+    and leaves G's weights and statistics as they were."""
+    E, G, images, shapes, eps, cfg = _g_with_running_statistics()
+    want_eval = _sgd_by_hand(E, G, images, shapes, eps, cfg, g_mode_train=False)
+    want_train = _sgd_by_hand(E, G, images, shapes, eps, cfg, g_mode_train=True)
+    fix_decoder(G)
+    g_before, e_before = _state(G), _state(E)
+    st = encoder_step(E, G, torch.optim.SGD(E.parameters(), lr=0.1), images, shapes, eps, cfg, _rec)
+    assert set(st) == {"loss_e", "kl", "recon", "recon_iou"} and all(np.isfinite(v) for v in st.values())
+    got = _state(E)
+    assert all(torch.equal(g_before[k], v) for k, v in _state(G).items())
+    weights = [k for k in got if k.endswith("weight")]
+    assert any(not torch.equal(e_before[k], got[k]) for k in weights)
+    moved = sum(float((got[k] - e_before[k]).norm()) for k in weights)
+    off_eval = sum(float((got[k] - want_eval[k]).norm()) for k in weights)
+    off_train = sum(float((got[k] - want_train[k]).norm()) for k in weights)
+    assert off_eval < 1e-4 * moved
+    # the two modes give different steps, so the comparison above tells them apart
+    assert off_train > 1e-2 * moved
+
+
+def test_encoder_step_refuses_a_g_that_could_change():
+    E, G, images, shapes, eps, cfg = _g_with_running_statistics()
+    opt = torch.optim.SGD(E.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="fixed"):
+        encoder_step(E, G.eval(), opt, images, shapes, eps, cfg, _rec)  # trainable parameters
+    with pytest.raises(ValueError, match="fixed"):
+        encoder_step(E, G.requires_grad_(False).train(), opt, images, shapes, eps, cfg, _rec)  # batch statistics
+
+
+@pytest.fixture(scope="module")
+def parent(tmp_path_factory):
+    pairs = make_pairs(tmp_path_factory.mktemp("eo") / "pairs")
+    res = train_vaegan(vcfg(pairs, tmp_path_factory.mktemp("runs"), steps=4, n_preview=0))
+    set_determinism(False)
+    return pairs, res.run_dir / "snapshot.pt"
+
+
+def test_encoder_only_run_keeps_g_and_trains_e(parent, tmp_path):
+    """From a 3D-VAE-GAN snapshot, --encoder-only changes E only: the checkpoint's and the snapshot's G
+    are the parent's exactly (weights and BatchNorm statistics: no re-estimation), E has moved, and the
+    logged statistics are E's. It resumes exactly, as every run does."""
+    pairs, snap = parent
+    kw = dict(init_from=str(snap), encoder_only=True, steps=6, n_preview=0)
+    res = train_vaegan(vcfg(pairs, tmp_path, run_name="eo", **kw))
+    src, state, out = ckpt.load(snap), ckpt.load(res.run_dir / "checkpoint.pt"), ckpt.load(res.run_dir / "snapshot.pt")
+    for got in (state["G"], out["G"]):
+        assert all(torch.equal(got[k], src["G"][k]) for k in src["G"])
+    assert any(not torch.equal(state["E"][k], src["E"][k]) for k in src["E"] if k.endswith("weight"))
+    log = (res.run_dir / "log.txt").read_text()
+    assert "--encoder-only" in log and "test_iou" in log and "d_acc" not in log
+    set_determinism(False)
+    part = train_vaegan(vcfg(pairs, tmp_path, run_name="eo-part", **kw), stop_after=3)
+    set_determinism(False)
+    done = train_vaegan(vcfg(pairs, tmp_path, **kw), resume=part.run_dir)
+    again = ckpt.load(done.run_dir / "checkpoint.pt")
+    assert all(torch.equal(again["E"][k], state["E"][k]) for k in state["E"])
+
+
+def test_encoder_only_needs_init_from(tmp_path):
+    with pytest.raises(OptionError, match="encoder_only"):
+        vcfg(tmp_path / "p", tmp_path, encoder_only=True)
