@@ -14,7 +14,8 @@ from gan3d.runtime import set_determinism
 from gan3d.train.encoderfit import encoder_step, fix_decoder
 from gan3d.train.loop import train_vaegan
 from gan3d.train.losses import reconstruction_loss
-from tests.test_vaegan import _setup, _state, make_pairs, vcfg
+from test_distributed import no_torchrun  # noqa: F401 (a fixture)
+from test_vaegan import _setup, _state, make_pairs, vcfg
 
 
 @pytest.fixture(autouse=True)
@@ -111,3 +112,49 @@ def test_encoder_only_run_keeps_g_and_trains_e(parent, tmp_path):
 def test_encoder_only_needs_init_from(tmp_path):
     with pytest.raises(OptionError, match="encoder_only"):
         vcfg(tmp_path / "p", tmp_path, encoder_only=True)
+
+
+def _eo_worker(rank: int, world: int, port: int, out: str, pairs: str, init: str) -> None:
+    """One rank of a two-process --encoder-only run; saves its E and G as it holds them at the end."""
+    import os
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    import gan3d.train.loop as lp
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    tasks = []
+    real_run = lp._steps
+
+    def keep(task, *a, **k):
+        tasks.append(task)
+        return real_run(task, *a, **k)
+
+    lp._steps = keep
+    dist.init_process_group("gloo", timeout=timedelta(seconds=120))
+    train_vaegan(vcfg(pairs, out, run_name="ddp", init_from=init, encoder_only=True, steps=4, n_preview=0), progress=False)
+    E, G = tasks[0].E, tasks[0].G  # E's weights (its BatchNorm statistics are each rank's own), all of G
+    torch.save({"E": {k: p.detach() for k, p in E.named_parameters()}, "G": _state(G)}, os.path.join(out, f"rank{rank}.pt"))
+    dist.destroy_process_group()
+
+
+def test_encoder_only_under_two_processes(parent, tmp_path, no_torchrun):
+    """Under torchrun only E is wrapped and stepped: the two ranks end with the same E weights (its
+    gradients averaged), different from the start, and with the parent's G."""
+    import torch.multiprocessing as mp
+    from test_distributed import _free_port
+
+    pairs, snap = parent
+    out = tmp_path / "runs"
+    out.mkdir()
+    mp.spawn(_eo_worker, args=(2, _free_port(), str(out), str(pairs), str(snap)), nprocs=2, join=True)
+    r0, r1 = (torch.load(out / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    src = ckpt.load(snap)
+    for k, t in r0["E"].items():
+        torch.testing.assert_close(r1["E"][k], t, rtol=0, atol=0, msg=f"E.{k}")
+    assert any(not torch.equal(t, src["E"][k]) for k, t in r0["E"].items())
+    for r in (r0, r1):
+        assert all(torch.equal(r["G"][k], src["G"][k]) for k in src["G"])
+    assert "data-parallel: 2 processes" in (out / "ddp" / "log.txt").read_text()
