@@ -298,20 +298,25 @@ def _vae_gradients_are_averaged(rank: int, world: int) -> None:
         torch.testing.assert_close(t, expected, rtol=1e-5, atol=1e-8, msg=name)
 
 
-def _vae_worker(rank: int, world: int, port: int, out: str, pairs: str) -> None:
-    """One rank: the gradient check, then four train_vaegan calls; each rank's final E, G, D are saved."""
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
+def keep_tasks() -> list:
+    """The task of every later training call in this process, holding the plain modules it trained."""
     import gan3d.train.loop as lp
 
-    tasks = []  # the task of every call, holding the plain modules it trained
-    real_run = lp._steps
+    tasks, real_run = [], lp._steps
 
     def keep(task, *a, **k):
         tasks.append(task)
         return real_run(task, *a, **k)
 
     lp._steps = keep
+    return tasks
+
+
+def _vae_worker(rank: int, world: int, port: int, out: str, pairs: str) -> None:
+    """One rank: the gradient check, then four train_vaegan calls; each rank's final E, G, D are saved."""
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    tasks = keep_tasks()
     dist.init_process_group("gloo", timeout=timedelta(seconds=120))
     _vae_gradients_are_averaged(rank, world)
     runs = {}

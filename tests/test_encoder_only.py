@@ -121,18 +121,11 @@ def _eo_worker(rank: int, world: int, port: int, out: str, pairs: str, init: str
 
     import torch.distributed as dist
 
-    import gan3d.train.loop as lp
+    from test_distributed import keep_tasks
 
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    tasks = []
-    real_run = lp._steps
-
-    def keep(task, *a, **k):
-        tasks.append(task)
-        return real_run(task, *a, **k)
-
-    lp._steps = keep
+    tasks = keep_tasks()
     dist.init_process_group("gloo", timeout=timedelta(seconds=120))
     train_vaegan(vcfg(pairs, out, run_name="ddp", init_from=init, encoder_only=True, steps=4, n_preview=0), progress=False)
     E, G = tasks[0].E, tasks[0].G  # E's weights (its BatchNorm statistics are each rank's own), all of G

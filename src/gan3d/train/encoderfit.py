@@ -68,7 +68,12 @@ def encoder_step(
     if G.training or any(p.requires_grad for p in G.parameters()):
         raise ValueError("the encoder-only step needs G fixed: eval mode, no trainable parameter (fix_decoder)")
     mu, logvar = E(images)
-    recon = G(reparameterize(mu, logvar, eps=eps))
+    return e_update(mu, logvar, G(reparameterize(mu, logvar, eps=eps)), shapes, opt_e, cfg, rec_loss)
+
+
+def e_update(mu, logvar, recon, shapes, opt_e, cfg, rec_loss) -> dict[str, float]:
+    """E's update (step 2 of the three, and the encoder-only step): ``alpha1 * KL(mu, logvar) + alpha2 *
+    rec_loss(recon, shapes)`` backward, then ``opt_e`` steps; E's statistics."""
     kl = kl_divergence(mu, logvar).mean()
     rec = rec_loss(recon, shapes)
     loss = cfg.alpha1 * kl + cfg.alpha2 * rec

@@ -56,7 +56,7 @@ from gan3d.runtime import step_generator
 from gan3d.train import distributed, imageaug
 from gan3d.train.batching import balanced_indices, batch_indices, class_weights, mean_occupancy
 from gan3d.train.config import VAEGANConfig
-from gan3d.train.encoderfit import encoder_step, fix_decoder, frozen
+from gan3d.train.encoderfit import e_update, encoder_step, fix_decoder, frozen
 from gan3d.train.gan import ema_decay, update_ema
 from gan3d.train.losses import (
     draw_instance_noise,
@@ -131,14 +131,7 @@ def vaegan_step(
             z_enc = reparameterize(*E(images), eps=eps)
     if "e" in phases:
         with frozen(G):  # G's statistics are restored after the backward pass, which reads them
-            recon = G(z_enc)
-            kl = kl_divergence(mu, logvar).mean()
-            rec = rec_loss(recon, shapes)
-            loss_e = cfg.alpha1 * kl + cfg.alpha2 * rec
-            opt_e.zero_grad(set_to_none=True)
-            loss_e.backward()
-            opt_e.step()
-        st.update(loss_e=loss_e.item(), kl=kl.item(), recon=rec.item(), recon_iou=shape_ious(recon, shapes).mean().item())
+            st.update(e_update(mu, logvar, G(z_enc), shapes, opt_e, cfg, rec_loss))
 
     if "g" in phases:
         with frozen(D, E):
