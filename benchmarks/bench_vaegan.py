@@ -1,12 +1,13 @@
 """3D-VAE-GAN step throughput: the fused step that `gan3d train --model vaegan` runs, against the
-three separate phases of the paper's supplement (the baseline), timed in the same run.
+three separate phases of the paper's supplement (the baseline), and the encoder-only step of
+`--encoder-only` (E alone against a fixed eval-mode G), timed in the same run.
 
 Both compute the same updates (tests/test_vaegan.py checks it); the fused step shares G's forward
 passes between the phases and runs one backward pass for E and G.
 
     python benchmarks/bench_vaegan.py [--device auto] [--threads 2] [--preset cpu32] [--encoder cpu] [--batch 32] [--seconds 20] [--contiguous]
 
-Prints the device, samples/s of each and the ratio fused / separate. The two are timed in
+Prints the device, samples/s of each, the ratio fused / separate and the ratio encoder-only / fused. The two are timed in
 alternating rounds so that a change in the machine's load affects both alike, both on the chosen
 device; on CUDA each timed round starts and ends with torch.cuda.synchronize().
 """
@@ -14,6 +15,7 @@ device; on CUDA each timed round starts and ends with torch.cuda.synchronize().
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 from pathlib import Path
 
@@ -24,7 +26,8 @@ from gan3d.presets import PRESETS
 from gan3d.presets import ENCODER_PRESETS
 from gan3d.models.encoder import ImageEncoder, init_encoder
 from gan3d.train.config import VAEGANConfig
-from gan3d.train.vaegan import vaegan_step
+from gan3d.train.encoderfit import encoder_step, fix_decoder
+from gan3d.train.vaegan import _recon_loss, vaegan_step
 
 from _device import add_option, chosen, describe, sync
 
@@ -54,12 +57,21 @@ def make(preset: str, encoder: str, batch: int, channels_last: bool, device: tor
     return (E, G, D, *opts, images, shapes, z, eps, cfg), noise
 
 
-def rate(args, noise, fused: bool, seconds: float, batch: int, device: torch.device) -> float:
-    vaegan_step(*args, noise=noise, fused=fused)  # warm-up
+def stepper(args, noise, variant: str):
+    """One call of the step ``variant`` (separate, fused or encoder) on the same modules and batch."""
+    if variant != "encoder":
+        return lambda: vaegan_step(*args, noise=noise, fused=variant == "fused")
+    E, G, _, opt_e, _, _, images, shapes, _, eps, cfg = args
+    G_fixed, rec = fix_decoder(copy.deepcopy(G)), _recon_loss(cfg, None)
+    return lambda: encoder_step(E, G_fixed, opt_e, images, shapes, eps, cfg, rec)
+
+
+def rate(step, seconds: float, batch: int, device: torch.device) -> float:
+    step()  # warm-up
     sync(device)
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds or n == 0:
-        vaegan_step(*args, noise=noise, fused=fused)
+        step()
         n += 1
     sync(device)
     return n * batch / (time.perf_counter() - t0)
@@ -79,16 +91,20 @@ def main() -> None:
     device = chosen(Path(__file__).name, a.device)
     torch.set_num_threads(a.threads)
     args, noise = make(a.preset, a.encoder, a.batch, not a.contiguous, device)
-    totals = {False: [], True: []}
+    variants = ("separate", "fused", "encoder")
+    steps = {v: stepper(args, noise, v) for v in variants}
+    totals = {v: [] for v in variants}
     for _ in range(a.rounds):
-        for fused in (False, True):
-            totals[fused].append(rate(args, noise, fused, a.seconds / a.rounds, a.batch, device))
-    sep, fus = sum(totals[False]) / a.rounds, sum(totals[True]) / a.rounds
+        for v in variants:
+            totals[v].append(rate(steps[v], a.seconds / a.rounds, a.batch, device))
+    sep, fus, enc = (sum(totals[v]) / a.rounds for v in variants)
     layout = "contiguous" if a.contiguous else "channels_last_3d"
     print(f"torch {torch.__version__}, {describe(device)}, {a.threads} CPU threads, preset {a.preset}, encoder {a.encoder}, batch {a.batch}, {layout}")
     print(f"three separate phases: {sep:7.2f} samples/s")
     print(f"fused step:            {fus:7.2f} samples/s")
+    print(f"encoder-only step:     {enc:7.2f} samples/s")
     print(f"ratio fused / separate: {fus / sep:.2f}")
+    print(f"ratio encoder-only / fused: {enc / fus:.2f}")
 
 
 if __name__ == "__main__":
