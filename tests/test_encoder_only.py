@@ -151,3 +151,27 @@ def test_encoder_only_under_two_processes(parent, tmp_path, no_torchrun):
     for r in (r0, r1):
         assert all(torch.equal(r["G"][k], src["G"][k]) for k in src["G"])
     assert "data-parallel: 2 processes" in (out / "ddp" / "log.txt").read_text()
+
+
+def test_encoder_only_z_mean_decodes_e_mean(parent, tmp_path, monkeypatch):
+    """--encoder-only-z mean hands the encoder-only step zero noise (z = E's mean, what reconstruction
+    decodes); sample hands it the step's drawn noise."""
+    import gan3d.train.vaegan as vg
+
+    pairs, snap = parent
+    seen, real = {}, vg.encoder_step
+
+    def spy(E, G, opt_e, images, shapes, eps, *a):
+        seen.setdefault(z, []).append(eps.clone())
+        return real(E, G, opt_e, images, shapes, eps, *a)
+
+    monkeypatch.setattr(vg, "encoder_step", spy)
+    kw = dict(init_from=str(snap), encoder_only=True, steps=2, n_preview=0, eval_pairs=0)
+    for z in ("mean", "sample"):
+        train_vaegan(vcfg(pairs, tmp_path, run_name=z, encoder_only_z=z, **kw))
+        set_determinism(False)
+    assert len(seen["mean"]) == len(seen["sample"]) == 2
+    assert all(not e.any() for e in seen["mean"])
+    assert all(e.abs().sum() > 0 for e in seen["sample"]) and not torch.equal(*seen["sample"])
+    with pytest.raises(OptionError, match="encoder_only_z"):
+        vcfg(pairs, tmp_path, encoder_only_z="mean")

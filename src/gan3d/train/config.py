@@ -147,6 +147,7 @@ class VAEGANConfig:
     init_from: str = field(default="", metadata=opt("start G and D from a trained 3D-GAN, or E, G and D from a trained 3D-VAE-GAN (to fine-tune it on other images): a checkpoint.pt, snapshot.pt or shipped model's name (a shipped 3D-VAE-GAN has no D: D starts fresh)", group="vaegan"))
     fresh_d: bool = field(default=False, metadata=opt("with --init-from: leave its D out and start D fresh (as from a shipped 3D-VAE-GAN, which has none)", group="vaegan"))
     encoder_only: bool = field(default=False, metadata=opt("with --init-from: train E alone against its G held fixed in eval mode, the G that reconstruction runs (E's loss only: no D, no adversarial term, G unchanged) (paper: false, the three alternating steps)", group="vaegan"))
+    encoder_only_z: str = field(default="sample", metadata=opt("with --encoder-only: the z that G decodes in E's loss: sample (drawn from E's Gaussian, as in the three steps) or mean (E's mean, the z reconstruction reads)", choices=("sample", "mean"), group="vaegan"))
     out: str = field(default="runs", metadata=opt("parent folder of the run folders", group="main"))
     steps: int = field(default=3000, metadata=opt("total training steps", lo=1, hi=10**9, group="recipe"))
     batch_size: int = field(default=32, metadata=opt("image/shape pairs per batch", lo=1, hi=65536, group="recipe"))
@@ -193,6 +194,8 @@ class VAEGANConfig:
             raise OptionError("fresh_d", "applies with --init-from only")
         if self.encoder_only and not self.init_from:
             raise OptionError("encoder_only", "needs --init-from: the trained G that E is fitted to")
+        if self.encoder_only_z != "sample" and not self.encoder_only:
+            raise OptionError("encoder_only_z", "applies with --encoder-only only")
 
     def to_dict(self) -> dict[str, Any]:
         return to_plain_dict(self)

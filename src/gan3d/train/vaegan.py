@@ -387,6 +387,7 @@ class VaeganTask:
         if noise is not None:
             noise = tuple(n[shard].to(device).contiguous(memory_format=self.memfmt) for n in noise)
         if cfg.encoder_only:
+            eps = eps if cfg.encoder_only_z == "sample" else torch.zeros_like(eps)  # mean: z = E's mean
             st = encoder_step(self.E_step, self.G, self.opt_e, img, shp, eps, cfg, _recon_loss(cfg, self.pos_weight))
         else:
             st = vaegan_step(self.E_step, self.G_step, self.D_step, self.opt_e, self.opt_g, self.opt_d, img, shp, z_prior, eps, cfg,
