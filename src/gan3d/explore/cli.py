@@ -148,8 +148,8 @@ def run(args: argparse.Namespace) -> int:
             s = invert_to_dir(args.checkpoint, args.target, args.out, **opts)
             line = f"IoU {s['iou']:.3f}"
         else:
-            s = invert_set_to_dir(args.checkpoint, args.data, args.out, split=args.split or "test", classes=args.classes,
-                                  limit=10 if args.limit is None else args.limit, **opts)
+            given = {k: v for k, v in (("split", args.split), ("limit", args.limit)) if v is not None}  # else the function's defaults
+            s = invert_set_to_dir(args.checkpoint, args.data, args.out, classes=args.classes, **given, **opts)
             line = f"mean IoU {s['mean_iou']:.3f} (" + ", ".join(f"{c} {v['mean_iou']:.3f}" for c, v in s["per_class"].items()) + ")"
     print(f"explore {cmd}: {line}; {s['seconds']} s; wrote {', '.join(s['files'])} to {args.out}")
     return 0

@@ -381,16 +381,18 @@ class VaeganTask:
         img, shp = img.to(device), shp.to(device).contiguous(memory_format=self.memfmt)
         if cfg.image_augment:
             img = imageaug.apply(cfg.image_augment, img, imageaug.draw(cfg.batch_size, step_generator(cfg.seed, step, 4)).rows(shard))
-        z_prior = torch.randn(cfg.batch_size, z_dim, generator=step_generator(cfg.seed, step, 1))[shard].to(device)
-        eps = torch.randn(cfg.batch_size, z_dim, generator=step_generator(cfg.seed, step, 2))[shard].to(device)
-        noise = draw_instance_noise(cfg, step, (cfg.batch_size, *shp.shape[1:]), stream=3)
-        if noise is not None:
-            noise = tuple(n[shard].to(device).contiguous(memory_format=self.memfmt) for n in noise)
-        if cfg.encoder_only:
-            eps = eps if cfg.encoder_only_z == "sample" else torch.zeros_like(eps)  # mean: z = E's mean
+
+        def draw(stream: int) -> torch.Tensor:  # latents of the step's own stream, this process's share
+            return torch.randn(cfg.batch_size, z_dim, generator=step_generator(cfg.seed, step, stream))[shard].to(device)
+
+        if cfg.encoder_only:  # E's step alone: no prior latents or instance noise (each stream is its own, so no other draw moves)
+            eps = draw(2) if cfg.encoder_only_z == "sample" else torch.zeros(len(img), z_dim, device=device)  # mean: z = E's mean
             st = encoder_step(self.E_step, self.G, self.opt_e, img, shp, eps, cfg, _recon_loss(cfg, self.pos_weight))
         else:
-            st = vaegan_step(self.E_step, self.G_step, self.D_step, self.opt_e, self.opt_g, self.opt_d, img, shp, z_prior, eps, cfg,
+            noise = draw_instance_noise(cfg, step, (cfg.batch_size, *shp.shape[1:]), stream=3)
+            if noise is not None:
+                noise = tuple(n[shard].to(device).contiguous(memory_format=self.memfmt) for n in noise)
+            st = vaegan_step(self.E_step, self.G_step, self.D_step, self.opt_e, self.opt_g, self.opt_d, img, shp, draw(1), draw(2), cfg,
                              noise=noise, sum_over_ranks=self.sum_over_ranks, pos_weight=self.pos_weight)
         if self.E_ema is not None:
             update_ema(self.E_ema, self.E, ema_decay(cfg.ema, step))
@@ -427,8 +429,8 @@ class VaeganTask:
         if len(bn_rows):
             bs, size = cfg.batch_size, self.ecfg.image_size
             recalibrate_batchnorm(e_eval, (self.data.batch(bn_rows[i : i + bs], size)[0].to(device) for i in range(0, len(bn_rows), bs)))
-            z_bn = torch.randn(len(bn_rows), self.mcfg.z_dim, generator=step_generator(cfg.seed, step, 5)).to(device)
             if not cfg.encoder_only:  # a fixed G keeps the statistics E was fitted to
+                z_bn = torch.randn(len(bn_rows), self.mcfg.z_dim, generator=step_generator(cfg.seed, step, 5)).to(device)
                 recalibrate_batchnorm(g_eval, z_bn, batch_size=bs)
         return e_eval, g_eval
 
