@@ -1,6 +1,7 @@
 """--encoder-only: E trained alone against a fixed G in eval mode (gan3d.train.encoderfit)."""
 
 import copy
+import json
 import dataclasses
 
 import numpy as np
@@ -175,3 +176,67 @@ def test_encoder_only_z_mean_decodes_e_mean(parent, tmp_path, monkeypatch):
     assert all(e.abs().sum() > 0 for e in seen["sample"]) and not torch.equal(*seen["sample"])
     with pytest.raises(OptionError, match="encoder_only_z"):
         vcfg(pairs, tmp_path, encoder_only_z="mean")
+
+
+def _invert_codes(parent, out, iters):
+    """`gan3d explore invert` over the parent's training shapes, each search started from the parent's code."""
+    from gan3d.cli import main
+
+    pairs, snap = parent
+    rc = main(["explore", "invert", "--checkpoint", str(snap), "--data", str(pairs / "voxels.npz"), "--split", "train",
+               "--limit", "100", "--starts", "1", "--iters", str(iters), "--encoder-checkpoint", str(snap),
+               "--pairs", str(pairs), "--out", str(out)])
+    assert rc == 0
+    return np.load(out / "invert_set.npz")
+
+
+def test_inversion_starts_from_the_encoders_code(parent, tmp_path):
+    """With --encoder-checkpoint and --pairs, a shape's first start is the mean of E's means over its images:
+    with no search step, that is the code kept."""
+    from gan3d.data.pairs import PairedData
+    from gan3d.reconstruct import load_reconstructor
+
+    f = _invert_codes(parent, tmp_path / "c0", iters=0)
+    E, _, _ = load_reconstructor(parent[1])
+    pd = PairedData(parent[0])
+    for row, z in zip(f["rows"], f["z"]):
+        img, _ = pd.batch(np.flatnonzero(pd.shape_index == row), E.cfg.image_size)
+        with torch.no_grad():
+            np.testing.assert_allclose(z, E(img)[0].mean(0).numpy(), atol=1e-5)
+    assert len(f["rows"]) == int((pd.dataset.split == 0).sum())
+
+
+def test_latent_targets_pull_e_onto_the_codes(parent, tmp_path):
+    """--latent-targets: E's mean moves towards each training shape's inverted code (the logged distance
+    falls), G stays the parent's, and a codes file that misses a training shape is refused by name."""
+    from gan3d.errors import Gan3dError
+
+    pairs, snap = parent
+    _invert_codes(parent, tmp_path / "codes", iters=10)
+    codes = tmp_path / "codes" / "invert_set.npz"
+    res = train_vaegan(vcfg(pairs, tmp_path, run_name="lt", init_from=str(snap), encoder_only=True, latent_targets=str(codes),
+                            steps=30, log_every=1, n_preview=0, eval_pairs=0))
+    set_determinism(False)
+    rows = [json.loads(line) for line in (res.run_dir / "stats.jsonl").read_text().splitlines()]
+    rmse = [r["code_rmse"] for r in rows if "code_rmse" in r]
+    assert len(rmse) == 30 and np.mean(rmse[-5:]) < 0.7 * np.mean(rmse[:5])
+    src, out = ckpt.load(snap), ckpt.load(res.run_dir / "snapshot.pt")
+    assert all(torch.equal(out["G"][k], src["G"][k]) for k in src["G"])
+    f = dict(np.load(codes))
+    np.savez(tmp_path / "short.npz", rows=f["rows"][1:], z=f["z"][1:])
+    with pytest.raises(Gan3dError, match="no code for 1 training shapes"):
+        train_vaegan(vcfg(pairs, tmp_path, run_name="bad", init_from=str(snap), encoder_only=True,
+                          latent_targets=str(tmp_path / "short.npz"), steps=2, n_preview=0, eval_pairs=0))
+    set_determinism(False)
+    with pytest.raises(OptionError, match="latent_targets"):
+        vcfg(pairs, tmp_path, latent_targets=str(codes))
+
+
+def test_latent_codes_follow_the_shape_rows(tmp_path):
+    """Each pair gets the code of its own shape, whatever order the file and the pairs list them in."""
+    from gan3d.train.encoderfit import latent_codes
+
+    z = np.arange(12, dtype=np.float32).reshape(4, 3)
+    np.savez(tmp_path / "c.npz", rows=np.array([7, 2, 9, 4]), z=z)
+    got = latent_codes(str(tmp_path / "c.npz"), np.array([9, 9, 2, 4, 7]), 3).numpy()
+    np.testing.assert_array_equal(got, z[[2, 2, 1, 3, 0]])

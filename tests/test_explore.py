@@ -216,6 +216,23 @@ def test_inversion_of_a_dataset_split(model, tmp_path, capsys):
     assert json.loads((single / "invert.json").read_text())["iou"] == pytest.approx(ious[0], abs=1e-9)
 
 
+def test_batched_inversion_is_each_shape_alone(model):
+    """invert_many puts several shapes' searches in one pass; each shape's z is the one invert finds for it
+    alone, also when a pass holds part of a shape list (batch not a multiple of the starts)."""
+    from gan3d.explore.invert import invert, invert_many
+
+    _, G, _ = model["uniform"]
+    ds = datasets.load(model["data"])
+    targets = ds.grids(np.arange(3)) >= 0.5
+    z, iou = invert_many(G, targets, starts=3, iters=40, seed=7, batch=7)
+    assert z.shape == (3, G.cfg.z_dim) and iou.shape == (3,)
+    for k in range(3):
+        one = invert(G, targets[k], starts=3, iters=40, seed=7)
+        np.testing.assert_allclose(z[k], one["z"], atol=1e-5)
+        assert iou[k] == pytest.approx(one["iou"], abs=1e-9)
+    assert len(set(map(tuple, np.round(z, 4)))) == 3  # three targets, three codes
+
+
 def test_arithmetic_with_b_equal_to_c_returns_a(model, tmp_path, capsys):
     path, G, _ = model["uniform"]
     rc, _, err = _run(["explore", "arithmetic", "--checkpoint", str(path), "--a", "2", "--b", "7", "--c", "7",

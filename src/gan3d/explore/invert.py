@@ -15,8 +15,12 @@ Every start keeps its iterate with the best IoU at 0.5 (ties: lower loss); the b
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from typing import Iterator
+
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,7 +32,7 @@ from gan3d.voxels import THRESHOLD
 
 
 def _losses(p: torch.Tensor, t: torch.Tensor, z: torch.Tensor, dist: str, prior_weight: float) -> torch.Tensor:
-    """(S,) loss per start: p (S, R^3) occupancy in (0, 1), t (1, R^3) target in {0, 1}, z (S, z)."""
+    """(S,) loss per row: p (S, R^3) occupancy in (0, 1), t (1 or S, R^3) target in {0, 1}, z (S, z)."""
     p = p.clamp(1e-6, 1 - 1e-6)
     bce = -(t * p.log() + (1 - t) * (1 - p).log()).mean(1)
     inter = (p * t).sum(1)
@@ -40,11 +44,58 @@ def _losses(p: torch.Tensor, t: torch.Tensor, z: torch.Tensor, dist: str, prior_
 
 
 def _hard_iou(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """(S,) IoU at 0.5 between each row of p (S, R^3) and t (1, R^3); 1 when both are empty."""
+    """(S,) IoU at 0.5 between each row of p (S, R^3) and t (1 or S, R^3); 1 when both are empty."""
     a, b = p >= THRESHOLD, t >= THRESHOLD
     inter = (a & b).sum(1).double()
     union = (a | b).sum(1).double()
     return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
+
+
+def _search(F, t: torch.Tensor, z: torch.Tensor, dist: str, iters: int, prior_weight: float, lr: float):
+    """Adam on the rows of ``z`` (M, z) against the targets ``t`` ((M, R^3), or (1, R^3) for all rows); rows are
+    independent (Adam is elementwise). Returns each row's best IoU at 0.5 (ties: lower loss), that loss and z."""
+    z = z.clone().requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=lr)
+    m = len(z)
+    best_iou = torch.full((m,), -1.0, dtype=torch.float64)
+    best_loss = torch.full((m,), float("inf"), dtype=torch.float64)
+    best_z = z.detach().clone()
+    for step in range(iters + 1):
+        p = F(z).reshape(m, -1)
+        loss = _losses(p, t, z, dist, prior_weight)
+        with torch.no_grad():
+            ious = _hard_iou(p, t)
+            lo = loss.double()
+            better = (ious > best_iou) | ((ious == best_iou) & (lo < best_loss))
+            best_iou = torch.where(better, ious, best_iou)
+            best_loss = torch.where(better, lo, best_loss)
+            best_z[better] = z.detach()[better]
+        if step == iters:
+            break
+        opt.zero_grad(set_to_none=True)
+        loss.sum().backward()  # each row's gradient is its own
+        opt.step()
+        if dist == "uniform":
+            with torch.no_grad():
+                z.clamp_(0.0, 1.0)
+    return best_iou, best_loss, best_z
+
+
+@contextlib.contextmanager
+def _fixed(G: nn.Module) -> Iterator[nn.Module]:
+    """G in eval mode with no parameter gradients (restored on exit), as the fast function the search calls."""
+    G.eval()
+    was = [p.requires_grad for p in G.parameters()]
+    G.requires_grad_(False)
+    try:
+        yield fast(G)  # same function, faster; its weights are constants
+    finally:
+        for prm, w in zip(G.parameters(), was):
+            prm.requires_grad_(w)
+
+
+def _pick(best_iou: torch.Tensor, best_loss: torch.Tensor) -> int:
+    return int(torch.argmax(best_iou - 1e-12 * best_loss.clamp(max=1e6)))  # best IoU, then lower loss
 
 
 def invert(
@@ -71,39 +122,11 @@ def invert(
     if target.shape != (r, r, r):
         raise Gan3dError(f"target grid is {target.shape}, the generator makes ({r}, {r}, {r})")
     starts, iters = check_positive("--starts", starts), check_positive("--iters", iters, 0)
-    G.eval()
-    was = [p.requires_grad for p in G.parameters()]
-    G.requires_grad_(False)
-    F = fast(G)  # same function, faster; its weights are constants
     t = torch.from_numpy((target >= THRESHOLD).astype(np.float32)).reshape(1, -1)
-    z = latents(range(seed, seed + starts), int(G.cfg.z_dim), dist).clone().requires_grad_(True)
-    opt = torch.optim.Adam([z], lr=lr)
-    best_iou = torch.full((starts,), -1.0, dtype=torch.float64)
-    best_loss = torch.full((starts,), float("inf"), dtype=torch.float64)
-    best_z = z.detach().clone()
-    try:
-        for step in range(iters + 1):
-            p = F(z).reshape(starts, -1)
-            loss = _losses(p, t, z, dist, prior_weight)
-            with torch.no_grad():
-                ious = _hard_iou(p, t)
-                lo = loss.double()
-                better = (ious > best_iou) | ((ious == best_iou) & (lo < best_loss))
-                best_iou = torch.where(better, ious, best_iou)
-                best_loss = torch.where(better, lo, best_loss)
-                best_z[better] = z.detach()[better]
-            if step == iters:
-                break
-            opt.zero_grad(set_to_none=True)
-            loss.sum().backward()  # starts are independent: each row's gradient is its own
-            opt.step()
-            if dist == "uniform":
-                with torch.no_grad():
-                    z.clamp_(0.0, 1.0)
-    finally:
-        for prm, w in zip(G.parameters(), was):
-            prm.requires_grad_(w)
-    k = int(torch.argmax(best_iou - 1e-12 * best_loss.clamp(max=1e6)))  # best IoU, then lower loss
+    z0 = latents(range(seed, seed + starts), int(G.cfg.z_dim), dist)
+    with _fixed(G) as F:
+        best_iou, best_loss, best_z = _search(F, t, z0, dist, iters, prior_weight, lr)
+    k = _pick(best_iou, best_loss)
     zk = best_z[k].numpy().astype(np.float32)
     with torch.no_grad():
         rec = G(torch.from_numpy(zk)[None]).reshape(r, r, r).numpy() >= THRESHOLD
@@ -115,6 +138,80 @@ def invert(
         "start_ious": [float(v) for v in best_iou],
         "best_start": k,
     }
+
+
+def invert_many(
+    G: nn.Module,
+    targets: np.ndarray,
+    *,
+    dist: str = "uniform",
+    starts: int = 8,
+    iters: int = 300,
+    prior_weight: float = 1e-3,
+    lr: float = 0.1,
+    seed: int = 0,
+    batch: int = 64,
+    init: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`invert` each of ``targets`` (N, R, R, R), ``batch`` searches (shape and start) per forward pass:
+    every shape gets the same starts and the same search as alone. With ``init`` (N, z), each shape's first
+    start is its own row of it (projected onto [0, 1]^z for a uniform prior) and the other ``starts - 1`` are
+    the prior's draws for seeds ``seed ..``. Returns ``z`` float32 (N, z) and ``iou`` (N,)."""
+    from gan3d.runtime import latents
+
+    starts, iters = check_positive("--starts", starts), check_positive("--iters", iters, 0)
+    z_dim = int(G.cfg.z_dim)
+    if init is not None:
+        init = torch.as_tensor(np.asarray(init, dtype=np.float32))
+        if init.shape != (len(targets), z_dim):
+            raise ValueError(f"init must be ({len(targets)}, {z_dim}), got {tuple(init.shape)}")
+        init = init.clamp(0.0, 1.0) if dist == "uniform" else init
+    drawn = starts - (init is not None)
+    z0 = latents(range(seed, seed + drawn), z_dim, dist) if drawn else torch.zeros(0, z_dim)
+    t_all = torch.from_numpy((np.asarray(targets) >= THRESHOLD).reshape(len(targets), -1).astype(np.float32))
+    per = max(1, batch // starts)  # shapes per pass
+    zs, ious = [], []
+    with _fixed(G) as F:
+        for a in range(0, len(t_all), per):
+            t = t_all[a : a + per].repeat_interleave(starts, 0)
+            n = len(t) // starts
+            zi = z0.repeat(n, 1) if init is None else torch.cat([init[a : a + n, None], z0.expand(n, drawn, z_dim)], 1).reshape(-1, z_dim)
+            bi, bl, bz = _search(F, t, zi, dist, iters, prior_weight, lr)
+            for j in range(n):
+                k = j * starts + _pick(bi[j * starts : (j + 1) * starts], bl[j * starts : (j + 1) * starts])
+                zs.append(bz[k].numpy().astype(np.float32))
+                ious.append(float(bi[k]))
+    return np.stack(zs) if zs else np.zeros((0, int(G.cfg.z_dim)), np.float32), np.asarray(ious)
+
+
+def encoder_codes(encoder: str | os.PathLike, pairs: str | os.PathLike, data_path: str | os.PathLike, rows: np.ndarray,
+                  z_dim: int, *, batch: int = 64) -> np.ndarray:
+    """(N, z) float32: for each of the dataset file's ``rows``, the mean of a 3D-VAE-GAN encoder's means over
+    that shape's images in the paired folder ``pairs`` (rendered from ``data_path``): where the encoder puts
+    the shape, a start for its inversion."""
+    from gan3d.data.pairs import PairedData
+    from gan3d.reconstruct import load_reconstructor
+
+    E, _, _ = load_reconstructor(encoder)
+    if int(E.cfg.z_dim) != z_dim:
+        raise Gan3dError(f"the encoder's z has {E.cfg.z_dim} dimensions, the generator's {z_dim}", encoder)
+    pd = PairedData(pairs)
+    if pd.dataset_path.resolve() != Path(data_path).resolve():
+        raise Gan3dError(f"its images are of {pd.dataset_path}, not of --data {data_path}", pairs)
+    order = np.argsort(pd.shape_index, kind="stable")
+    lo = np.searchsorted(pd.shape_index[order], rows, "left")
+    hi = np.searchsorted(pd.shape_index[order], rows, "right")
+    if (hi == lo).any():
+        raise Gan3dError(f"has no image of the shape in row {int(rows[np.argmax(hi == lo)])} of {data_path}", pairs)
+    images = np.concatenate([order[a:b] for a, b in zip(lo, hi)])
+    owner = np.repeat(np.arange(len(rows)), hi - lo)
+    sums = np.zeros((len(rows), z_dim), np.float64)
+    with torch.no_grad():
+        for a in range(0, len(images), batch):
+            img, _ = pd.batch(images[a : a + batch], int(E.cfg.image_size))
+            mu, _ = E(img)
+            np.add.at(sums, owner[a : a + batch], mu.double().numpy())
+    return (sums / (hi - lo)[:, None]).astype(np.float32)
 
 
 def _check_search(lr: float, prior_weight: float) -> None:
@@ -196,12 +293,16 @@ def invert_set_to_dir(
     lr: float = 0.1,
     seed: int = 0,
     size: int = 96,
+    encoder: str | os.PathLike | None = None,
+    pairs: str | os.PathLike | None = None,
 ) -> dict:
     """:func:`invert` the first ``limit`` shapes of each class of a prepared dataset's ``split``: how well
     G can draw shapes it was not trained on, whatever an encoder makes of their pictures (an upper bound
     on a 3D-VAE-GAN's reconstruction IoU with this G). Writes ``invert_set.json`` (IoU per shape, mean
     per class, mean over classes), ``invert_set.npz`` (``rows`` file rows, ``labels``, ``z`` (N, z),
-    ``iou``) and ``invert_set.png`` (the first pairs, target beside G(z)). Returns the JSON dict."""
+    ``iou``) and ``invert_set.png`` (the first pairs, target beside G(z)). With ``encoder`` (a 3D-VAE-GAN) and
+    ``pairs`` (images of these shapes), each shape's first start is the encoder's code for it
+    (:func:`encoder_codes`). Returns the JSON dict."""
     from gan3d.data.prepared import load as load_dataset
     from gan3d.render.raster import render_voxels, save_png, tile
 
@@ -215,19 +316,18 @@ def invert_set_to_dir(
     pos = np.concatenate([np.flatnonzero(ds.labels == k)[:limit] for k in np.unique(ds.labels)])
     check_out_dir(out)  # before the long search; the folder is made once there is something to write
     t0 = time.perf_counter()
-    zs, ious, pics = [], [], []
-    for i, p in enumerate(pos):
-        target = ds.grids(int(p))[0] >= THRESHOLD
-        res = invert(G, target, dist=dist, starts=starts, iters=iters, prior_weight=prior_weight, lr=lr, seed=seed)
-        zs.append(res["z"])
-        ious.append(res["iou"])
-        if i < 6:
-            pics += [render_voxels(target, size=size), render_voxels(res["reconstruction"], size=size)]
-    labels, iou = ds.labels[pos], np.asarray(ious)
+    targets = ds.grids(pos) >= THRESHOLD
+    init = None if encoder is None else encoder_codes(encoder, pairs, data_path, ds.indices[pos], int(G.cfg.z_dim))
+    z, iou = invert_many(G, targets, dist=dist, starts=starts, iters=iters, prior_weight=prior_weight, lr=lr, seed=seed, init=init)
+    ious = [float(v) for v in iou]
+    with torch.no_grad():
+        recs = G.eval()(torch.from_numpy(z[:6])).reshape(-1, *targets.shape[1:]).numpy() >= THRESHOLD
+    pics = [render_voxels(g, size=size) for pair in zip(targets[:6], recs) for g in pair]
+    labels = ds.labels[pos]
     d = out_dir(out)
     per_class = {ds.class_names[k]: {"n": int((labels == k).sum()), "mean_iou": round(float(iou[labels == k].mean()), 4)}
                  for k in np.unique(labels)}
-    save_npz(d / "invert_set.npz", rows=ds.indices[pos], labels=labels, z=np.stack(zs).astype(np.float32), iou=iou)
+    save_npz(d / "invert_set.npz", rows=ds.indices[pos], labels=labels, z=z, iou=iou)
     save_png(tile(pics, ncols=4, labels=[t for j in range(len(pics) // 2) for t in ("target", f"G(z) {ious[j]:.2f}")]), d / "invert_set.png")
     summary = {
         "kind": "invert-set",
@@ -245,6 +345,7 @@ def invert_set_to_dir(
         "prior_weight": prior_weight,
         "lr": lr,
         "seed": seed,
+        "first_start": "the prior's draw" if encoder is None else f"the code of {encoder} (mean over the shape's images in {pairs})",
         "seconds": round(time.perf_counter() - t0, 2),
         "files": ["invert_set.npz", "invert_set.json", "invert_set.png"],
     }

@@ -148,6 +148,7 @@ class VAEGANConfig:
     fresh_d: bool = field(default=False, metadata=opt("with --init-from: leave its D out and start D fresh (as from a shipped 3D-VAE-GAN, which has none)", group="vaegan"))
     encoder_only: bool = field(default=False, metadata=opt("with --init-from: train E alone against its G held fixed in eval mode, the G that reconstruction runs (E's loss only: no D, no adversarial term, G unchanged) (paper: false, the three alternating steps)", group="vaegan"))
     encoder_only_z: str = field(default="sample", metadata=opt("with --encoder-only: the z that G decodes in E's loss: sample (drawn from E's Gaussian, as in the three steps) or mean (E's mean, the z reconstruction reads)", choices=("sample", "mean"), group="vaegan"))
+    latent_targets: str = field(default="", metadata=opt("with --encoder-only: an invert_set.npz from `gan3d explore invert --data` over the training shapes; E's mean is regressed onto each shape's inverted code (least squares, its variance by likelihood) instead of decoding a z in the loss (default: none)", group="vaegan"))
     out: str = field(default="runs", metadata=opt("parent folder of the run folders", group="main"))
     steps: int = field(default=3000, metadata=opt("total training steps", lo=1, hi=10**9, group="recipe"))
     batch_size: int = field(default=32, metadata=opt("image/shape pairs per batch", lo=1, hi=65536, group="recipe"))
@@ -196,6 +197,10 @@ class VAEGANConfig:
             raise OptionError("encoder_only", "needs --init-from: the trained G that E is fitted to")
         if self.encoder_only_z != "sample" and not self.encoder_only:
             raise OptionError("encoder_only_z", "applies with --encoder-only only")
+        if self.latent_targets and not self.encoder_only:
+            raise OptionError("latent_targets", "applies with --encoder-only only")
+        if self.latent_targets and self.encoder_only_z != "sample":
+            raise OptionError("encoder_only_z", "does not apply with --latent-targets: no z is decoded in the loss")
 
     def to_dict(self) -> dict[str, Any]:
         return to_plain_dict(self)
