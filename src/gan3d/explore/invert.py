@@ -192,12 +192,12 @@ def encoder_codes(encoder: str | os.PathLike, pairs: str | os.PathLike, data_pat
     from gan3d.data.pairs import PairedData
     from gan3d.reconstruct import load_reconstructor
 
-    E, _, _ = load_reconstructor(encoder)
-    if int(E.cfg.z_dim) != z_dim:
-        raise Gan3dError(f"the encoder's z has {E.cfg.z_dim} dimensions, the generator's {z_dim}", encoder)
     pd = PairedData(pairs)
     if pd.dataset_path.resolve() != Path(data_path).resolve():
         raise Gan3dError(f"its images are of {pd.dataset_path}, not of --data {data_path}", pairs)
+    E, _, _ = load_reconstructor(encoder)
+    if int(E.cfg.z_dim) != z_dim:
+        raise Gan3dError(f"the encoder's z has {E.cfg.z_dim} dimensions, the generator's {z_dim}", encoder)
     order = np.argsort(pd.shape_index, kind="stable")
     lo = np.searchsorted(pd.shape_index[order], rows, "left")
     hi = np.searchsorted(pd.shape_index[order], rows, "right")
