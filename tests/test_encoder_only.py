@@ -178,14 +178,14 @@ def test_encoder_only_z_mean_decodes_e_mean(parent, tmp_path, monkeypatch):
         vcfg(pairs, tmp_path, encoder_only_z="mean")
 
 
-def _invert_codes(parent, out, iters):
+def _invert_codes(parent, out, iters, *extra):
     """`gan3d explore invert` over the parent's training shapes, each search started from the parent's code."""
     from gan3d.cli import main
 
     pairs, snap = parent
     rc = main(["explore", "invert", "--checkpoint", str(snap), "--data", str(pairs / "voxels.npz"), "--split", "train",
                "--limit", "100", "--starts", "1", "--iters", str(iters), "--encoder-checkpoint", str(snap),
-               "--pairs", str(pairs), "--out", str(out)])
+               "--pairs", str(pairs), "--out", str(out), *extra])
     assert rc == 0
     return np.load(out / "invert_set.npz")
 
@@ -204,6 +204,14 @@ def test_inversion_starts_from_the_encoders_code(parent, tmp_path):
         with torch.no_grad():
             np.testing.assert_allclose(z, E(img)[0].mean(0).numpy(), atol=1e-5)
     assert len(f["rows"]) == int((pd.dataset.split == 0).sum())
+
+
+def test_anchor_weight_holds_the_search_near_the_encoders_code(parent, tmp_path):
+    """--anchor-weight adds W * mean((z - code)^2): the heavier the weight, the nearer the codes stay."""
+    start = _invert_codes(parent, tmp_path / "a0", 0)["z"]
+    moved = [np.sqrt(((_invert_codes(parent, tmp_path / f"a{w}", 30, "--lr", "0.05", "--anchor-weight", w)["z"] - start) ** 2).mean())
+             for w in ("0", "100")]
+    assert moved[0] > 0.05 and moved[1] < 0.5 * moved[0]
 
 
 def test_latent_targets_pull_e_onto_the_codes(parent, tmp_path):

@@ -274,6 +274,7 @@ def test_bad_inputs_are_one_line_and_exit_2(model, tmp_path, capsys):
         (["explore", "invert", "--checkpoint", path, "--target", str(tmp_path / "small.npy"), "--limit", "3", "--out", out], "--data"),
         (["explore", "invert", "--checkpoint", path, "--data", str(tmp_path / "small.npy"), "--out", out], "small.npy"),
         (["explore", "invert", "--checkpoint", path, "--data", str(model["data"]), "--encoder-checkpoint", path, "--out", out], "--pairs"),
+        (["explore", "invert", "--checkpoint", path, "--data", str(model["data"]), "--anchor-weight", "1", "--out", out], "--anchor-weight"),
         (["explore", "invert", "--checkpoint", path, "--data", str(model["data"]), "--encoder-checkpoint", path,
           "--pairs", str(tmp_path / "nopairs"), "--out", out], "nopairs"),
         (["explore", "invert", "--checkpoint", path, "--data", str(model["data"]), "--encoder-checkpoint", path,

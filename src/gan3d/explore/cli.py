@@ -87,6 +87,8 @@ def add_parser(sub) -> None:
     v.add_argument("--encoder-checkpoint", help="with --data and --pairs: a 3D-VAE-GAN whose code for each shape "
                    "(the mean over its images) is the shape's first start")
     v.add_argument("--pairs", help="with --encoder-checkpoint: a paired image folder rendered from --data")
+    v.add_argument("--anchor-weight", type=float, help="with --encoder-checkpoint: weight W of W * mean((z - code)^2), "
+                   "which holds each search near the encoder's code (default: 0)")
     v.add_argument("--starts", type=int, default=8, help="starts drawn from the prior (seeds from --seed)")
     v.add_argument("--iters", type=int, default=300, help="Adam steps per start")
     v.add_argument("--prior-weight", type=float, default=1e-3, help="weight of mean(z^2) for a normal prior (a uniform one is kept by projection)")
@@ -146,15 +148,15 @@ def run(args: argparse.Namespace) -> int:
 
         opts = dict(starts=args.starts, iters=args.iters, prior_weight=args.prior_weight, lr=args.lr, seed=args.seed)
         if args.data is None:
-            if (args.classes, args.split, args.limit, args.encoder_checkpoint, args.pairs) != (None,) * 5:
-                raise Gan3dError("--split, --classes, --limit, --encoder-checkpoint and --pairs go with --data, not --target")
+            if (args.classes, args.split, args.limit, args.encoder_checkpoint, args.pairs, args.anchor_weight) != (None,) * 6:
+                raise Gan3dError("--split, --classes, --limit, --encoder-checkpoint, --pairs and --anchor-weight go with --data, not --target")
             s = invert_to_dir(args.checkpoint, args.target, args.out, **opts)
             line = f"IoU {s['iou']:.3f}"
         else:
             if (args.encoder_checkpoint is None) != (args.pairs is None):
                 raise Gan3dError("--encoder-checkpoint and --pairs go together")
             given = {k: v for k, v in (("split", args.split), ("limit", args.limit)) if v is not None}  # else the function's defaults
-            given.update(encoder=args.encoder_checkpoint, pairs=args.pairs)
+            given.update(encoder=args.encoder_checkpoint, pairs=args.pairs, anchor_weight=args.anchor_weight or 0.0)
             s = invert_set_to_dir(args.checkpoint, args.data, args.out, classes=args.classes, **given, **opts)
             line = f"mean IoU {s['mean_iou']:.3f} (" + ", ".join(f"{c} {v['mean_iou']:.3f}" for c, v in s["per_class"].items()) + ")"
     print(f"explore {cmd}: {line}; {s['seconds']} s; wrote {', '.join(s['files'])} to {args.out}")

@@ -51,9 +51,11 @@ def _hard_iou(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
 
 
-def _search(F, t: torch.Tensor, z: torch.Tensor, dist: str, iters: int, prior_weight: float, lr: float):
+def _search(F, t: torch.Tensor, z: torch.Tensor, dist: str, iters: int, prior_weight: float, lr: float,
+            anchor: torch.Tensor | None = None, anchor_weight: float = 0.0):
     """Adam on the rows of ``z`` (M, z) against the targets ``t`` ((M, R^3), or (1, R^3) for all rows); rows are
-    independent (Adam is elementwise). Returns each row's best IoU at 0.5 (ties: lower loss), that loss and z."""
+    independent (Adam is elementwise). With ``anchor`` (M, z), ``anchor_weight * mean((z - anchor)^2)`` is added
+    to each row's loss. Returns each row's best IoU at 0.5 (ties: lower loss), that loss and z."""
     z = z.clone().requires_grad_(True)
     opt = torch.optim.Adam([z], lr=lr)
     m = len(z)
@@ -63,6 +65,8 @@ def _search(F, t: torch.Tensor, z: torch.Tensor, dist: str, iters: int, prior_we
     for step in range(iters + 1):
         p = F(z).reshape(m, -1)
         loss = _losses(p, t, z, dist, prior_weight)
+        if anchor is not None and anchor_weight > 0:
+            loss = loss + anchor_weight * (z - anchor).pow(2).mean(1)
         with torch.no_grad():
             ious = _hard_iou(p, t)
             lo = loss.double()
@@ -152,11 +156,14 @@ def invert_many(
     seed: int = 0,
     batch: int = 64,
     init: np.ndarray | None = None,
+    anchor_weight: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`invert` each of ``targets`` (N, R, R, R), ``batch`` searches (shape and start) per forward pass:
     every shape gets the same starts and the same search as alone. With ``init`` (N, z), each shape's first
     start is its own row of it (projected onto [0, 1]^z for a uniform prior) and the other ``starts - 1`` are
-    the prior's draws for seeds ``seed ..``. Returns ``z`` float32 (N, z) and ``iou`` (N,)."""
+    the prior's draws for seeds ``seed ..``, and ``anchor_weight`` W adds ``W * mean((z - init)^2)`` to every start's
+    loss: the search keeps near where the encoder put the shape, and a dimension G ignores does not drift.
+    Returns ``z`` float32 (N, z) and ``iou`` (N,)."""
     from gan3d.runtime import latents
 
     starts, iters = check_positive("--starts", starts), check_positive("--iters", iters, 0)
@@ -176,7 +183,8 @@ def invert_many(
             t = t_all[a : a + per].repeat_interleave(starts, 0)
             n = len(t) // starts
             zi = z0.repeat(n, 1) if init is None else torch.cat([init[a : a + n, None], z0.expand(n, drawn, z_dim)], 1).reshape(-1, z_dim)
-            bi, bl, bz = _search(F, t, zi, dist, iters, prior_weight, lr)
+            anchor = None if init is None else init[a : a + n].repeat_interleave(starts, 0)
+            bi, bl, bz = _search(F, t, zi, dist, iters, prior_weight, lr, anchor, anchor_weight)
             for j in range(n):
                 k = j * starts + _pick(bi[j * starts : (j + 1) * starts], bl[j * starts : (j + 1) * starts])
                 zs.append(bz[k].numpy().astype(np.float32))
@@ -295,6 +303,7 @@ def invert_set_to_dir(
     size: int = 96,
     encoder: str | os.PathLike | None = None,
     pairs: str | os.PathLike | None = None,
+    anchor_weight: float = 0.0,
 ) -> dict:
     """:func:`invert` the first ``limit`` shapes of each class of a prepared dataset's ``split``: how well
     G can draw shapes it was not trained on, whatever an encoder makes of their pictures (an upper bound
@@ -302,12 +311,15 @@ def invert_set_to_dir(
     per class, mean over classes), ``invert_set.npz`` (``rows`` file rows, ``labels``, ``z`` (N, z),
     ``iou``) and ``invert_set.png`` (the first pairs, target beside G(z)). With ``encoder`` (a 3D-VAE-GAN) and
     ``pairs`` (images of these shapes), each shape's first start is the encoder's code for it
-    (:func:`encoder_codes`). Returns the JSON dict."""
+    (:func:`encoder_codes`), and ``anchor_weight`` holds the search near it (:func:`invert_many`). Returns the
+    JSON dict."""
     from gan3d.data.prepared import load as load_dataset
     from gan3d.render.raster import render_voxels, save_png, tile
 
     limit = check_positive("--limit", limit)
     _check_search(lr, prior_weight)
+    if anchor_weight < 0 or (anchor_weight and encoder is None):
+        raise Gan3dError("--anchor-weight must be >= 0, and needs --encoder-checkpoint (the codes it anchors to)")
     G, dist, data = load_model(checkpoint)
     ds = load_dataset(data_path)
     if ds.resolution != int(G.cfg.resolution):
@@ -318,7 +330,8 @@ def invert_set_to_dir(
     t0 = time.perf_counter()
     targets = ds.grids(pos) >= THRESHOLD
     init = None if encoder is None else encoder_codes(encoder, pairs, data_path, ds.indices[pos], int(G.cfg.z_dim))
-    z, iou = invert_many(G, targets, dist=dist, starts=starts, iters=iters, prior_weight=prior_weight, lr=lr, seed=seed, init=init)
+    z, iou = invert_many(G, targets, dist=dist, starts=starts, iters=iters, prior_weight=prior_weight, lr=lr, seed=seed, init=init,
+                      anchor_weight=anchor_weight)
     ious = [float(v) for v in iou]
     with torch.no_grad():
         recs = G.eval()(torch.from_numpy(z[:6])).reshape(-1, *targets.shape[1:]).numpy() >= THRESHOLD
@@ -346,6 +359,7 @@ def invert_set_to_dir(
         "lr": lr,
         "seed": seed,
         "first_start": "the prior's draw" if encoder is None else f"the code of {encoder} (mean over the shape's images in {pairs})",
+        "anchor_weight": anchor_weight,
         "seconds": round(time.perf_counter() - t0, 2),
         "files": ["invert_set.npz", "invert_set.json", "invert_set.png"],
     }
