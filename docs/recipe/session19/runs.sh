@@ -23,3 +23,26 @@ for c in chair table; do
   $G train --model vaegan --preset cpu32 --init-from runs/vg-mix-$c-val/snapshot.pt --encoder-only --encoder-only-z mean --pairs mn5v_mix8 --classes $c --steps 750 --ema 0.999 --recon-loss wbce --recon-pos-weight 2 --run-name vg-mixwb2-$c-val --quiet
   $G eval reconstruction --checkpoint runs/vg-mixwb2-$c-val --data mn5v_photo_val4 --classes $c --out ev/vg-mixwb2-$c-val_mn5v_photo_val4.json
 done
+
+# J-a's test-side runs packaged into a staging copy of the models folder, scored there, then copied into the package
+mkdir -p stage && cp /work/main/src/gan3d/zoo/models/* stage/
+for c in chair table desk; do
+  $G eval reconstruction --checkpoint runs/eowb2-$c --data mn5_pairs4 --classes $c --out ev/eowb2_${c}_pairs4.json
+  $G models package runs/eowb2-$c --name vaegan-mn5-renders-$c --out stage --command "..." --eval ev/eowb2_${c}_pairs4.json --int8 G E --without D   # the card holds the full command
+done
+PC="bed=vaegan-mn5-renders-bed chair=vaegan-mn5-renders-chair+vaegan-mn5-renders-chair-bce desk=vaegan-mn5-renders-desk+vaegan-mn5-renders-desk-bce sofa=vaegan-mn5-renders-sofa table=vaegan-mn5-renders-table+vaegan-mn5-renders-table-bce"
+PS="bed=vaegan-mn5-renders-bed chair=vaegan-mn5-renders-chair desk=vaegan-mn5-renders-desk sofa=vaegan-mn5-renders-sofa table=vaegan-mn5-renders-table"
+$G data render mn5_32.npz --out mn5_photo_test4 --split test --views 4 --size 128 --photo
+for d in mn5_pairs4 mn5_photo_test4; do
+  GAN3D_MODELS_DIR=stage $G eval reconstruction --data $d --per-class $PC --out ev/eowb2_pairs_packaged_$d.json
+  GAN3D_MODELS_DIR=stage $G eval reconstruction --data $d --per-class $PS --out ev/eowb2_singles_packaged_$d.json
+done
+
+# rule M: J-a for bed and sofa (controls: session 15's one-class validation command)
+for c in bed sofa; do
+  $G train --model vaegan --preset cpu32 --init-from runs/vg-bal8-val/snapshot.pt --fresh-d --pairs mn5v_pairs8 --classes $c --steps 750 --noise-decay-steps 750 --run-name vg-sep-$c-val --quiet
+  $G train --model vaegan --preset cpu32 --init-from runs/vg-sep-$c-val/snapshot.pt --encoder-only --encoder-only-z mean --pairs mn5v_pairs8 --classes $c --steps 750 --ema 0.999 --recon-loss wbce --recon-pos-weight 2 --run-name vg-eowb2-$c-val --quiet
+  for r in vg-sep-$c-val vg-eowb2-$c-val; do $G eval reconstruction --checkpoint runs/$r --data mn5v_pairs4 --classes $c --out ev/${r}_mn5v_pairs4.json; done
+  # test side, trained while validation ran
+  $G train --model vaegan --preset cpu32 --init-from vaegan-mn5-renders-$c --encoder-only --encoder-only-z mean --pairs mn5_pairs8 --classes $c --steps 750 --ema 0.999 --recon-loss wbce --recon-pos-weight 2 --run-name eowb2-$c --quiet
+done
