@@ -46,3 +46,9 @@ for c in bed sofa; do
   # test side, trained while validation ran
   $G train --model vaegan --preset cpu32 --init-from vaegan-mn5-renders-$c --encoder-only --encoder-only-z mean --pairs mn5_pairs8 --classes $c --steps 750 --ema 0.999 --recon-loss wbce --recon-pos-weight 2 --run-name eowb2-$c --quiet
 done
+
+# rule L-b: heavier weights on the photo recipe
+for W in 4 8; do for c in chair table; do
+  $G train --model vaegan --preset cpu32 --init-from runs/vg-mix-$c-val/snapshot.pt --encoder-only --encoder-only-z mean --pairs mn5v_mix8 --classes $c --steps 750 --ema 0.999 --recon-loss wbce --recon-pos-weight $W --run-name vg-mixwb$W-$c-val --quiet
+  $G eval reconstruction --checkpoint runs/vg-mixwb$W-$c-val --data mn5v_photo_val4 --classes $c --out ev/vg-mixwb$W-$c-val_mn5v_photo_val4.json
+done; done
