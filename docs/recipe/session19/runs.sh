@@ -52,3 +52,14 @@ for W in 4 8; do for c in chair table; do
   $G train --model vaegan --preset cpu32 --init-from runs/vg-mix-$c-val/snapshot.pt --encoder-only --encoder-only-z mean --pairs mn5v_mix8 --classes $c --steps 750 --ema 0.999 --recon-loss wbce --recon-pos-weight $W --run-name vg-mixwb$W-$c-val --quiet
   $G eval reconstruction --checkpoint runs/vg-mixwb$W-$c-val --data mn5v_photo_val4 --classes $c --out ev/vg-mixwb$W-$c-val_mn5v_photo_val4.json
 done; done
+
+# L-b1 passed: test side for all five photo models, on the 8-view plain + photo-like training renders (session 12's commands)
+$G data render mn5_32.npz --out mn5_photo8 --photo --views 8 --size 128
+$G data merge-pairs mn5_pairs8 mn5_photo8 --out mn5_mix8
+for c in chair table desk bed sofa; do
+  $G train --model vaegan --preset cpu32 --init-from vaegan-mn5-$c --encoder-only --encoder-only-z mean --pairs mn5_mix8 --classes $c --steps 750 --ema 0.999 --recon-loss wbce --recon-pos-weight 4 --run-name mixwb4-$c --quiet
+  $G eval reconstruction --checkpoint runs/mixwb4-$c --data mn5_photo_test4 --classes $c --out ev/mixwb4_${c}_photo4.json
+  $G models package runs/mixwb4-$c --name vaegan-mn5-$c --out stage --command "..." --eval ev/mixwb4_${c}_photo4.json --int8 G E --without D   # the card holds the full command
+done
+PP="bed=vaegan-mn5-bed chair=vaegan-mn5-chair desk=vaegan-mn5-desk sofa=vaegan-mn5-sofa table=vaegan-mn5-table"
+for d in mn5_photo_test4 mn5_pairs4; do GAN3D_MODELS_DIR=stage $G eval reconstruction --data $d --per-class $PP --out ev/mixwb4_packaged_$d.json; done
