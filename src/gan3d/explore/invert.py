@@ -18,9 +18,8 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from typing import Iterator
-
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -189,7 +188,7 @@ def invert_many(
                 k = j * starts + _pick(bi[j * starts : (j + 1) * starts], bl[j * starts : (j + 1) * starts])
                 zs.append(bz[k].numpy().astype(np.float32))
                 ious.append(float(bi[k]))
-    return np.stack(zs) if zs else np.zeros((0, int(G.cfg.z_dim)), np.float32), np.asarray(ious)
+    return np.stack(zs) if zs else np.zeros((0, z_dim), np.float32), np.asarray(ious)
 
 
 def encoder_codes(encoder: str | os.PathLike, pairs: str | os.PathLike, data_path: str | os.PathLike, rows: np.ndarray,
