@@ -24,6 +24,7 @@ from gan3d.eval.registry import (
     mean_and_sd,
     register,
 )
+from gan3d.models.gan import default_blocks
 
 DEFAULT_C_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 INVARIANCES = ("flip", "scale", "morph")
@@ -62,11 +63,6 @@ def _mean_over_copies(features: Callable[[torch.Tensor], torch.Tensor], x: torch
     when ``invariant`` is empty)."""
     copies = invariant_copies(x, invariant)
     return sum(features(c) for c in copies) / len(copies)
-
-
-def default_blocks(n_blocks: int) -> tuple[int, ...]:
-    """The last three hidden blocks of D (fewer when D has fewer): (1, 2, 3) at 64^3, (0, 1, 2) at 32^3."""
-    return tuple(range(max(0, n_blocks - 3), n_blocks))
 
 
 def _block_shapes(cfg) -> list[tuple[int, int]]:
@@ -117,7 +113,6 @@ def extract_features(
     ``invariant``: average these features over the grid and its copies under each named
     transformation (:func:`invariant_copies`), features that vary less under those changes."""
     blocks = _check_blocks(D.cfg, blocks, pool)
-    last = max(blocks)
     D.eval()
     n = len(grids)
     dim = sum(d["dim"] for d in feature_dims(D.cfg, blocks, pool))
@@ -125,13 +120,7 @@ def extract_features(
     it = _progress(_batches_of(grids, batch_size), total=math.ceil(n / batch_size), desc="features", enabled=progress)
 
     def features(x: torch.Tensor) -> torch.Tensor:
-        parts = []
-        for i, block in enumerate(D.blocks[: last + 1]):
-            x = block(x)
-            if i in blocks:
-                parts.append((i, torch.nn.functional.adaptive_max_pool3d(x, pool).flatten(1)))
-        parts.sort(key=lambda p: blocks.index(p[0]))
-        return torch.cat([p for _, p in parts], 1).float()
+        return D.pooled_features(x, blocks, pool).float()
 
     for s, g in it:
         x = torch.from_numpy(np.ascontiguousarray(g)).unsqueeze(1).to(device).float()

@@ -25,6 +25,14 @@ from torch import nn
 
 G_UPSAMPLES = ("transposed", "resize", "resize-last")
 ROTATIONS = 4  # quarter turns about the up axis that D's rotation head tells apart
+CONTRAST_DIMS = (256, 128)  # hidden and output width of D's contrastive projection head
+FEATURE_POOL = 2  # the classification protocol's pooling: each chosen block max-pooled to 2^3
+
+
+def default_blocks(n_blocks: int) -> tuple[int, ...]:
+    """The hidden blocks of D whose responses are features: the last three (fewer when D has fewer),
+    (1, 2, 3) at 64^3, (0, 1, 2) at 32^3."""
+    return tuple(range(max(0, n_blocks - 3), n_blocks))
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,7 @@ class ModelConfig:
     d_norm: str = "batch"  # D's normalisation: "batch" (the paper) or "spectral" (spectral norm, no BatchNorm)
     latent_gaussian: bool = False  # G first maps z ~ N(0, I) to mean + chol @ z (buffers): the fitted prior of the auto-encoder baseline
     rotation_head: bool = False  # D also has a 4-way head that tells which quarter turn about the up axis a shape was given (not in the paper)
+    contrast_head: bool = False  # D also has a projection head on its pooled features for a contrastive task (not in the paper)
     d_channels: tuple[int, ...] = ()  # D's hidden widths in the same order as ``channels``, when D is not G's mirror (empty: the mirror)
     g_upsample: str = "transposed"  # G's stride-2 layers: transposed convolutions (the paper), or "resize" / "resize-last": nearest-neighbour doubling then a 3^3 convolution, in every such layer or the output layer only
 
@@ -85,6 +94,7 @@ class ModelConfig:
             "g_output": self.g_output,
             **({"latent_gaussian": True} if self.latent_gaussian else {}),  # absent from every 3D-GAN's config
             **({"rotation_head": True} if self.rotation_head else {}),  # absent unless trained with --rotation-loss
+            **({"contrast_head": True} if self.contrast_head else {}),  # absent unless trained with --contrastive
             **({"d_channels": list(self.d_channels)} if self.d_channels else {}),  # absent unless trained with --d-width
             **({"g_upsample": self.g_upsample} if self.g_upsample != "transposed" else {}),  # absent unless trained with --g-upsample
         }
@@ -100,6 +110,7 @@ class ModelConfig:
             g_output=str(d.get("g_output", "sigmoid")),
             latent_gaussian=bool(d.get("latent_gaussian", False)),
             rotation_head=bool(d.get("rotation_head", False)),
+            contrast_head=bool(d.get("contrast_head", False)),
             d_channels=tuple(d.get("d_channels", ())),
             g_upsample=str(d.get("g_upsample", "transposed")),
         )
@@ -196,6 +207,26 @@ class Discriminator(nn.Module):
             with torch.random.fork_rng(devices=[]):  # the same with or without the head for the same seed
                 self.rotation = nn.Linear(widths[-1], ROTATIONS)
             nn.init.zeros_(self.rotation.weight), nn.init.zeros_(self.rotation.bias)
+        if cfg.contrast_head:  # drawn inside a forked RNG too, so D's other weights stay those of the same seed
+            dim = sum(widths[1 + b] * FEATURE_POOL**3 for b in default_blocks(len(widths) - 1))
+            with torch.random.fork_rng(devices=[]):
+                self.contrast = nn.Sequential(nn.Linear(dim, CONTRAST_DIMS[0]), nn.ReLU(inplace=True), nn.Linear(*CONTRAST_DIMS))
+
+    def pooled_features(self, x: torch.Tensor, blocks: "tuple[int, ...] | None" = None, pool: int = FEATURE_POOL) -> torch.Tensor:
+        """The classification protocol's features: each chosen hidden block's response (default: the
+        last three, :func:`default_blocks`) max-pooled to ``pool^3``, flattened and concatenated in
+        the order of ``blocks``, (N, sum_b C_b * pool^3)."""
+        blocks = default_blocks(len(self.blocks)) if blocks is None else tuple(blocks)
+        parts = {}
+        for i, block in enumerate(self.blocks[: max(blocks) + 1]):
+            x = block(x)
+            if i in blocks:
+                parts[i] = nn.functional.adaptive_max_pool3d(x, pool).flatten(1)
+        return torch.cat([parts[b] for b in blocks], 1)
+
+    def contrast_embedding(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 128) unit vectors: the projection head (needs ``cfg.contrast_head``) on :meth:`pooled_features`."""
+        return nn.functional.normalize(self.contrast(self.pooled_features(x)), dim=1)
 
     def rotation_logits(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 4) scores of the quarter turns 0..3 (needs ``cfg.rotation_head``)."""

@@ -26,7 +26,7 @@ MAX_WIDTH = 16.0  # --width: at most 16 times the preset's widths (paper64 x 16 
 MAX_RESOLUTION = 256  # --resolution: model grids up to 256^3
 OBJECTIVES = ("gan", "autoencoder")
 AUTOENCODER_FIXED = ("lr_d", "d_gate", "loss", "mode_seeking", "hard_fakes", "instance_noise", "noise_decay_steps", "minibatch_std", "d_norm",
-                     "diffaugment", "diffaugment_translate", "diffaugment_cutout", "diffaugment_scale", "ema", "rotation_loss", "rotation_loss_g", "r1", "fragment_loss", "init_from", "d_width")
+                     "diffaugment", "diffaugment_translate", "diffaugment_cutout", "diffaugment_scale", "ema", "rotation_loss", "rotation_loss_g", "contrastive", "contrastive_temperature", "contrastive_views", "r1", "fragment_loss", "init_from", "d_width")
 """TrainConfig fields that only the 3D-GAN has a use for: refused for --model autoencoder."""
 TENSORBOARD_HELP = "write TensorBoard logs: statistics, sample grids, evaluation metrics"
 KEEP_HELP = ("also keep each snapshot as snapshot_<step>.pt (snapshot.pt is always the latest), so that a "
@@ -68,6 +68,9 @@ class TrainConfig:
     ema: float = field(default=0.0, metadata=opt(EMA_HELP, lo=0, lt=1, group="recipe"))
     rotation_loss: float = field(default=0.0, metadata=opt("weight of D's self-supervised rotation task (Chen et al. 2019): a head of D learns which quarter turn about the up axis a real shape was given; 0 = off (paper)", lo=0, hi=1000, group="recipe"))
     rotation_loss_g: float = field(default=0.2, metadata=opt("weight of the rotation task on G's turned fakes in G's loss (with --rotation-loss)", lo=0, hi=1000, group="recipe"))
+    contrastive: float = field(default=0.0, metadata=opt("weight of D's contrastive task (SimCLR's NT-Xent, as ContraD trains a GAN's D): a projection head on D's pooled classification features learns to match two augmented views of each real shape against the rest of the batch; 0 = off (paper)", lo=0, hi=1000, group="recipe"))
+    contrastive_temperature: float = field(default=0.1, metadata=opt("temperature of the contrastive task's cosine similarities (with --contrastive)", gt=0, hi=10, group="recipe"))
+    contrastive_views: tuple[str, ...] = field(default=("translation", "scale", "morph", "flip"), metadata=opt("the augmentations that make the contrastive task's two views of a real shape (with --contrastive): any of translation, cutout, flip, scale, morph, at the --diffaugment-* sizes", choices=DIFFAUG_OPS, group="recipe"))
     r1: float = field(default=0.0, metadata=opt("weight gamma of the R1 gradient penalty (Mescheder et al. 2018), gamma/2 * E|grad_x D(x)|^2 on the real shapes, in every D update; 0 = off (paper)", lo=0, hi=1e4, group="recipe"))
     fragment_loss: float = field(default=0.0, metadata=opt("weight of a term in G's loss that pushes the voxels of each fake outside its largest 26-connected component below 0.5, against loose fragments; 0 = off (paper)", lo=0, hi=1e4, group="recipe"))
     init_from: str = field(default="", metadata=opt("start G (and its moving average) and D from this trained 3D-GAN: a checkpoint.pt, snapshot.pt or shipped model's name; its architecture is used, the optimizers and the step count start afresh", group="model"))
@@ -104,6 +107,8 @@ class TrainConfig:
             raise OptionError("objective", f"must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         if self.objective == "autoencoder" and self.z_dist != "normal":
             raise OptionError("z_dist", "must be normal for the autoencoder (it samples a Gaussian fitted to its codes)")
+        if self.contrastive > 0 and not self.contrastive_views:
+            raise OptionError("contrastive_views", "needs at least one augmentation with --contrastive: two unaugmented views are the same shape")
 
     def to_dict(self) -> dict[str, Any]:
         return to_plain_dict(self)
@@ -134,7 +139,7 @@ def model_config_for(cfg: TrainConfig) -> ModelConfig:
         mcfg = mcfg.d_scaled(cfg.d_width)
     overrides = {"minibatch_std": cfg.minibatch_std, "d_norm": cfg.d_norm or None, "g_output": cfg.g_output or None,
                  "g_upsample": cfg.g_upsample or None,
-                 "rotation_head": True if cfg.rotation_loss > 0 else None}
+                 "rotation_head": True if cfg.rotation_loss > 0 else None, "contrast_head": True if cfg.contrastive > 0 else None}
     return dataclasses.replace(mcfg, **{k: v for k, v in overrides.items() if v is not None})
 
 

@@ -63,6 +63,7 @@ from gan3d.train.losses import (
     gated_d_update,
     mode_seeking_term,
     noise_std,
+    contrastive_loss,
     rotation_loss,
     straight_through_binarize,
 )
@@ -88,6 +89,7 @@ def gan_step(
     rotation: "tuple[float, float, torch.Tensor, torch.Tensor] | None" = None,
     r1: float = 0.0,
     fragment: float = 0.0,
+    contrast: "tuple[float, float, diffaug.Draw, diffaug.Draw] | None" = None,
 ) -> dict[str, float]:
     """One training step on real shapes (N, 1, R, R, R) and latents (N, z_dim); returns statistics.
 
@@ -112,6 +114,11 @@ def gan_step(
     ``fragment``: weight of :func:`gan3d.train.losses.fragment_term` in G's loss, which pushes the
     voxels of G's output that lie outside its largest connected component below 0.5 (0 = off, the
     paper); the statistic ``fragments`` is the share of filled voxels outside, before the step.
+    ``contrast``: (weight, temperature, draws of view a, draws of view b) of D's contrastive task
+    (:func:`gan3d.train.losses.contrastive_loss`) on two augmented views of the reals as they come,
+    before DiffAugment and noise; like the rotation task it is stepped every time, gate open or shut,
+    and G's loss does not see it. The statistic ``contrast_acc`` is the share of views that found
+    their partner. Single process only.
 
     Data-parallel use: ``G`` and ``D`` wrapped in DistributedDataParallel, ``real`` and ``z`` this
     rank's share of the batch, and ``sum_over_ranks`` a function that sums a small tensor over all
@@ -119,6 +126,10 @@ def gan_step(
     of the whole batch and the same on every rank. The G phase calls the plain D module, so that D's
     gradient reducer takes no part in it.
     """
+    contrast_extra, contrast_acc = None, 0.0
+    if contrast is not None:
+        contrast_extra, contrast_acc = contrastive_loss(D, diffaug.apply(real, contrast[2]), diffaug.apply(real, contrast[3]), contrast[1])
+        contrast_extra = contrast[0] * contrast_extra
     fake = G(z)
     fake_in = straight_through_binarize(fake) if hard_fakes else fake
     if augment is not None:
@@ -130,6 +141,8 @@ def gan_step(
     if rotation is not None:
         extra, rot_acc = rotation_loss(D, real, rotation[2])
         extra = rotation[0] * extra
+    if contrast_extra is not None:
+        extra = contrast_extra if extra is None else extra + contrast_extra
     if noise is not None:
         fake_in = fake_in + noise[1]
     loss_d, acc_real, acc_fake, d_acc, d_updated, r1_value = gated_d_update(
@@ -166,6 +179,7 @@ def gan_step(
         **({} if rotation is None else {"rot_acc": rot_acc}),
         **({} if r1 <= 0 else {"r1": r1_value}),
         **({} if fragment <= 0 else {"fragments": fragment_share}),
+        **({} if contrast is None else {"contrast_acc": contrast_acc}),
     )
 
 
@@ -200,7 +214,8 @@ class GanTask:
             self.init = ckpt.load(cfg.init_from)
             if self.init.get("kind") not in ("train", "snapshot"):
                 raise Gan3dError(f"--init-from needs a 3D-GAN checkpoint or snapshot, not kind {self.init.get('kind')!r}", cfg.init_from)
-            mcfg = dataclasses.replace(ckpt.model_config(self.init, cfg.init_from), rotation_head=cfg.rotation_loss > 0)
+            mcfg = dataclasses.replace(ckpt.model_config(self.init, cfg.init_from), rotation_head=cfg.rotation_loss > 0,
+                                       contrast_head=cfg.contrastive > 0)
         elif cfg.resolution:
             mcfg = with_resolution(mcfg, cfg.resolution)
         self.full = None if cfg.data == "builtin" else load(cfg.data)  # loaded once: training and test views
@@ -220,6 +235,8 @@ class GanTask:
             self.stat_keys, self.digits = (*self.stat_keys, "r1"), (*self.digits, 5)
         if cfg.fragment_loss > 0:  # share of the training G's filled voxels outside its largest component
             self.stat_keys, self.digits = (*self.stat_keys, "fragments"), (*self.digits, 5)
+        if cfg.contrastive > 0:  # share of the contrastive task's views that found their partner
+            self.stat_keys, self.digits = (*self.stat_keys, "contrast_acc"), (*self.digits, 4)
         self.memfmt = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
 
     def label(self) -> str:
@@ -247,13 +264,14 @@ class GanTask:
             ckpt.load_state(self.G_ema, self.init["G_ema"], "generator (moving average)", self.cfg.init_from)
 
     def _load_init(self) -> None:
-        """G and D from ``--init-from`` (D's rotation head, which the checkpoint may lack, kept fresh)."""
+        """G and D from ``--init-from`` (D's rotation and contrastive heads, which the checkpoint may lack, kept fresh)."""
         init, where = self.init, self.cfg.init_from
         ckpt.load_state(self.G, init["G"], "generator", where)
         if "D" not in init:
             raise Gan3dError("--init-from has no discriminator weights (a 3D-GAN's checkpoint or snapshot has)", where)
-        fresh = {k: v for k, v in self.D.state_dict().items() if k.startswith("rotation.")}
-        kept = {k: v for k, v in init["D"].items() if not k.startswith("rotation.")}
+        heads = ("rotation.", "contrast.")
+        fresh = {k: v for k, v in self.D.state_dict().items() if k.startswith(heads)}
+        kept = {k: v for k, v in init["D"].items() if not k.startswith(heads)}
         ckpt.load_state(self.D, {**kept, **fresh}, "discriminator", where)
 
     def load(self, state: dict, path: Path) -> None:
@@ -267,6 +285,8 @@ class GanTask:
     def wrap(self, data_parallel: Callable[[torch.nn.Module], torch.nn.Module]) -> None:
         if self.cfg.rotation_loss > 0:
             raise Gan3dError("--rotation-loss trains in a single process only (not under torchrun)")
+        if self.cfg.contrastive > 0:
+            raise Gan3dError("--contrastive trains in a single process only (not under torchrun)")
         if self.cfg.r1 > 0:  # DistributedDataParallel does not reduce gradients taken by a double backward
             raise Gan3dError("--r1 trains in a single process only (not under torchrun)")
         self.G_step, self.D_step = data_parallel(self.G), data_parallel(self.D)
@@ -320,10 +340,16 @@ class GanTask:
         if cfg.rotation_loss > 0:
             turns = torch.randint(0, 4, (2, cfg.batch_size), generator=step_generator(cfg.seed, step, 8))[:, self.shard]
             rotation = (cfg.rotation_loss, cfg.rotation_loss_g, turns[0], turns[1])
+        contrast = None
+        if cfg.contrastive > 0:
+            gen = step_generator(cfg.seed, step, 9)
+            views = [diffaug.draw(cfg.contrastive_views, cfg.batch_size, self.mcfg.resolution, gen, translate=cfg.diffaugment_translate,
+                                  cutout=cfg.diffaugment_cutout, scale=cfg.diffaugment_scale).rows(self.shard) for _ in range(2)]
+            contrast = (cfg.contrastive, cfg.contrastive_temperature, *views)
         st = gan_step(
             self.G_step, self.D_step, self.opt_g, self.opt_d, real, batch.z.to(device), loss=cfg.loss, d_gate=cfg.d_gate, noise=noise,
             hard_fakes=cfg.hard_fakes, mode_seeking=cfg.mode_seeking, augment=augment, sum_over_ranks=self.sum_over_ranks,
-            rotation=rotation, r1=cfg.r1, fragment=cfg.fragment_loss,
+            rotation=rotation, r1=cfg.r1, fragment=cfg.fragment_loss, contrast=contrast,
         )
         if self.G_ema is not None:
             update_ema(self.G_ema, self.G, ema_decay(cfg.ema, step))

@@ -138,6 +138,20 @@ def rotation_loss(D: torch.nn.Module, x: torch.Tensor, k: torch.Tensor) -> tuple
     return F.cross_entropy(logits, k), (logits.argmax(dim=1) == k).float().mean().item()
 
 
+def contrastive_loss(D: torch.nn.Module, a: torch.Tensor, b: torch.Tensor, temperature: float = 0.1) -> tuple[torch.Tensor, float]:
+    """SimCLR's NT-Xent (Chen et al. 2020) on D's projection head, as ContraD (Jeong and Shin 2021)
+    trains a GAN's D: ``a`` and ``b`` are two augmented views of the same N shapes, embedded in one
+    forward pass (so BatchNorm sees both); each of the 2N embeddings must pick its partner out of the
+    other 2N - 1 by cosine similarity / ``temperature``. Returns (loss, share of the 2N whose nearest
+    other embedding is the partner)."""
+    n = a.shape[0]
+    e = D.contrast_embedding(torch.cat([a, b]))
+    sim = (e @ e.t()) / temperature
+    sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=sim.device), float("-inf"))
+    partner = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(sim.device)
+    return F.cross_entropy(sim, partner), (sim.argmax(dim=1) == partner).float().mean().item()
+
+
 def mode_seeking_term(fake: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """MSGAN's term: 1 / (mean|G(z1) - G(z2)| / mean|z1 - z2| + eps) over the batch split in halves.
     It is large when different latents give the same shape, so minimising it fights mode collapse."""

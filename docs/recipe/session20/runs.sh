@@ -1,0 +1,14 @@
+# session 20 runs (cwd /work/data; one thread per run, two at a time). Data from session18/runs.sh.
+G=/work/main/.venv/bin/gan3d
+export OMP_NUM_THREADS=1
+# rule N: the BCE members' E refitted by J-a, on validation.
+# vg-bce-val is session 14's command again (its run was gone); the BCE children are session 16's command.
+$G train --model vaegan --preset cpu32 --pairs mn5v_pairs8 --steps 1500 --noise-decay-steps 1500 --balance-classes --recon-loss bce --run-name vg-bce-val --quiet
+for c in chair table; do
+  $G train --model vaegan --preset cpu32 --init-from runs/vg-bce-val/snapshot.pt --fresh-d --pairs mn5v_pairs8 --classes $c --recon-loss bce --steps 750 --noise-decay-steps 750 --run-name vg-sepbce-$c-val --quiet
+  $G train --model vaegan --preset cpu32 --init-from runs/vg-sepbce-$c-val/snapshot.pt --encoder-only --encoder-only-z mean --pairs mn5v_pairs8 --classes $c --steps 750 --ema 0.999 --recon-loss wbce --recon-pos-weight 2 --run-name vg-eobce-$c-val --quiet
+done
+
+# rule O: D's contrastive task, continuing the shipped modelnet10 with its own command plus --contrastive 1
+$G data prepare ../shared/data/3dshapenets-chair-30/volumetric_data --out chairs32_r1.npz --resolution 32 --rotations 1
+$G train --preset cpu32 --init-from modelnet10 --data modelnet10_32.npz --diffaugment translation cutout flip --ema 0.999 --instance-noise 0 --r1 0.1 --contrastive 1 --steps 3000 --snapshot-every 500 --keep-snapshots --run-name mn10-con --quiet
