@@ -2,6 +2,8 @@
 the pooled features it reads, the loss, the gated step that still trains it, the task being learned,
 and runs that use it resuming exactly and loading where a D is read."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -17,6 +19,7 @@ from gan3d.train.config import make_config, model_config_for
 from gan3d.train.gan import gan_step
 from gan3d.train.loop import train
 from gan3d.train.losses import contrastive_loss
+from test_rotation import assert_head_leaves_d_alone
 
 CFG = ModelConfig(resolution=16, z_dim=8, channels=(8, 4))
 
@@ -43,13 +46,8 @@ def test_the_head_exists_only_when_asked_and_takes_nothing_from_the_rng():
     assert not any(k.startswith("contrast") for k in Discriminator(CFG).state_dict())
     con = ModelConfig.from_dict({**CFG.to_dict(), "contrast_head": True})
     assert ModelConfig.from_dict(con.to_dict()) == con
-    torch.manual_seed(3)
-    _, d_plain = build(CFG)
-    torch.manual_seed(3)
-    _, d_con = build(con)
-    for k, v in d_plain.state_dict().items():
-        assert torch.equal(v, d_con.state_dict()[k]), k
-    e = d_con.contrast_embedding(torch.rand(5, 1, 16, 16, 16))
+    assert_head_leaves_d_alone(CFG, con)
+    e = Discriminator(con).contrast_embedding(torch.rand(5, 1, 16, 16, 16))
     assert e.shape == (5, 128)
     torch.testing.assert_close(e.norm(dim=1), torch.ones(5))
     assert model_config_for(make_config("tiny", contrastive=1.0)).contrast_head
@@ -69,7 +67,7 @@ def test_the_head_reads_the_classification_features():
 
 def test_the_loss_rewards_matching_partners():
     torch.manual_seed(0)
-    D = Discriminator(dataclass_replace(CFG, contrast_head=True))
+    D = Discriminator(dataclasses.replace(CFG, contrast_head=True))
     a = _shapes(8)
     same, acc_same = contrastive_loss(D, a, a.clone())
     shuffled, acc_shuffled = contrastive_loss(D, a, a[torch.roll(torch.arange(8), 1)])
@@ -77,15 +75,9 @@ def test_the_loss_rewards_matching_partners():
     assert same.item() < shuffled.item()
 
 
-def dataclass_replace(cfg, **kw):
-    import dataclasses
-
-    return dataclasses.replace(cfg, **kw)
-
-
 def test_the_task_is_learned_across_augmented_views():
     torch.manual_seed(0)
-    D = Discriminator(dataclass_replace(CFG, channels=(16, 8), contrast_head=True))
+    D = Discriminator(dataclasses.replace(CFG, channels=(16, 8), contrast_head=True))
     opt = torch.optim.Adam(D.parameters(), 1e-2)
     shapes = _shapes(16)
     gen = torch.Generator().manual_seed(1)
@@ -105,7 +97,7 @@ def test_the_task_is_learned_across_augmented_views():
 
 def test_a_shut_gate_still_trains_the_contrastive_head_but_not_the_score():
     torch.manual_seed(0)
-    G, D = build(dataclass_replace(CFG, contrast_head=True))
+    G, D = build(dataclasses.replace(CFG, contrast_head=True))
     opt_g, opt_d = torch.optim.Adam(G.parameters(), 1e-3), torch.optim.Adam(D.parameters(), 1e-3)
     before = {k: v.detach().clone() for k, v in D.state_dict().items()}
     draws = [diffaug.draw(("translation",), 8, 16, torch.Generator().manual_seed(s)) for s in (1, 2)]

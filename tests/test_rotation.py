@@ -21,6 +21,18 @@ def _no_determinism_leak():
     set_determinism(False)
 
 
+def assert_head_leaves_d_alone(plain, with_head) -> None:
+    """Models built from the same seed for ``plain`` and ``with_head`` (the same config plus one of D's
+    extra heads) share every weight ``plain`` has: the head takes nothing from the RNG, so a random-D
+    baseline is the same network for a run with the head and one without."""
+    torch.manual_seed(3)
+    _, d_plain = build(plain)
+    torch.manual_seed(3)
+    _, d_head = build(with_head)
+    for k, v in d_plain.state_dict().items():
+        assert torch.equal(v, d_head.state_dict()[k]), k
+
+
 def test_a_quarter_turn_moves_voxels_about_the_up_axis_only():
     x = torch.zeros(4, 1, 8, 8, 8)
     x[:, 0, 6, 1, 3] = 1.0  # one voxel at x=6, y=1, z=3
@@ -40,14 +52,7 @@ def test_the_head_exists_only_when_asked_and_old_configs_are_unchanged():
     D = Discriminator(rot)
     assert D.rotation_logits(torch.rand(2, 1, 16, 16, 16)).shape == (2, 4)
     assert ModelConfig.from_dict(rot.to_dict()) == rot
-    # the head takes nothing from the RNG: the same seed gives the same D otherwise (so a random-D
-    # baseline is the same network for a run with the task and one without)
-    torch.manual_seed(3)
-    _, d_plain = build(plain)
-    torch.manual_seed(3)
-    _, d_rot = build(rot)
-    for k, v in d_plain.state_dict().items():
-        assert torch.equal(v, d_rot.state_dict()[k]), k
+    assert_head_leaves_d_alone(plain, rot)
     assert make_config("tiny", rotation_loss=1.0).rotation_loss == 1.0
     from gan3d.train.config import model_config_for
 

@@ -12,3 +12,5 @@ done
 # rule O: D's contrastive task, continuing the shipped modelnet10 with its own command plus --contrastive 1
 $G data prepare ../shared/data/3dshapenets-chair-30/volumetric_data --out chairs32_r1.npz --resolution 32 --rotations 1
 $G train --preset cpu32 --init-from modelnet10 --data modelnet10_32.npz --diffaugment translation cutout flip --ema 0.999 --instance-noise 0 --r1 0.1 --contrastive 1 --steps 3000 --snapshot-every 500 --keep-snapshots --run-name mn10-con --quiet
+# rule O's comparison row, scored on this machine
+$G eval classify --checkpoint modelnet10 --data modelnet10_32.npz --validation 0.2 --shifted reframe erode dilate --also-test chairs32_r1.npz --out ev20/mn10_shipped_val.json
