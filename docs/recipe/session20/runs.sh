@@ -14,3 +14,14 @@ $G data prepare ../shared/data/3dshapenets-chair-30/volumetric_data --out chairs
 $G train --preset cpu32 --init-from modelnet10 --data modelnet10_32.npz --diffaugment translation cutout flip --ema 0.999 --instance-noise 0 --r1 0.1 --contrastive 1 --steps 3000 --snapshot-every 500 --keep-snapshots --run-name mn10-con --quiet
 # rule O's comparison row, scored on this machine
 $G eval classify --checkpoint modelnet10 --data modelnet10_32.npz --validation 0.2 --shifted reframe erode dilate --also-test chairs32_r1.npz --out ev20/mn10_shipped_val.json
+# rule N scored: candidate and control pairs, and the members alone
+for c in chair table; do
+  $G eval reconstruction --checkpoint runs/vg-eowb2-$c-val+runs/vg-eobce-$c-val --data mn5v_pairs4 --classes $c --out ev20/pair_eobce_${c}_val.json
+  $G eval reconstruction --checkpoint runs/vg-eowb2-$c-val+runs/vg-sepbce-$c-val --data mn5v_pairs4 --classes $c --out ev20/pair_sepbce_${c}_val.json
+  $G eval reconstruction --checkpoint runs/vg-eobce-$c-val --data mn5v_pairs4 --classes $c --out ev20/eobce_${c}_val.json
+  $G eval reconstruction --checkpoint runs/vg-sepbce-$c-val --data mn5v_pairs4 --classes $c --out ev20/sepbce_${c}_val.json
+done
+# rule O scored: each kept snapshot of mn10-con on validation
+for s in 000500 001000 001500 002000 002500 003000; do
+  $G eval classify --checkpoint runs/mn10-con/snapshot_$s.pt --data modelnet10_32.npz --validation 0.2 --shifted reframe erode dilate --also-test chairs32_r1.npz --out ev20/mn10_con_${s}_val.json
+done
