@@ -25,3 +25,5 @@ done
 for s in 000500 001000 001500 002000 002500 003000; do
   $G eval classify --checkpoint runs/mn10-con/snapshot_$s.pt --data modelnet10_32.npz --validation 0.2 --shifted reframe erode dilate --also-test chairs32_r1.npz --out ev20/mn10_con_${s}_val.json
 done
+# rule O-b (started beside O and N, three runs on two cores for a while)
+$G train --preset cpu32 --init-from modelnet10 --data modelnet10_32.npz --diffaugment translation cutout flip --ema 0.999 --instance-noise 0 --r1 0.1 --contrastive 4 --lr-d 0.0003 --steps 2000 --snapshot-every 500 --keep-snapshots --run-name mn10-con4 --quiet

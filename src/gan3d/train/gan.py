@@ -58,12 +58,12 @@ from gan3d.train.batching import (
 )
 from gan3d.train.config import TrainConfig, model_config_for
 from gan3d.train.losses import (
+    contrastive_loss,
     fragment_term,
     g_loss,
     gated_d_update,
     mode_seeking_term,
     noise_std,
-    contrastive_loss,
     rotation_loss,
     straight_through_binarize,
 )
