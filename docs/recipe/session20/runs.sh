@@ -27,3 +27,7 @@ for s in 000500 001000 001500 002000 002500 003000; do
 done
 # rule O-b (started beside O and N, three runs on two cores for a while)
 $G train --preset cpu32 --init-from modelnet10 --data modelnet10_32.npz --diffaugment translation cutout flip --ema 0.999 --instance-noise 0 --r1 0.1 --contrastive 4 --lr-d 0.0003 --steps 2000 --snapshot-every 500 --keep-snapshots --run-name mn10-con4 --quiet
+# rule N passed: its test-side runs, from the shipped BCE members
+for c in chair table desk; do
+  $G train --model vaegan --preset cpu32 --init-from vaegan-mn5-renders-$c-bce --encoder-only --encoder-only-z mean --pairs mn5_pairs8 --classes $c --steps 750 --ema 0.999 --recon-loss wbce --recon-pos-weight 2 --run-name eobce-$c --quiet
+done
