@@ -31,3 +31,7 @@ $G train --preset cpu32 --init-from modelnet10 --data modelnet10_32.npz --diffau
 for c in chair table desk; do
   $G train --model vaegan --preset cpu32 --init-from vaegan-mn5-renders-$c-bce --encoder-only --encoder-only-z mean --pairs mn5_pairs8 --classes $c --steps 750 --ema 0.999 --recon-loss wbce --recon-pos-weight 2 --run-name eobce-$c --quiet
 done
+# mn10-con4 stopped after its +1,500 snapshot (time); rule O-b passed at +1,000; that snapshot scored once on test, then packaged
+$G eval classify --checkpoint runs/mn10-con4/snapshot_001000.pt --data modelnet10_32.npz --shifted reframe erode dilate --also-test chairs32_r1.npz --out ev20/mn10_con4_001000_test.json
+$G eval classify --checkpoint runs/mn10-con4/snapshot_001000.pt --data modelnet10_32.npz --shifted reframe erode dilate --also-test chairs32_r1.npz --repeats 5 --out ev20/mn10_con4_001000_test_repeats5.json
+$G eval generation --checkpoint runs/mn10-con4/snapshot_001000.pt --data modelnet10_32.npz --n-samples 100 --distances iou --out ev20/mn10_con4_001000_gen.json
