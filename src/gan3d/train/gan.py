@@ -328,24 +328,14 @@ class GanTask:
         noise = None
         if batch.noise is not None:
             noise = tuple(n.to(device).contiguous(memory_format=self.memfmt) for n in batch.noise)
-        augment = None
-        if cfg.diffaugment:
-            gen = step_generator(cfg.seed, step, 7)
-            augment = tuple(
-                diffaug.draw(cfg.diffaugment, cfg.batch_size, self.mcfg.resolution, gen, translate=cfg.diffaugment_translate,
-                             cutout=cfg.diffaugment_cutout, scale=cfg.diffaugment_scale).rows(self.shard)
-                for _ in range(2)
-            )
+        augment = self._draw_pair(cfg.diffaugment, step, 7) if cfg.diffaugment else None
         rotation = None
         if cfg.rotation_loss > 0:
             turns = torch.randint(0, 4, (2, cfg.batch_size), generator=step_generator(cfg.seed, step, 8))[:, self.shard]
             rotation = (cfg.rotation_loss, cfg.rotation_loss_g, turns[0], turns[1])
         contrast = None
         if cfg.contrastive > 0:
-            gen = step_generator(cfg.seed, step, 9)
-            views = [diffaug.draw(cfg.contrastive_views, cfg.batch_size, self.mcfg.resolution, gen, translate=cfg.diffaugment_translate,
-                                  cutout=cfg.diffaugment_cutout, scale=cfg.diffaugment_scale).rows(self.shard) for _ in range(2)]
-            contrast = (cfg.contrastive, cfg.contrastive_temperature, *views)
+            contrast = (cfg.contrastive, cfg.contrastive_temperature, *self._draw_pair(cfg.contrastive_views, step, 9))
         st = gan_step(
             self.G_step, self.D_step, self.opt_g, self.opt_d, real, batch.z.to(device), loss=cfg.loss, d_gate=cfg.d_gate, noise=noise,
             hard_fakes=cfg.hard_fakes, mode_seeking=cfg.mode_seeking, augment=augment, sum_over_ranks=self.sum_over_ranks,
@@ -356,6 +346,17 @@ class GanTask:
         st["d_updated"] = float(st["d_updated"])
         st["real_occupancy"] = float(batch.real.mean())
         return st, batch.epoch
+
+    def _draw_pair(self, ops: tuple[str, ...], step: int, stream: int) -> "tuple[diffaug.Draw, diffaug.Draw]":
+        """Two batches' draws of the augmentations ``ops`` at the ``--diffaugment-*`` sizes, from step
+        ``step``'s generator ``stream``, this process's rows: (reals, fakes) for DiffAugment, the two
+        views for the contrastive task."""
+        cfg, gen = self.cfg, step_generator(self.cfg.seed, step, stream)
+        return tuple(
+            diffaug.draw(ops, cfg.batch_size, self.mcfg.resolution, gen, translate=cfg.diffaugment_translate,
+                         cutout=cfg.diffaugment_cutout, scale=cfg.diffaugment_scale).rows(self.shard)
+            for _ in range(2)
+        )
 
     def summarize(self, window: list[dict], step: int, samples_per_s: float) -> dict:
         """The statistics line's values: means over the steps since the last line."""
