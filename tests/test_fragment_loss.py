@@ -4,13 +4,14 @@ and resume exactly."""
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from gan3d.cli import main
 from gan3d.runtime import set_determinism
 from gan3d.train.losses import fragment_term
-from gan3d.voxels import largest_component_batch
+from gan3d.voxels import fragment_masks, largest_component_batch
 
 
 @pytest.fixture(autouse=True)
@@ -80,4 +81,57 @@ def test_bad_fragment_loss_is_one_line_and_writes_nothing(tmp_path, capsys, argv
     rc = main(["train", "--preset", "tiny", "--steps", "1", *argv, "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "--fragment-loss" in err and "\n" not in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+
+
+def _near_and_far():
+    """The block of ``_two_pieces``, its far speck, and a near 2x2x1 piece two empty voxels above the block."""
+    x = _two_pieces()
+    x[0, 0, 2:4, 2:4, 8] = 0.8
+    return x
+
+
+def test_join_bridges_the_near_piece_and_drops_the_far_one():
+    filled = (_near_and_far() >= 0.5)[:, 0].numpy()
+    outside, drop, bridge = fragment_masks(filled, join=2)
+    assert outside.sum() == 8  # both pieces are outside, whatever is done to them
+    far = np.zeros_like(drop)
+    far[0, 10:12, 10:12, 8] = True
+    assert (drop == far).all()
+    assert sorted(map(tuple, np.argwhere(bridge[0]))) == [(2, 2, 6), (2, 2, 7)]  # the gap on the line to the block
+    # one empty voxel fewer allowed: the near piece is too far to join, and is dropped with the other
+    outside1, drop1, bridge1 = fragment_masks(filled, join=1)
+    assert (drop1 == outside1).all() and not bridge1.any()
+    # join 0 is the plain fragment term
+    _, drop0, bridge0 = fragment_masks(filled, join=0)
+    assert (drop0 == outside).all() and not bridge0.any()
+
+
+def test_descent_on_the_join_term_makes_one_piece_and_keeps_the_near_one():
+    logits = torch.logit(_near_and_far()).requires_grad_(True)
+    opt = torch.optim.SGD([logits], lr=200.0)
+    for _ in range(30):
+        opt.zero_grad()
+        fragment_term(torch.sigmoid(logits), join=2)[0].backward()
+        opt.step()
+    p = torch.sigmoid(logits.detach())
+    assert fragment_term(p, join=2)[1] == 0.0  # one piece
+    assert (p[0, 0, 2:4, 2:4, 8] > 0.5).all() and (p[0, 0, 2, 2, 6:8] > 0.5).all()  # joined, not dropped
+    assert (p[0, 0, 10:12, 10:12, 8] < 0.5).all()  # the far speck dropped
+    assert (p[0, 0, 2:6, 2:6, 2:6] == pytest.approx(0.9))
+
+
+def test_a_run_that_joins_resumes_exactly(tmp_path, tiny_gan_runs):
+    a, _ = tiny_gan_runs.resume_matches(tmp_path, fragment_loss=5.0, fragment_join=2)
+    assert json.loads((a.run_dir / "config.json").read_text())["train"]["fragment_join"] == 2
+
+
+@pytest.mark.parametrize("argv", [
+    ["--fragment-join", "2"],
+    ["--fragment-loss", "1", "--fragment-join", "-1"],
+])
+def test_bad_fragment_join_is_one_line_and_writes_nothing(tmp_path, capsys, argv):
+    rc = main(["train", "--preset", "tiny", "--steps", "1", *argv, "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "--fragment-join" in err and "\n" not in err and "Traceback" not in err
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())

@@ -173,6 +173,48 @@ def largest_component_batch(grids: np.ndarray, *, connectivity: int = 26) -> np.
     return out.reshape(shape)
 
 
+def fragment_masks(filled: np.ndarray, join: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What the fragment term acts on, for a batch of bool grids ``(N, R, R, R)``: (outside, drop,
+    bridge), ``outside`` being every filled voxel outside the largest component.
+
+    Every piece outside a grid's largest 26-connected component is either dropped or joined. With
+    ``join`` = 0 all are dropped (``drop`` holds their voxels, ``bridge`` is empty). With ``join`` =
+    k > 0, a piece whose nearest voxel is separated from the largest component by at most k empty
+    voxels (Euclidean distance <= k + 1) is joined instead: ``bridge`` holds the empty voxels on the
+    straight line from that nearest voxel to the nearest voxel of the largest component; pieces
+    farther away are dropped. Ties and the component order are those of :func:`largest_component`."""
+    from scipy import ndimage
+
+    g = np.asarray(filled, dtype=bool)
+    outside, drop, bridge = np.zeros_like(g), np.zeros_like(g), np.zeros_like(g)
+    structure = ndimage.generate_binary_structure(3, 3)
+    for i in range(g.shape[0]):
+        labels, n = ndimage.label(g[i], structure=structure)
+        if n <= 1:
+            continue
+        counts = np.bincount(labels.ravel(), minlength=n + 1)
+        counts[0] = 0
+        keep = int(np.argmax(counts))
+        outside[i] = (labels != keep) & (labels > 0)
+        if join <= 0:
+            drop[i] = outside[i]
+            continue
+        dist, nearest = ndimage.distance_transform_edt(labels != keep, return_indices=True)
+        for piece in range(1, n + 1):
+            if piece == keep:
+                continue
+            where = np.flatnonzero((labels == piece).ravel())
+            p = np.unravel_index(where[np.argmin(dist.ravel()[where])], labels.shape)
+            if dist[p] > join + 1:
+                drop[i] |= labels == piece
+                continue
+            q = nearest[(slice(None), *p)]
+            line = np.rint(np.linspace(p, q, int(np.ceil(2 * dist[p])) + 2)).astype(np.int64)
+            bridge[i][tuple(line.T)] = True
+        bridge[i] &= ~g[i]
+    return outside, drop, bridge
+
+
 SMALL = 0.25  # a reconstruction with under this share of its class's typical filled voxels counts as "small"
 
 

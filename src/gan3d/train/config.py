@@ -26,7 +26,7 @@ MAX_WIDTH = 16.0  # --width: at most 16 times the preset's widths (paper64 x 16 
 MAX_RESOLUTION = 256  # --resolution: model grids up to 256^3
 OBJECTIVES = ("gan", "autoencoder")
 AUTOENCODER_FIXED = ("lr_d", "d_gate", "loss", "mode_seeking", "hard_fakes", "instance_noise", "noise_decay_steps", "minibatch_std", "d_norm",
-                     "diffaugment", "diffaugment_translate", "diffaugment_cutout", "diffaugment_scale", "ema", "rotation_loss", "rotation_loss_g", "contrastive", "contrastive_temperature", "contrastive_views", "r1", "fragment_loss", "init_from", "d_width")
+                     "diffaugment", "diffaugment_translate", "diffaugment_cutout", "diffaugment_scale", "ema", "rotation_loss", "rotation_loss_g", "contrastive", "contrastive_temperature", "contrastive_views", "r1", "fragment_loss", "fragment_join", "init_from", "d_width")
 """TrainConfig fields that only the 3D-GAN has a use for: refused for --model autoencoder."""
 TENSORBOARD_HELP = "write TensorBoard logs: statistics, sample grids, evaluation metrics"
 KEEP_HELP = ("also keep each snapshot as snapshot_<step>.pt (snapshot.pt is always the latest), so that a "
@@ -73,6 +73,7 @@ class TrainConfig:
     contrastive_views: tuple[str, ...] = field(default=("translation", "scale", "morph", "flip"), metadata=opt("the augmentations that make the contrastive task's two views of a real shape (with --contrastive): any of translation, cutout, flip, scale, morph, at the --diffaugment-* sizes", choices=DIFFAUG_OPS, group="recipe"))
     r1: float = field(default=0.0, metadata=opt("weight gamma of the R1 gradient penalty (Mescheder et al. 2018), gamma/2 * E|grad_x D(x)|^2 on the real shapes, in every D update; 0 = off (paper)", lo=0, hi=1e4, group="recipe"))
     fragment_loss: float = field(default=0.0, metadata=opt("weight of a term in G's loss that pushes the voxels of each fake outside its largest 26-connected component below 0.5, against loose fragments; 0 = off (paper)", lo=0, hi=1e4, group="recipe"))
+    fragment_join: int = field(default=0, metadata=opt("with --fragment-loss: a piece at most this many empty voxels from the largest component is joined to it instead (the empty voxels on the straight line across the gap pushed above 0.5); farther pieces are pushed below as before; 0 = every piece pushed below", lo=0, hi=MAX_RESOLUTION, group="recipe"))
     init_from: str = field(default="", metadata=opt("start G (and its moving average) and D from this trained 3D-GAN: a checkpoint.pt, snapshot.pt or shipped model's name; its architecture is used, the optimizers and the step count start afresh", group="model"))
     width: float = field(default=1.0, metadata=opt("multiply every hidden width of the preset", gt=0, hi=MAX_WIDTH, group="model"))
     d_width: float = field(default=1.0, metadata=opt("multiply D's hidden widths alone (after --width): a wider D beside a small G; 1 = D mirrors G (paper)", gt=0, hi=MAX_WIDTH, group="model"))
@@ -107,6 +108,8 @@ class TrainConfig:
             raise OptionError("objective", f"must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         if self.objective == "autoencoder" and self.z_dist != "normal":
             raise OptionError("z_dist", "must be normal for the autoencoder (it samples a Gaussian fitted to its codes)")
+        if self.fragment_join and not self.fragment_loss:
+            raise OptionError("fragment_join", "applies with --fragment-loss only")
         if self.contrastive > 0 and not self.contrastive_views:
             raise OptionError("contrastive_views", "needs at least one augmentation with --contrastive: two unaugmented views are the same shape")
 

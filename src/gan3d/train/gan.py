@@ -89,6 +89,7 @@ def gan_step(
     rotation: "tuple[float, float, torch.Tensor, torch.Tensor] | None" = None,
     r1: float = 0.0,
     fragment: float = 0.0,
+    fragment_join: int = 0,
     contrast: "tuple[float, float, diffaug.Draw, diffaug.Draw] | None" = None,
 ) -> dict[str, float]:
     """One training step on real shapes (N, 1, R, R, R) and latents (N, z_dim); returns statistics.
@@ -113,7 +114,8 @@ def gan_step(
     steps whose gate was shut. Single process only.
     ``fragment``: weight of :func:`gan3d.train.losses.fragment_term` in G's loss, which pushes the
     voxels of G's output that lie outside its largest connected component below 0.5 (0 = off, the
-    paper); the statistic ``fragments`` is the share of filled voxels outside, before the step.
+    paper), or joins the pieces within ``fragment_join`` empty voxels of it; the statistic
+    ``fragments`` is the share of filled voxels outside, before the step.
     ``contrast``: (weight, temperature, draws of view a, draws of view b) of D's contrastive task
     (:func:`gan3d.train.losses.contrastive_loss`) on two augmented views of the reals as they come,
     before DiffAugment and noise; like the rotation task it is stepped every time, gate open or shut,
@@ -159,7 +161,7 @@ def gan_step(
         if rotation is not None and rotation[1] > 0:
             loss_g = loss_g + rotation[1] * rotation_loss(D_plain, fake_clean, rotation[3])[0]
         if fragment > 0:
-            term, fragment_share = fragment_term(fake)
+            term, fragment_share = fragment_term(fake, fragment_join)
             loss_g = loss_g + fragment * term
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
@@ -339,7 +341,7 @@ class GanTask:
         st = gan_step(
             self.G_step, self.D_step, self.opt_g, self.opt_d, real, batch.z.to(device), loss=cfg.loss, d_gate=cfg.d_gate, noise=noise,
             hard_fakes=cfg.hard_fakes, mode_seeking=cfg.mode_seeking, augment=augment, sum_over_ranks=self.sum_over_ranks,
-            rotation=rotation, r1=cfg.r1, fragment=cfg.fragment_loss, contrast=contrast,
+            rotation=rotation, r1=cfg.r1, fragment=cfg.fragment_loss, fragment_join=cfg.fragment_join, contrast=contrast,
         )
         if self.G_ema is not None:
             update_ema(self.G_ema, self.G, ema_decay(cfg.ema, step))

@@ -162,29 +162,31 @@ def mode_seeking_term(fake: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) ->
     return 1.0 / (ratio + eps)
 
 
-def fragment_term(fake: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """G's loss on its own loose fragments: (term, share of filled voxels outside the largest component).
+def fragment_term(fake: torch.Tensor, join: int = 0) -> tuple[torch.Tensor, float]:
+    """G's loss on its own loose pieces: (term, share of filled voxels outside the largest component).
 
     Each fake (N, 1, R, R, R) is thresholded at 0.5 and cut into 26-connected components, as sampling
-    cuts it (:func:`gan3d.voxels.largest_component_batch`). Every filled voxel outside the largest
-    component is pushed below 0.5 by a binary cross-entropy towards empty, ``-log(1 - p)``, summed per
-    shape and divided by the shape's filled-voxel count; the term is the mean over the batch. The
-    mask is fixed (no gradient through the labelling), so the term only ever lowers fragment voxels,
-    and it vanishes once a shape is one piece. The share is the fragment statistic that
-    ``eval generation`` reports, on this batch's training G.
+    cuts it (:func:`gan3d.voxels.largest_component_batch`). With ``join`` = 0, every filled voxel
+    outside the largest component is pushed below 0.5 by a binary cross-entropy towards empty,
+    ``-log(1 - p)``. With ``join`` = k > 0, a piece at most k empty voxels from the largest component
+    is joined to it instead: the empty voxels on the straight line across the gap are pushed above
+    0.5, ``-log p``; farther pieces are pushed below as before (:func:`gan3d.voxels.fragment_masks`).
+    Each shape's sum is divided by its filled-voxel count; the term is the mean over the batch. The
+    masks are fixed (no gradient through the labelling), and the term vanishes once a shape is one
+    piece. The share is the fragment statistic that ``eval generation`` reports, on this batch's
+    training G.
     """
-    from gan3d.voxels import largest_component_batch
+    from gan3d.voxels import fragment_masks
 
     with torch.no_grad():
         filled = fake.detach() >= 0.5
-        keep = torch.from_numpy(largest_component_batch(filled.float().cpu().numpy())).to(fake.device)
-        outside = filled & ~keep
+        outside, drop, bridge = (torch.from_numpy(m).unsqueeze(1).to(fake.device) for m in fragment_masks(filled[:, 0].cpu().numpy(), join))
         n_filled = filled.flatten(1).sum(1).clamp(min=1)
         share = float((outside.flatten(1).sum(1) / n_filled).mean())
-    if not bool(outside.any()):
+    if not bool(drop.any() or bridge.any()):
         return fake.sum() * 0.0, share  # zero, and still part of the graph
-    per_voxel = -torch.log1p(-fake.clamp(max=1 - _EPS))
-    term = (per_voxel * outside).flatten(1).sum(1) / n_filled
+    per_voxel = -torch.log1p(-fake.clamp(max=1 - _EPS)) * drop - torch.log(fake.clamp(min=_EPS)) * bridge
+    term = per_voxel.flatten(1).sum(1) / n_filled
     return term.mean(), share
 
 
