@@ -4,3 +4,5 @@ export OMP_NUM_THREADS=1
 # rule P on validation: chair on one thread, table on the other (C=chair or table)
 $G train --model vaegan --preset cpu32 --init-from runs/vg-bal8-val/snapshot.pt --pairs mn5v_pairs8 --classes $C --steps 750 --noise-decay-steps 750 --ema 0.999 --recon-loss wbce --recon-pos-weight 2 --run-name vg-sepwb-$C-val --quiet
 $G train --model vaegan --preset cpu32 --init-from runs/vg-sepwb-$C-val/snapshot.pt --encoder-only --encoder-only-z mean --pairs mn5v_pairs8 --classes $C --steps 750 --ema 0.999 --recon-loss wbce --recon-pos-weight 2 --run-name vg-eowbwb-$C-val --quiet
+# rule Q: the shipped chair continued with the join term (a third process beside rule P's two for a while)
+$G train --preset cpu32 --init-from chair --data chairs32_r1.npz --ema 0.999 --instance-noise 0 --r1 0.1 --fragment-loss 0.3 --fragment-join 3 --steps 6000 --eval-every 1000 --eval-samples 100 --snapshot-every 1000 --keep-snapshots --run-name chair-join --quiet
