@@ -150,13 +150,19 @@ def largest_component(grid: np.ndarray, *, connectivity: int = 26) -> np.ndarray
         structure = ndimage.generate_binary_structure(3, 1)
     else:
         raise ValueError(f"connectivity must be 6 or 26, got {connectivity!r}")
+    labels, n, keep = _pieces(filled, structure)
+    return filled if n <= 1 else labels == keep
+
+
+def _pieces(filled: np.ndarray, structure: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """(labels, number of pieces, label of the largest): ties go to the lowest label, the piece whose
+    first voxel comes first in C order."""
+    from scipy import ndimage
+
     labels, n = ndimage.label(filled, structure=structure)
-    if n <= 1:
-        return filled
     counts = np.bincount(labels.ravel(), minlength=n + 1)
     counts[0] = 0
-    keep = int(np.argmax(counts))  # argmax returns the first (lowest) label among ties
-    return labels == keep
+    return labels, n, int(np.argmax(counts))  # argmax returns the first (lowest) label among ties
 
 
 def largest_component_batch(grids: np.ndarray, *, connectivity: int = 26) -> np.ndarray:
@@ -189,12 +195,9 @@ def fragment_masks(filled: np.ndarray, join: int = 0) -> tuple[np.ndarray, np.nd
     outside, drop, bridge = np.zeros_like(g), np.zeros_like(g), np.zeros_like(g)
     structure = ndimage.generate_binary_structure(3, 3)
     for i in range(g.shape[0]):
-        labels, n = ndimage.label(g[i], structure=structure)
+        labels, n, keep = _pieces(g[i], structure)
         if n <= 1:
             continue
-        counts = np.bincount(labels.ravel(), minlength=n + 1)
-        counts[0] = 0
-        keep = int(np.argmax(counts))
         outside[i] = (labels != keep) & (labels > 0)
         if join <= 0:
             drop[i] = outside[i]
