@@ -21,3 +21,4 @@ $G eval generation --checkpoint chair --data chairs32_r1.npz --seeds 0-99 --late
 $G train --preset cpu32 --init-from chair --data chairs32_r1.npz --ema 0.999 --instance-noise 0 --r1 0.1 --fragment-loss 3 --fragment-join 3 --steps 6000 --eval-every 1000 --eval-samples 100 --snapshot-every 1000 --keep-snapshots --run-name chair-join3 --quiet
 # rules Q, Q-b, Q-c scored at +3,000 (S=chair-join, chair-join1, chair-join3)
 $G eval generation --checkpoint runs/$S/snapshot_003000.pt --data chairs32_r1.npz --seeds 0-99 --latent-sets 4 --distances iou --no-context --out $E/${S}_003000_sets4.json
+# Q-b and Q-c were stopped after their +3,000 snapshots (the step the rules fixed)
