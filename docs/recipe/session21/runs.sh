@@ -22,3 +22,7 @@ $G train --preset cpu32 --init-from chair --data chairs32_r1.npz --ema 0.999 --i
 # rules Q, Q-b, Q-c scored at +3,000 (S=chair-join, chair-join1, chair-join3)
 $G eval generation --checkpoint runs/$S/snapshot_003000.pt --data chairs32_r1.npz --seeds 0-99 --latent-sets 4 --distances iou --no-context --out $E/${S}_003000_sets4.json
 # Q-b and Q-c were stopped after their +3,000 snapshots (the step the rules fixed)
+# a record after rule P's verdict: the BCE and weighted-BCE members as a pair, on validation
+for c in chair table; do
+  $G eval reconstruction --checkpoint runs/vg-eobce-$c-val+runs/vg-eowbwb-$c-val --data mn5v_pairs4 --classes $c --out $E/pair_bce_wbce_${c}_val.json
+done
