@@ -206,10 +206,11 @@ def fragment_masks(filled: np.ndarray, join: int = 0) -> tuple[np.ndarray, np.nd
         for piece in range(1, n + 1):
             if piece == keep:
                 continue
-            where = np.flatnonzero((labels == piece).ravel())
+            mask = labels == piece
+            where = np.flatnonzero(mask.ravel())
             p = np.unravel_index(where[np.argmin(dist.ravel()[where])], labels.shape)
             if dist[p] > join + 1:
-                drop[i] |= labels == piece
+                drop[i] |= mask
                 continue
             q = nearest[(slice(None), *p)]
             line = np.rint(np.linspace(p, q, int(np.ceil(2 * dist[p])) + 2)).astype(np.int64)
