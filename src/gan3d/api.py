@@ -234,6 +234,7 @@ def reconstruct(
     images: Any,
     *,
     samples: int = 1,
+    prior_weight: float = 0.0,
     keep_all: bool = False,
     threshold: float = THRESHOLD,
     occupancy: bool = False,
@@ -245,11 +246,13 @@ def reconstruct(
     (H, W, 3) or (H, W, 4), uint8 or float in [0, 1], are resized and centre-cropped as in training
     (:func:`gan3d.data.images.prepare_image`); a float (3, S, S) array at the encoder's size S is taken
     as it is. ``samples``: 1 uses G(mu); K > 1 averages K draws of z (seeded, reproducible).
+    ``prior_weight`` L in [0, 1]: blend with the model's prior shape, ``(1 - L) * occupancy + L * P``
+    (:func:`gan3d.reconstruct.prior_occupancy`; for photographs the encoder reads poorly).
     Thresholding and ``keep_all`` as in :func:`sample`; ``occupancy=True`` returns float32 occupancy.
     A list of models averages their occupancies (as ``gan3d reconstruct --checkpoint A+B``); they must
     read one image size and make one resolution.
     """
-    from gan3d.reconstruct import check_averageable, reconstruct_averaged
+    from gan3d.reconstruct import check_averageable, check_prior_weight, reconstruct_averaged
     from gan3d.sampling import postprocess
 
     models = list(model) if isinstance(model, (list, tuple)) else [model]
@@ -261,7 +264,8 @@ def reconstruct(
     check_averageable([(m.image_size, m.resolution, m.path) for m in models])
     if int(samples) < 1:
         raise Gan3dError(f"samples must be at least 1, got {samples}")
+    prior_weight = check_prior_weight(prior_weight)
     arrays = _prepared(images, models[0].image_size)
     nets = [(m.E, m.G) for m in models]  # each on its own device
-    occ = np.stack([reconstruct_averaged(nets, a, samples=int(samples))[0] for a in arrays]).astype(np.float32)
+    occ = np.stack([reconstruct_averaged(nets, a, samples=int(samples), prior_weight=prior_weight)[0] for a in arrays]).astype(np.float32)
     return occ if occupancy else postprocess(occ, keep_all=keep_all, threshold=threshold)

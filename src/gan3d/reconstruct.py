@@ -3,7 +3,10 @@
 Each image is read by :func:`gan3d.imaging.prepare_image` at the encoder's input size; the encoder
 gives the mean and log-variance of a Gaussian over z. With ``samples=1`` the shape is ``G(mu)``;
 with ``samples=K`` it is the mean of the K occupancy grids ``G(mu + sigma * eps_k)`` (``eps_k``
-seeded by k, so the result is reproducible). The grid is thresholded and, unless ``keep_all``, cut
+seeded by k, so the result is reproducible). With ``prior_weight=L`` > 0 that occupancy is blended with
+the model's own prior shape, ``(1 - L) * occupancy + L * P`` (:func:`prior_occupancy`): where E cannot
+read the image (a photograph unlike the training renders), the blend leans on what the model's shapes
+share instead of one confidently wrong shape. The grid is thresholded and, unless ``keep_all``, cut
 to its largest connected component (:func:`gan3d.sampling.postprocess`).
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys as _sys
+import weakref
 from pathlib import Path
 from typing import Sequence
 
@@ -83,32 +87,70 @@ def check_averageable(models: Sequence[tuple[int, int, str | os.PathLike]]) -> N
                              f"{size0} px and {res0}^3", path)
 
 
-def posterior_occupancy(E: ImageEncoder, G: Generator, images: torch.Tensor, samples: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+PRIOR_SEEDS = 64  # prior latents whose mean shape is the model's prior shape (--prior-weight)
+_PRIORS: "weakref.WeakKeyDictionary[Generator, tuple[int, torch.Tensor]]" = weakref.WeakKeyDictionary()
+
+
+def check_prior_weight(prior_weight: float) -> float:
+    """``prior_weight`` as a float in [0, 1], else a Gan3dError naming ``--prior-weight``."""
+    w = float(prior_weight)
+    if not 0.0 <= w <= 1.0:
+        raise Gan3dError(f"--prior-weight must be between 0 and 1, got {prior_weight}")
+    return w
+
+
+@torch.no_grad()
+def prior_occupancy(G: Generator) -> torch.Tensor:
+    """The model's prior shape, float (1, 1, R, R, R) on G's device: the mean of ``G(z)`` over the N(0, I)
+    latents of seeds 0..PRIOR_SEEDS-1 (what the model's shapes share; for a one-class model, its class's
+    typical shape as G draws it). Kept per G while its weights are unchanged (their in-place version)."""
+    from gan3d.runtime import latents
+
+    version = sum(p._version for p in G.parameters())
+    kept = _PRIORS.get(G)
+    if kept is not None and kept[0] == version:
+        return kept[1]
+    device = next(G.parameters()).device
+    prior = G(latents(list(range(PRIOR_SEEDS)), G.cfg.z_dim, "normal").to(device)).mean(0, keepdim=True)
+    _PRIORS[G] = (version, prior)
+    return prior
+
+
+def posterior_occupancy(
+    E: ImageEncoder, G: Generator, images: torch.Tensor, samples: int = 1, prior_weight: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(occupancy (N, 1, R, R, R), mu, logvar) for a batch of images: ``G(mu)`` with ``samples == 1``, else
     the mean of ``G(mu + sigma * eps_k)`` over K = ``samples`` draws ``eps_k`` from a generator seeded 0 (the
-    same draws for every image, so a batch gives what each image gives alone)."""
+    same draws for every image, so a batch gives what each image gives alone). ``prior_weight`` L > 0:
+    that occupancy times (1 - L) plus L times :func:`prior_occupancy`."""
     mu, logvar = E(images)
     if samples == 1:
-        return G(mu), mu, logvar
-    eps = torch.randn(int(samples), mu.shape[1], generator=torch.Generator().manual_seed(0)).to(mu.device)
-    z = mu[:, None] + torch.exp(0.5 * logvar)[:, None] * eps[None]  # (N, K, z)
-    occ = G(z.reshape(-1, z.shape[-1]))
-    return occ.reshape(mu.shape[0], int(samples), *occ.shape[1:]).mean(1), mu, logvar
+        occ = G(mu)
+    else:
+        eps = torch.randn(int(samples), mu.shape[1], generator=torch.Generator().manual_seed(0)).to(mu.device)
+        z = mu[:, None] + torch.exp(0.5 * logvar)[:, None] * eps[None]  # (N, K, z)
+        occ = G(z.reshape(-1, z.shape[-1]))
+        occ = occ.reshape(mu.shape[0], int(samples), *occ.shape[1:]).mean(1)
+    if prior_weight:
+        occ = (1.0 - prior_weight) * occ + prior_weight * prior_occupancy(G).to(occ.dtype)
+    return occ, mu, logvar
 
 
-def average_occupancy(models: Sequence[tuple], images: torch.Tensor, *, samples: int = 1) -> torch.Tensor:
+def average_occupancy(models: Sequence[tuple], images: torch.Tensor, *, samples: int = 1, prior_weight: float = 0.0) -> torch.Tensor:
     """:func:`posterior_occupancy` of a batch of images, averaged over ``models`` (``(E, G, ...)`` tuples,
     their images at one size): what ``A+B`` scores."""
-    return torch.stack([posterior_occupancy(E, G, images, samples)[0] for E, G, *_ in models]).mean(0)
+    return torch.stack([posterior_occupancy(E, G, images, samples, prior_weight)[0] for E, G, *_ in models]).mean(0)
 
 
 def reconstruct_averaged(
-    models: Sequence[tuple], image: np.ndarray, *, samples: int = 1, device: torch.device | str | None = None
+    models: Sequence[tuple], image: np.ndarray, *, samples: int = 1, prior_weight: float = 0.0,
+    device: torch.device | str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`reconstruct_one` averaged over ``models`` (``(E, G, ...)`` tuples), each on ``device`` or,
     if None, on its encoder's own: the mean occupancy, and the first model's ``mu`` and ``logvar``. One
     model gives exactly its own :func:`reconstruct_one`."""
-    each = [reconstruct_one(E, G, image, samples=samples, device=next(E.parameters()).device if device is None else device)
+    each = [reconstruct_one(E, G, image, samples=samples, prior_weight=prior_weight,
+                            device=next(E.parameters()).device if device is None else device)
             for E, G, *_ in models]
     return np.mean([occ for occ, _, _ in each], axis=0), each[0][1], each[0][2]
 
@@ -127,16 +169,17 @@ def _stems(paths: Sequence[Path]) -> list[str]:
 
 @torch.no_grad()
 def reconstruct_one(
-    E: ImageEncoder, G: Generator, image: np.ndarray, *, samples: int = 1, device: torch.device | str = "cpu"
+    E: ImageEncoder, G: Generator, image: np.ndarray, *, samples: int = 1, prior_weight: float = 0.0,
+    device: torch.device | str = "cpu",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One prepared image (float32 (3, S, S) in [0, 1], :func:`gan3d.data.images.prepare_image`)
     -> (occupancy float32 (R, R, R) in [0, 1], mu float32 (z,), logvar float32 (z,)).
 
     ``samples == 1``: ``G(mu)``; otherwise the mean occupancy of ``G(mu + sigma * eps_k)`` for
-    ``samples`` draws ``eps_k`` from a generator seeded 0 (reproducible). What ``gan3d
-    reconstruct`` and :func:`gan3d.reconstruct` both compute."""
+    ``samples`` draws ``eps_k`` from a generator seeded 0 (reproducible); ``prior_weight`` as
+    :func:`posterior_occupancy`. What ``gan3d reconstruct`` and :func:`gan3d.reconstruct` both compute."""
     img = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).unsqueeze(0).to(device)
-    occ, mu, logvar = posterior_occupancy(E, G, img, samples)
+    occ, mu, logvar = posterior_occupancy(E, G, img, samples, prior_weight)
     return occ[0, 0].float().cpu().numpy(), mu[0].cpu().numpy(), logvar[0].cpu().numpy()
 
 
@@ -163,6 +206,7 @@ def reconstruct_images(
     out_dir: str | os.PathLike,
     *,
     samples: int = 1,
+    prior_weight: float = 0.0,
     keep_all: bool = False,
     threshold: float = THRESHOLD,
     device: str = "auto",
@@ -179,13 +223,15 @@ def reconstruct_images(
     model's typical shape (:func:`_typical_filled`, ``typical_filled_voxels``).
 
     ``checkpoint`` ``"A+B"`` (:func:`model_specs`): the occupancy is the mean of the models' (a shape
-    ensemble); ``mu`` and ``logvar`` are A's, the typical size the mean of theirs; ``averaged`` lists them."""
+    ensemble); ``mu`` and ``logvar`` are A's, the typical size the mean of theirs; ``averaged`` lists them.
+    ``prior_weight`` L > 0 blends each model's occupancy with its prior shape (:func:`posterior_occupancy`)."""
     from gan3d.data.images import prepare_image
     from gan3d.sampling import postprocess
 
     check_formats(formats)
     if int(samples) < 1:
         raise Gan3dError(f"samples must be at least 1, got {samples}")
+    prior_weight = check_prior_weight(prior_weight)
     paths = [Path(p) for p in image_paths]
     if not paths:
         raise Gan3dError("no images given")
@@ -203,7 +249,7 @@ def reconstruct_images(
     from gan3d.render.raster import render_voxels, save_png, tile
 
     for path, stem, arr in zip(paths, _stems(paths), prepared):
-        occ_np, mu, logvar = reconstruct_averaged(models, arr, samples=samples, device=dev)
+        occ_np, mu, logvar = reconstruct_averaged(models, arr, samples=samples, prior_weight=prior_weight, device=dev)
         grid = postprocess(occ_np[None], keep_all=keep_all, threshold=threshold)[0]
         files = write_grids(
             grid[None], out, stems=[stem], formats=formats, occupancy=occ_np[None], mesh_style=mesh_style,
@@ -230,6 +276,7 @@ def reconstruct_images(
         **({"averaged": [{"checkpoint": m["path"], "step": m.get("step")} for _, _, m in models]} if len(models) > 1 else {}),
         "resolution": int(G.cfg.resolution),
         "samples": int(samples),
+        "prior_weight": prior_weight,
         "images": results,
         "typical_filled_voxels": typical,
         "small": [r["stem"] for r in results if r["small"]],

@@ -175,6 +175,8 @@ def _add_reconstruction(esub) -> None:
     )
     rc.add_argument("--samples", type=ranged(int, lo=1, hi=1024), default=1,
                     help="average G over this many draws from q(z | image) instead of G at its mean (as gan3d reconstruct --samples)")
+    rc.add_argument("--prior-weight", type=ranged(float, lo=0.0, hi=1.0), default=0.0,
+                    help="blend this share of each model's prior shape into its reconstructions (as gan3d reconstruct --prior-weight)")
 
 
 # --- printing ------------------------------------------------------------------------------------
@@ -326,7 +328,7 @@ def _reconstruction_kwargs(args) -> dict:
     if len(per_class) < len(args.per_class):
         raise Gan3dError("--per-class names a class twice")
     return dict(split=args.split, max_pairs=args.max_pairs, ikea=args.ikea, seed=args.seed, classes=args.classes, thresholds=args.thresholds,
-                per_class=per_class, samples=args.samples)
+                per_class=per_class, samples=args.samples, prior_weight=args.prior_weight)
 
 
 def run(args) -> int:
@@ -354,7 +356,8 @@ def format_reconstruction(r: dict) -> str:
     base = r.get("baselines", {}).get("class_mean")
     head = f"{'class':14s} {'n':>6s} {'IoU':>7s} {'AP':>7s} {'occ':>6s} {'small':>6s}"
     own = "each class by its own model" if r["checkpoint_step"] is None and r.get("per_class_checkpoints") else f"checkpoint step {r['checkpoint_step']}"
-    lines = [f"reconstruction on {r['n_images']} {r['split']} images, {own}" + (f", mean of {r['samples']} posterior draws" if r.get("samples") else "")]
+    lines = [f"reconstruction on {r['n_images']} {r['split']} images, {own}" + (f", mean of {r['samples']} posterior draws" if r.get("samples") else "")
+             + (f", blended with the prior shape at {r['prior_weight']:g}" if r.get("prior_weight") else "")]
     if r.get("averaged"):
         lines.append("  averaged: " + ", ".join(f"{m['checkpoint']} (step {m['step']})" for m in r["averaged"]))
     for name, c in r.get("per_class_checkpoints", {}).items():

@@ -64,6 +64,9 @@ def _add_reconstruct(sub) -> None:
                    "A+B averages the occupancies of two such models")
     p.add_argument("--out", required=True, help="output folder: <image>.npz, .obj and a picture of input beside result")
     p.add_argument("--samples", type=ranged(int, lo=1, hi=10000), default=1, help="mean of K draws of z (1 = the mean of q(z|image))")
+    p.add_argument("--prior-weight", type=ranged(float, lo=0.0, hi=1.0), default=0.0,
+                   help="blend L of the model's prior shape (the mean of its shapes for 64 fixed prior latents) into each "
+                   "reconstruction: (1 - L) * G(z) + L * prior; softens what E cannot read in a photograph (paper: 0)")
     p.add_argument("--keep-all", action="store_true", help="keep every component (default: only the largest)")
     p.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:N")
 
@@ -72,7 +75,7 @@ def _run_reconstruct(args) -> int:
     from gan3d.reconstruct import reconstruct_images
 
     check_output(args.out, folder=True)
-    summary = reconstruct_images(args.checkpoint, args.images, args.out, samples=args.samples, keep_all=args.keep_all, device=args.device)
+    summary = reconstruct_images(args.checkpoint, args.images, args.out, samples=args.samples, prior_weight=args.prior_weight, keep_all=args.keep_all, device=args.device)
     print(json.dumps(summary, indent=2, default=str))
     for r in summary["images"]:
         if r["small"]:

@@ -59,10 +59,13 @@ def _class_mean_shapes(dataset, classes, chunk: int = 256) -> dict[int, np.ndarr
     return out
 
 
-def _predict(models: dict, owner: np.ndarray, data, rows: np.ndarray, batch_size: int, dev, samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def _predict(
+    models: dict, owner: np.ndarray, data, rows: np.ndarray, batch_size: int, dev, samples: int = 1, prior_weight: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """G(mean of q(z | image)) (float32 (N, R, R, R)) and the boolean truth for each of ``rows``, the
     image of row i scored by ``models[owner[i]]`` (a list of ``(E, G, meta)``, their occupancies averaged;
-    ``samples`` > 1: each model's mean over posterior draws, :func:`gan3d.reconstruct.average_occupancy`)."""
+    ``samples`` > 1: each model's mean over posterior draws; ``prior_weight``: each blended with its prior
+    shape; :func:`gan3d.reconstruct.average_occupancy`)."""
     import torch
 
     from gan3d.reconstruct import average_occupancy
@@ -76,7 +79,7 @@ def _predict(models: dict, owner: np.ndarray, data, rows: np.ndarray, batch_size
                 at = mine[i : i + batch_size]
                 images, shapes = data.batch(rows[at], members[0][0].cfg.image_size)
                 images = images.to(dev)
-                pred[at] = average_occupancy(members, images, samples=samples).squeeze(1).float().cpu().numpy()
+                pred[at] = average_occupancy(members, images, samples=samples, prior_weight=prior_weight).squeeze(1).float().cpu().numpy()
                 truth[at] = shapes.squeeze(1).numpy() >= 0.5
     return pred, truth
 
@@ -103,6 +106,7 @@ def reconstruction(
     thresholds: Iterable[float] = (),
     per_class: Mapping[str, str | os.PathLike] | None = None,
     samples: int = 1,
+    prior_weight: float = 0.0,
 ) -> dict[str, Any]:
     """Single-image reconstruction quality of a 3D-VAE-GAN on held-out renders, and on an IKEA folder.
 
@@ -121,19 +125,23 @@ def reconstruction(
     paper's separately trained 3D-VAE-GANs; ``checkpoint`` (may be None when every class scored has
     one) scores the rest. The checkpoints and steps used are under ``"per_class_checkpoints"``.
     ``samples`` K > 1: each prediction is the mean of G over K draws from q(z | image) instead of G at its
-    mean, as ``gan3d reconstruct --samples K`` (on the IKEA photographs too).
+    mean, as ``gan3d reconstruct --samples K`` (on the IKEA photographs too). ``prior_weight`` L > 0: each
+    model's prediction is blended with its prior shape, as ``gan3d reconstruct --prior-weight L`` (the
+    IKEA photographs too).
     """
     import torch
 
     if int(samples) < 1:
         raise Gan3dError(f"--samples must be at least 1, got {samples}")
+    from gan3d.reconstruct import check_prior_weight, load_reconstructors
+
+    prior_weight = check_prior_weight(prior_weight)
     thresholds = [float(t) for t in thresholds]
     bad = [t for t in thresholds if not 0.0 < t < 1.0]
     if bad:
         raise Gan3dError(f"--thresholds: {bad[0]:g} is not strictly between 0 and 1")
 
     from gan3d.data.pairs import PairedData
-    from gan3d.reconstruct import load_reconstructors
     from gan3d.runtime import pick_device
 
     dev = pick_device(device)
@@ -157,10 +165,12 @@ def reconstruction(
     if None in set(owner) and None not in models:
         missing = sorted({names[int(k)] for k, o in zip(labels, owner) if o is None})
         raise Gan3dError(f"no model for class {missing[0]!r}: give --checkpoint, or --per-class for every class scored")
-    pred, truth = _predict(models, owner, data, rows, batch_size, dev, int(samples))
+    pred, truth = _predict(models, owner, data, rows, batch_size, dev, int(samples), prior_weight)
     out: dict[str, Any] = {"split": split, "n_images": int(len(rows)), "checkpoint_step": models[None][0][2].get("step") if None in models else None}
     if samples > 1:
         out["samples"] = int(samples)
+    if prior_weight:
+        out["prior_weight"] = prior_weight
     if None in models and len(models[None]) > 1:
         out["averaged"] = _members(models[None])
     if per_class:
@@ -174,11 +184,11 @@ def reconstruction(
         means = _class_mean_shapes(data.dataset, np.unique(labels))
         out["baselines"] = {"class_mean": _score_reconstructions(np.stack([means[int(k)] for k in labels]), truth, labels, names)}
     if ikea is not None:
-        out["ikea"] = _ikea(ikea, models, dev, progress, int(samples))
+        out["ikea"] = _ikea(ikea, models, dev, progress, int(samples), prior_weight)
     return out
 
 
-def _ikea(root, models: dict, dev, progress: bool, samples: int = 1) -> dict[str, Any]:
+def _ikea(root, models: dict, dev, progress: bool, samples: int = 1, prior_weight: float = 0.0) -> dict[str, Any]:
     """The IKEA protocol (:func:`gan3d.eval.ikea.evaluate_ikea`), each IKEA class's images read by its own
     model where ``--per-class`` names one, else by ``--checkpoint``'s; classes with neither are left out
     and named under ``"no_model"``."""
@@ -195,7 +205,7 @@ def _ikea(root, models: dict, dev, progress: bool, samples: int = 1) -> dict[str
             if x.shape[-1] != size:
                 x = torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
             with torch.no_grad():
-                return average_occupancy(members, x, samples=samples).squeeze().float().cpu().numpy()
+                return average_occupancy(members, x, samples=samples, prior_weight=prior_weight).squeeze().float().cpu().numpy()
 
         return predict
 

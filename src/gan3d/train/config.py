@@ -157,6 +157,8 @@ class VAEGANConfig:
     encoder_only: bool = field(default=False, metadata=opt("with --init-from: train E alone against its G held fixed in eval mode, the G that reconstruction runs (E's loss only: no D, no adversarial term, G unchanged) (paper: false, the three alternating steps)", group="vaegan"))
     encoder_only_z: str = field(default="sample", metadata=opt("with --encoder-only: the z that G decodes in E's loss: sample (drawn from E's Gaussian, as in the three steps) or mean (E's mean, the z reconstruction reads)", choices=("sample", "mean"), group="vaegan"))
     latent_targets: str = field(default="", metadata=opt("with --encoder-only: an invert_set.npz from `gan3d explore invert --data` over the training shapes; E's mean is regressed onto each shape's inverted code (least squares, its variance by likelihood) instead of decoding a z in the loss (default: none)", group="vaegan"))
+    distill: float = field(default=0.0, metadata=opt("with --encoder-only and --distill-pairs: weight W of a teacher term, W * sum((mu - mu_teacher)^2), added to E's loss; the teacher is --init-from's E, frozen, reading each image's twin (same shape and view) in --distill-pairs, so an E learns to read photo-like renders as the plain model reads plain ones (paper: 0, no teacher)", lo=0, hi=1e6, group="vaegan"))
+    distill_pairs: str = field(default="", metadata=opt("with --distill: the paired folder of the teacher's images, one for every training image's shape and view (a plain render set of the same voxel file) (default: none)", group="vaegan"))
     out: str = field(default="runs", metadata=opt("parent folder of the run folders", group="main"))
     steps: int = field(default=3000, metadata=opt("total training steps", lo=1, hi=10**9, group="recipe"))
     batch_size: int = field(default=32, metadata=opt("image/shape pairs per batch", lo=1, hi=65536, group="recipe"))
@@ -209,6 +211,12 @@ class VAEGANConfig:
             raise OptionError("latent_targets", "applies with --encoder-only only")
         if self.latent_targets and self.encoder_only_z != "sample":
             raise OptionError("encoder_only_z", "does not apply with --latent-targets: no z is decoded in the loss")
+        if self.distill and not (self.encoder_only and self.distill_pairs):
+            raise OptionError("distill", "needs --encoder-only and --distill-pairs (the teacher's images)")
+        if self.distill_pairs and not self.distill:
+            raise OptionError("distill_pairs", "applies with --distill only")
+        if self.distill and self.latent_targets:
+            raise OptionError("distill", "does not apply with --latent-targets")
 
     def to_dict(self) -> dict[str, Any]:
         return to_plain_dict(self)

@@ -12,6 +12,12 @@ adversarial term, and G does not change.
 and E's mean is pulled onto the code of the shape its image shows (:func:`latent_step`). A loss on
 G's soft output rewards codes whose uncertain voxels stay under 0.5; a code chosen by IoU at 0.5
 does not.
+
+``--distill W --distill-pairs PLAIN`` adds a teacher to the encoder-only loss: ``--init-from``'s own E,
+frozen in eval mode, reads each training image's twin in PLAIN (the same shape from the same view,
+:func:`twin_rows`), and E's mean is pulled onto the teacher's by ``W * sum((mu - mu_teacher)^2)``. With
+photo-like images to train on and their plain renders as twins, E learns to read a photograph as the
+plain model reads the plain picture, against the G those codes were fitted to.
 """
 
 from __future__ import annotations
@@ -71,25 +77,64 @@ def encoder_step(
     eps: torch.Tensor,
     cfg: Any,
     rec_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    mu_teacher: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """One E step against the fixed ``G`` (eval mode, see :func:`fix_decoder`): ``alpha1 * KL +
-    alpha2 * rec(G(z), shapes)`` with ``z`` drawn from E's Gaussian by the noise ``eps``."""
+    alpha2 * rec(G(z), shapes)`` with ``z`` drawn from E's Gaussian by the noise ``eps``; with
+    ``mu_teacher``, plus ``cfg.distill * sum((mu - mu_teacher)^2)`` averaged over the batch."""
     if G.training or any(p.requires_grad for p in G.parameters()):
         raise ValueError("the encoder-only step needs G fixed: eval mode, no trainable parameter (fix_decoder)")
     mu, logvar = E(images)
-    return e_update(mu, logvar, G(reparameterize(mu, logvar, eps=eps)), shapes, opt_e, cfg, rec_loss)
+    extra = None if mu_teacher is None else (mu - mu_teacher).pow(2).sum(1).mean()
+    return e_update(mu, logvar, G(reparameterize(mu, logvar, eps=eps)), shapes, opt_e, cfg, rec_loss, extra)
 
 
-def e_update(mu, logvar, recon, shapes, opt_e, cfg, rec_loss) -> dict[str, float]:
+def e_update(mu, logvar, recon, shapes, opt_e, cfg, rec_loss, teacher_sq: torch.Tensor | None = None) -> dict[str, float]:
     """E's update (step 2 of the three, and the encoder-only step): ``alpha1 * KL(mu, logvar) + alpha2 *
-    rec_loss(recon, shapes)`` backward, then ``opt_e`` steps; E's statistics."""
+    rec_loss(recon, shapes)`` (plus ``cfg.distill * teacher_sq`` when given) backward, then ``opt_e``
+    steps; E's statistics (``teacher_rmse``: the root mean square of mu - mu_teacher per latent)."""
     kl = kl_divergence(mu, logvar).mean()
     rec = rec_loss(recon, shapes)
     loss = cfg.alpha1 * kl + cfg.alpha2 * rec
+    if teacher_sq is not None:
+        loss = loss + cfg.distill * teacher_sq
     opt_e.zero_grad(set_to_none=True)
     loss.backward()
     opt_e.step()
-    return dict(loss_e=loss.item(), kl=kl.item(), recon=rec.item(), recon_iou=iou_torch(recon.detach(), shapes).mean().item())
+    out = dict(loss_e=loss.item(), kl=kl.item(), recon=rec.item(), recon_iou=iou_torch(recon.detach(), shapes).mean().item())
+    if teacher_sq is not None:
+        out["teacher_rmse"] = float(np.sqrt(teacher_sq.item() / mu.shape[1]))
+    return out
+
+
+def load_teacher(init_from: str, device: torch.device) -> nn.Module:
+    """``--distill``'s teacher: the E of ``init_from`` as reconstruction reads it, frozen in eval mode."""
+    from gan3d.reconstruct import load_reconstructor
+
+    E, _, _ = load_reconstructor(init_from, device=device)
+    return E.eval().requires_grad_(False)
+
+
+def twin_rows(data: Any, teacher: Any, rows: np.ndarray) -> np.ndarray:
+    """For each of ``rows`` of the paired folder ``data``, the row of the paired folder ``teacher`` that shows
+    the same shape (``shape_index``) from the same view (``view``); a Gan3dError naming ``teacher`` if it
+    is made from another voxel file, shows one of them twice, or lacks one."""
+    if Path(teacher.dataset_path).resolve() != Path(data.dataset_path).resolve():
+        raise Gan3dError(f"its shapes are {teacher.dataset_path}, not the training pairs' {data.dataset_path}", teacher.folder)
+    width = int(max(data.view.max(initial=0), teacher.view.max(initial=0))) + 1
+    keys = teacher.shape_index.astype(np.int64) * width + teacher.view
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    if len(sorted_keys) > 1 and (np.diff(sorted_keys) == 0).any():
+        raise Gan3dError("shows one shape from one view twice: the teacher's twin of an image must be one picture", teacher.folder)
+    want = data.shape_index[rows].astype(np.int64) * width + data.view[rows]
+    at = np.clip(np.searchsorted(sorted_keys, want), 0, max(len(sorted_keys) - 1, 0))
+    missing = np.flatnonzero(sorted_keys[at] != want) if len(sorted_keys) else np.arange(len(want))
+    if len(missing):
+        r = int(rows[missing[0]])
+        raise Gan3dError(f"has no picture of shape {int(data.shape_index[r])} from view {int(data.view[r])} "
+                         f"({len(missing)} training images lack a twin)", teacher.folder)
+    return order[at]
 
 
 def latent_codes(path: str, shape_rows: np.ndarray, z_dim: int) -> torch.Tensor:

@@ -56,7 +56,7 @@ from gan3d.runtime import step_generator
 from gan3d.train import distributed, imageaug
 from gan3d.train.batching import balanced_indices, batch_indices, class_weights, mean_occupancy
 from gan3d.train.config import VAEGANConfig
-from gan3d.train.encoderfit import e_update, encoder_step, fix_decoder, frozen, latent_codes, latent_step
+from gan3d.train.encoderfit import e_update, encoder_step, fix_decoder, frozen, latent_codes, latent_step, load_teacher, twin_rows
 from gan3d.train.gan import ema_decay, update_ema
 from gan3d.train.losses import (
     draw_instance_noise,
@@ -280,7 +280,12 @@ class VaeganTask:
             self.pos_weight = min(inverse_occupancy(self.occupancy), 1e4)
         if cfg.encoder_only:  # E's statistics only: there is no D or G step
             self.finite_keys = ("loss_e",)
-            self.stat_keys = self.rank_keys = ("loss_e", "kl", "recon", "recon_iou") + (("code_rmse",) if cfg.latent_targets else ())
+            self.stat_keys = self.rank_keys = ("loss_e", "kl", "recon", "recon_iou") + (("code_rmse",) if cfg.latent_targets else ()) \
+                + (("teacher_rmse",) if cfg.distill else ())
+        if cfg.distill:  # --distill: the teacher's picture of each training image, and the teacher
+            self.teacher_data = PairedData(cfg.distill_pairs)
+            self.twins = twin_rows(self.data, self.teacher_data, self.train_rows)
+            self.teacher = load_teacher(cfg.init_from, device)
 
     def label(self) -> str:
         return f"vaegan-{Path(self.cfg.pairs).name or 'pairs'}"
@@ -327,7 +332,8 @@ class VaeganTask:
             fix_decoder(G)
             if cfg.latent_targets:  # each training pair's code, in train_rows order
                 self.codes = latent_codes(cfg.latent_targets, data.shape_index[self.train_rows], mcfg.z_dim)
-            self.notes.append(f"--encoder-only: E trained against G of {cfg.init_from} held fixed in eval mode; D unused")
+            self.notes.append(f"--encoder-only: E trained against G of {cfg.init_from} held fixed in eval mode; D unused"
+                              + (f"; --distill {cfg.distill:g}: its E, frozen, reads each image's twin in {cfg.distill_pairs}" if cfg.distill else ""))
         # --ema: moving averages of E's and G's weights, which snapshots (so evaluation and shipping) use
         self.E_ema, self.G_ema = (copy.deepcopy(E).requires_grad_(False), copy.deepcopy(G).requires_grad_(False)) if cfg.ema else (None, None)
         self.E_step, self.G_step, self.D_step = E, G, D  # what the steps call: the plain modules, or their DDP wrappers
@@ -391,7 +397,11 @@ class VaeganTask:
             st = latent_step(self.E_step, self.G, self.opt_e, img, shp, self.codes[pos[shard]].to(device), _recon_loss(cfg, self.pos_weight))
         elif cfg.encoder_only:  # E's step alone: no prior latents or instance noise (each stream is its own, so no other draw moves)
             eps = draw(2) if cfg.encoder_only_z == "sample" else torch.zeros(len(img), z_dim, device=device)  # mean: z = E's mean
-            st = encoder_step(self.E_step, self.G, self.opt_e, img, shp, eps, cfg, _recon_loss(cfg, self.pos_weight))
+            mu_t = None
+            if cfg.distill:
+                with torch.no_grad():
+                    mu_t = self.teacher(self.teacher_data.batch(self.twins[pos[shard]], self.teacher.cfg.image_size)[0].to(device))[0]
+            st = encoder_step(self.E_step, self.G, self.opt_e, img, shp, eps, cfg, _recon_loss(cfg, self.pos_weight), mu_t)
         else:
             noise = draw_instance_noise(cfg, step, (cfg.batch_size, *shp.shape[1:]), stream=3)
             if noise is not None:
