@@ -7,3 +7,20 @@ $G train --resume runs/mn10-con4 --steps 4000 --quiet
 for c in table chair; do
   $G train --model vaegan --preset cpu32 --init-from runs/vg-mix-$c-val/snapshot.pt --encoder-only --encoder-only-z mean --pairs mn5v_mix8 --classes $c --steps 3000 --snapshot-every 750 --keep-snapshots --ema 0.999 --recon-loss wbce --recon-pos-weight 4 --run-name vg-mixwb4L-$c-val --quiet
 done
+# rule S: scored (no training); C = chair, table
+E=/work/main/docs/recipe/session22/ev
+$G eval reconstruction --checkpoint runs/vg-mixwb4-$C-val --data mn5v_photo_val4 --classes $C --out $E/S_control_${C}_val.json
+$G eval reconstruction --checkpoint runs/vg-mixwb4-$C-val --data mn5v_photo_val4 --classes $C --prior-weight $L --out $E/S_prior${L}_${C}_val.json   # L = 0.25, 0.5
+$G eval reconstruction --checkpoint runs/vg-mixwb4-$C-val --data mn5v_photo_val4 --classes $C --samples 8 --out $E/S_samples8_${C}_val.json
+# rule U on validation (a third process beside R and T), C = table, then chair
+$G train --model vaegan --preset cpu32 --init-from runs/vg-eowb2-$C-val/snapshot.pt --encoder-only --encoder-only-z mean --pairs mn5v_mix8 --distill 1 --distill-pairs mn5v_pairs8 --classes $C --steps 750 --ema 0.999 --recon-loss wbce --recon-pos-weight 4 --run-name vg-dist-$C-val --quiet
+# rule U scored, and the teacher itself on the photo-like renders
+$G eval reconstruction --checkpoint runs/vg-dist-$C-val --data mn5v_photo_val4 --classes $C --out $E/U_dist_${C}_val.json
+$G eval reconstruction --checkpoint runs/vg-eowb2-$C-val --data mn5v_photo_val4 --classes $C --out $E/U_teacher_${C}_val.json
+# rule T scored, S = 001500, 002250, 003000
+$G eval reconstruction --checkpoint runs/vg-mixwb4L-$C-val/snapshot_$S.pt --data mn5v_photo_val4 --classes $C --out $E/T_${S}_${C}_val.json
+# probe: the photo models on their own training photographs (R = vg-mixwb4-table-val, vg-mixwb4L-table-val)
+$G eval reconstruction --checkpoint runs/$R --data mn5v_photo8 --split train --classes table --max-pairs 1000 --out $E/probe_trainfit_${R}_photo8.json
+# rule V: 32 new photo-like views per training shape (table, then chair), then T's fit on them alone
+$G data render mn5_32_val.npz --out mn5v_photo32_$C --split train --classes $C --views 32 --size 128 --photo --seed 1
+$G train --model vaegan --preset cpu32 --init-from runs/vg-mix-$C-val/snapshot.pt --encoder-only --encoder-only-z mean --pairs mn5v_photo32_$C --classes $C --steps 3000 --snapshot-every 750 --keep-snapshots --eval-pairs 0 --ema 0.999 --recon-loss wbce --recon-pos-weight 4 --run-name vg-p32-$C-val --quiet
