@@ -24,3 +24,12 @@ $G eval reconstruction --checkpoint runs/$R --data mn5v_photo8 --split train --c
 # rule V: 32 new photo-like views per training shape (table, then chair), then T's fit on them alone
 $G data render mn5_32_val.npz --out mn5v_photo32_$C --split train --classes $C --views 32 --size 128 --photo --seed 1
 $G train --model vaegan --preset cpu32 --init-from runs/vg-mix-$C-val/snapshot.pt --encoder-only --encoder-only-z mean --pairs mn5v_photo32_$C --classes $C --steps 3000 --snapshot-every 750 --keep-snapshots --eval-pairs 0 --ema 0.999 --recon-loss wbce --recon-pos-weight 4 --run-name vg-p32-$C-val --quiet
+# rule R scored: the shipped model again on this machine, then each snapshot S = 002000 ... 004000
+$G eval classify --checkpoint modelnet10 --data modelnet10_32.npz --validation 0.2 --shifted reframe erode dilate --also-test chairs32_r1.npz --out $E/R_shipped_val.json
+$G eval classify --checkpoint runs/mn10-con4/snapshot_$S.pt --data modelnet10_32.npz --validation 0.2 --shifted reframe erode dilate --also-test chairs32_r1.npz --out $E/R_${S}_val.json
+# rule V's test-side renders (data only; used only if V passes), C = table, chair
+$G data render mn5_32.npz --out mn5_photo32_$C --split train --classes $C --views 32 --size 128 --photo --seed 1
+# rule V scored, S = 001500, 002250, 003000
+$G eval reconstruction --checkpoint runs/vg-p32-$C-val/snapshot_$S.pt --data mn5v_photo_val4 --classes $C --out $E/V_${S}_${C}_val.json
+# for the next session: ModelNet10 with a validation split the GAN never sees (its test split = 20% of the training split)
+$G data prepare modelnet10_32.npz --out mn10_32_val.npz --resolution 32 --validation 0.2
