@@ -33,3 +33,6 @@ $G data render mn5_32.npz --out mn5_photo32_$C --split train --classes $C --view
 $G eval reconstruction --checkpoint runs/vg-p32-$C-val/snapshot_$S.pt --data mn5v_photo_val4 --classes $C --out $E/V_${S}_${C}_val.json
 # for the next session: ModelNet10 with a validation split the GAN never sees (its test split = 20% of the training split)
 $G data prepare modelnet10_32.npz --out mn10_32_val.npz --resolution 32 --validation 0.2
+# for the next session: the first stage of the shipped modelnet10's lineage, from scratch, without the validation shapes
+# (started late in session 22; resume with: gan3d train --resume runs/mn10v-s1)
+$G train --preset cpu32 --data mn10_32_val.npz --steps 4528 --diffaugment translation cutout flip --ema 0.999 --snapshot-every 500 --keep-snapshots --run-name mn10v-s1 --quiet
