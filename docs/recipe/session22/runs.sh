@@ -36,3 +36,11 @@ $G data prepare modelnet10_32.npz --out mn10_32_val.npz --resolution 32 --valida
 # for the next session: the first stage of the shipped modelnet10's lineage, from scratch, without the validation shapes
 # (started late in session 22; resume with: gan3d train --resume runs/mn10v-s1)
 $G train --preset cpu32 --data mn10_32_val.npz --steps 4528 --diffaugment translation cutout flip --ema 0.999 --snapshot-every 500 --keep-snapshots --run-name mn10v-s1 --quiet
+# rule V passed (+3,000 chosen): the test side, from the shipped photo models (C = table, chair, desk; renders above,
+# desk's made the same way), then each scored on the held-out photo-like renders and packaged into a copy of the models
+$G train --model vaegan --preset cpu32 --init-from vaegan-mn5-$C --encoder-only --encoder-only-z mean --pairs mn5_photo32_$C --classes $C --steps 3000 --snapshot-every 750 --keep-snapshots --eval-pairs 0 --ema 0.999 --recon-loss wbce --recon-pos-weight 4 --run-name p32-$C --quiet
+$G eval reconstruction --checkpoint runs/p32-$C/snapshot_003000.pt --data mn5_photo_test4 --classes $C --out $E/p32_${C}_photo4.json
+cp -r /work/main/src/gan3d/zoo/models stage22   # once, before the three
+$G models package runs/p32-$C/snapshot_003000.pt --name vaegan-mn5-$C --out stage22 --command "..." --eval $E/p32_${C}_photo4.json --int8 G E --without D   # the card holds the full command
+PP="bed=vaegan-mn5-bed chair=vaegan-mn5-chair desk=vaegan-mn5-desk sofa=vaegan-mn5-sofa table=vaegan-mn5-table"
+for d in mn5_photo_test4 mn5_pairs4; do GAN3D_MODELS_DIR=stage22 $G eval reconstruction --data $d --per-class $PP --out $E/p32_packaged_$d.json; done
