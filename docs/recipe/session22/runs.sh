@@ -44,3 +44,6 @@ cp -r /work/main/src/gan3d/zoo/models stage22   # once, before the three
 $G models package runs/p32-$C/snapshot_003000.pt --name vaegan-mn5-$C --out stage22 --command "..." --eval $E/p32_${C}_photo4.json --int8 G E --without D   # the card holds the full command
 PP="bed=vaegan-mn5-bed chair=vaegan-mn5-chair desk=vaegan-mn5-desk sofa=vaegan-mn5-sofa table=vaegan-mn5-table"
 for d in mn5_photo_test4 mn5_pairs4; do GAN3D_MODELS_DIR=stage22 $G eval reconstruction --data $d --per-class $PP --out $E/p32_packaged_$d.json; done
+# rule R at the end of the session: resumed to +3,500 and that snapshot scored
+$G train --resume runs/mn10-con4 --steps 3500 --quiet
+$G eval classify --checkpoint runs/mn10-con4/snapshot_003500.pt --data modelnet10_32.npz --validation 0.2 --shifted reframe erode dilate --also-test chairs32_r1.npz --out $E/R_003500_val.json
