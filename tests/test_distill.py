@@ -25,10 +25,10 @@ def _no_determinism_leak():
     set_determinism(False)
 
 
-def _copy(src, dst, order=None, recolour=False, drop=0, repeat=False):
+def _copy(src, dst, order=None, recolour=False, drop=0, repeat=False, turn=0.0):
     """A copy of paired folder ``src`` on the same voxel file: rows in ``order``, pictures recoloured (another
-    look of the same views, as photo-like renders are of plain ones), the last ``drop`` rows left out, or the
-    first row shown twice."""
+    look of the same views, as photo-like renders are of plain ones), the last ``drop`` rows left out, the
+    first row shown twice, or the azimuths turned by ``turn`` degrees (the same view numbers at other angles)."""
     dst.mkdir(parents=True)
     images = np.load(src / "images.npy")
     with np.load(src / "pairs.npz") as f:
@@ -39,6 +39,7 @@ def _copy(src, dst, order=None, recolour=False, drop=0, repeat=False):
     if repeat:
         idx = np.concatenate([idx, idx[:1]])
     np.save(dst / "images.npy", (255 - images[idx]) if recolour else images[idx])
+    arrays["azimuth"] = (arrays["azimuth"] + turn).astype(np.float32)
     np.savez(dst / "pairs.npz", **{k: v[idx] for k, v in arrays.items()})
     meta = json.loads((src / "meta.json").read_text())
     meta["count"] = int(len(idx))
@@ -71,6 +72,8 @@ def test_twin_rows_match_shape_and_view_in_any_order(parent, tmp_path):
         twin_rows(data, PairedData(_copy(plain, tmp_path / "short", drop=1)), rows)
     with pytest.raises(Gan3dError, match="twice"):
         twin_rows(data, PairedData(_copy(plain, tmp_path / "twice", repeat=True)), rows)
+    with pytest.raises(Gan3dError, match="at azimuth"):
+        twin_rows(data, PairedData(_copy(plain, tmp_path / "turned", turn=15.0)), rows)
     with pytest.raises(Gan3dError, match="its shapes are"):
         twin_rows(data, PairedData(make_pairs(tmp_path / "other")), rows)
 

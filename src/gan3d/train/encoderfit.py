@@ -117,8 +117,9 @@ def load_teacher(init_from: str, device: torch.device) -> nn.Module:
 
 def twin_rows(data: Any, teacher: Any, rows: np.ndarray) -> np.ndarray:
     """For each of ``rows`` of the paired folder ``data``, the row of the paired folder ``teacher`` that shows
-    the same shape (``shape_index``) from the same view (``view``); a Gan3dError naming ``teacher`` if it
-    is made from another voxel file, shows one of them twice, or lacks one."""
+    the same shape (``shape_index``) from the same view (``view``, at the same azimuth and elevation); a
+    Gan3dError naming ``teacher`` if it is made from another voxel file, shows one of them twice, lacks one,
+    or numbers its views at other angles."""
     if Path(teacher.dataset_path).resolve() != Path(data.dataset_path).resolve():
         raise Gan3dError(f"its shapes are {teacher.dataset_path}, not the training pairs' {data.dataset_path}", teacher.folder)
     width = int(max(data.view.max(initial=0), teacher.view.max(initial=0))) + 1
@@ -134,7 +135,13 @@ def twin_rows(data: Any, teacher: Any, rows: np.ndarray) -> np.ndarray:
         r = int(rows[missing[0]])
         raise Gan3dError(f"has no picture of shape {int(data.shape_index[r])} from view {int(data.view[r])} "
                          f"({len(missing)} training images lack a twin)", teacher.folder)
-    return order[at]
+    twins = order[at]
+    off = np.flatnonzero((teacher.azimuth[twins] != data.azimuth[rows]) | (teacher.elevation[twins] != data.elevation[rows]))
+    if len(off):
+        r, t = int(rows[off[0]]), int(twins[off[0]])
+        raise Gan3dError(f"its view {int(teacher.view[t])} is at azimuth {teacher.azimuth[t]:g}, elevation {teacher.elevation[t]:g}, "
+                         f"the training pairs' at {data.azimuth[r]:g}, {data.elevation[r]:g}: render both with the same views", teacher.folder)
+    return twins
 
 
 def latent_codes(path: str, shape_rows: np.ndarray, z_dim: int) -> torch.Tensor:
